@@ -1,0 +1,30 @@
+import { isIP } from 'node:net';
+import { getDomain } from 'tldts';
+
+/** Why a token realm may not receive a registry's credentials, or undefined when it may. */
+export function realmRefusal(realm: string, registryUrl: string, allowedPrefixes: readonly string[]): string | undefined {
+  let target: URL;
+  let registry: URL;
+  try {
+    target = new URL(realm);
+    registry = new URL(registryUrl);
+  } catch {
+    return `realm "${realm}" is not a URL`;
+  }
+  if (allowedPrefixes.some((prefix) => realm.startsWith(prefix))) return undefined;
+  if (target.protocol !== 'https:' && !(target.protocol === 'http:' && registry.protocol === 'http:')) {
+    return `realm ${target.origin} is not https while the registry is ${registry.protocol.replace(':', '')}`;
+  }
+  const realmHost = target.hostname.replace(/^\[|\]$/g, '');
+  const registryHost = registry.hostname.replace(/^\[|\]$/g, '');
+  if (realmHost === registryHost) return undefined;
+  if (isIP(realmHost) !== 0) {
+    return `realm ${target.origin} is an IP address other than the registry's own`;
+  }
+  const realmDomain = getDomain(realmHost);
+  if (realmDomain !== null && realmDomain === getDomain(registryHost)) return undefined;
+  return (
+    `realm ${target.origin} is neither on ${registryHost} nor on its registrable domain; ` +
+    `list it under registries.<key>.realms if it is trusted`
+  );
+}

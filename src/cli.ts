@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+import { Command } from 'commander';
+import { parseListen, configPath, loadConfigFile } from './config/load.js';
+import { renderConfig } from './config/mask.js';
+import type { Config } from './config/config.js';
+import { defaultDeps } from './deps.js';
+import { ConfigError } from './errors.js';
+import { serve } from './server.js';
+import path from 'node:path';
+
+function load(file: string | undefined): Config {
+  return loadConfigFile(configPath(file, process.env), process.env);
+}
+
+function fail(err: unknown): never {
+  const message = err instanceof ConfigError ? err.message : err instanceof Error ? err.message : String(err);
+  process.stderr.write(`pullgate: ${message}\n`);
+  process.exit(2);
+}
+
+const program = new Command('pullgate').description('authenticating pull-through mirror for OCI and Docker registries');
+
+program
+  .command('serve')
+  .description('run the mirror')
+  .option('-c, --config <file>', 'config file (default: $PULLGATE_CONFIG, else the embedded config/pullgate.yaml)')
+  .option('--listen <host:port>', 'override listen')
+  .option('--storage <dir>', 'override storage.path')
+  .action(async (options: { config?: string; listen?: string; storage?: string }) => {
+    let config: Config;
+    try {
+      config = load(options.config);
+      if (options.listen !== undefined) config.listen = parseListen(options.listen);
+      if (options.storage !== undefined) config.storage.path = path.resolve(options.storage);
+    } catch (err) {
+      fail(err);
+    }
+    try {
+      await serve(config, defaultDeps(config.log.level));
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+const configCommand = program.command('config').description('inspect the configuration');
+configCommand
+  .command('check [file]')
+  .description('validate and print the resolved config, secrets masked')
+  .action((file: string | undefined) => {
+    try {
+      const config = load(file);
+      process.stdout.write(`# ${config.source}: valid\n`);
+      for (const name of config.unsetVariables) process.stdout.write(`# warning: \${${name}} is unset and has no default\n`);
+      process.stdout.write(renderConfig(config));
+    } catch (err) {
+      fail(err);
+    }
+  });
+
+await program.parseAsync(process.argv);

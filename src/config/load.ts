@@ -1,0 +1,170 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { ConfigError } from '../errors.js';
+import type { Config, RegistryConfig } from './config.js';
+import { interpolate } from './interpolate.js';
+import { checkSchema, type RawAuth, type RawConfig, type RawRegistry } from './schema.js';
+import { parseDuration, parseSize } from './units.js';
+
+/** The embedded default config shipped in the package. */
+export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../config/pullgate.yaml', import.meta.url));
+
+/** Where Docker Hub's API lives; every other key defaults to https://<key>. */
+const DOCKER_HUB_API = 'https://registry-1.docker.io';
+
+/** Picks the config file: `--config`, else `$PULLGATE_CONFIG`, else the embedded default. */
+export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
+  return flag ?? (env.PULLGATE_CONFIG || undefined) ?? DEFAULT_CONFIG_PATH;
+}
+
+/** Parses a `host:port` listen address. */
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim());
+  const port = Number(match?.[3]);
+  if (!match || port > 65535) throw new ConfigError(`listen: "${text}" is not HOST:PORT`);
+  return { host: match[1] ?? (match[2] || '127.0.0.1'), port };
+}
+
+function authProblems(key: string, auth: RawAuth): string[] {
+  const where = `registries.${key}.auth`;
+  const problems: string[] = [];
+  const allowed: Record<string, readonly string[]> = {
+    auto: [],
+    anonymous: [],
+    basic: ['username', 'password', 'passwordFile'],
+    token: ['token', 'tokenFile', 'identityToken', 'username'],
+    'docker-config': ['path'],
+    ecr: [],
+    gcp: [],
+    acr: [],
+    github: ['username', 'token', 'tokenFile'],
+  };
+  for (const field of Object.keys(auth)) {
+    if (field !== 'type' && !(allowed[auth.type] ?? []).includes(field)) {
+      problems.push(`${where}.${field}: not used by auth type "${auth.type}"`);
+    }
+  }
+  if (auth.type === 'basic') {
+    if (auth.username === undefined) problems.push(`${where}.username: required for auth type "basic"`);
+    if ((auth.password === undefined) === (auth.passwordFile === undefined)) {
+      problems.push(`${where}: give exactly one of password, passwordFile`);
+    }
+  }
+  if (auth.type === 'token') {
+    const given = [auth.token, auth.tokenFile, auth.identityToken].filter((value) => value !== undefined).length;
+    if (given !== 1) problems.push(`${where}: give exactly one of token, tokenFile, identityToken`);
+  }
+  return problems;
+}
+
+function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string): RegistryConfig {
+  const entry = raw ?? {};
+  const url = (entry.url ?? (key === 'docker.io' ? DOCKER_HUB_API : `https://${key}`)).replace(/\/+$/, '');
+  const auth: RawAuth = entry.auth ?? { type: 'auto' };
+  const relative = (file: string | undefined): string | undefined =>
+    file === undefined ? undefined : path.resolve(baseDir, file);
+  return {
+    key,
+    url,
+    auth: {
+      ...auth,
+      ...(auth.passwordFile !== undefined ? { passwordFile: relative(auth.passwordFile) } : {}),
+      ...(auth.tokenFile !== undefined ? { tokenFile: relative(auth.tokenFile) } : {}),
+      ...(auth.path !== undefined ? { path: relative(auth.path) } : {}),
+    },
+    realms: entry.realms ?? [],
+    ca: relative(entry.ca),
+    insecure: entry.insecure ?? false,
+  };
+}
+
+/** Turns a schema-valid document into the resolved Config, checking what the schema cannot. */
+export function resolveConfig(raw: RawConfig, source: string, baseDir: string, unsetVariables: string[] = []): Config {
+  const problems: string[] = [];
+  const registries = new Map<string, RegistryConfig>();
+  for (const [key, entry] of Object.entries(raw.registries)) {
+    if (entry?.auth) problems.push(...authProblems(key, entry.auth));
+    registries.set(key, resolveRegistry(key, entry, baseDir));
+  }
+  const aliases = new Map<string, string>();
+  for (const [alias, target] of Object.entries(raw.aliases)) {
+    if (!registries.has(target)) problems.push(`aliases.${alias}: "${target}" is not a key of registries`);
+    if (registries.has(alias)) problems.push(`aliases.${alias}: clashes with a registry key`);
+    aliases.set(alias, target);
+  }
+  if (!registries.has(raw.defaultRegistry)) {
+    problems.push(`defaultRegistry: "${raw.defaultRegistry}" is not a key of registries`);
+  }
+  if (!raw.clients.anonymous && raw.clients.htpasswd === undefined) {
+    problems.push('clients: anonymous is false, so clients.htpasswd is required');
+  }
+  const parse = <T>(where: string, fn: () => T, fallback: T): T => {
+    try {
+      return fn();
+    } catch (err) {
+      problems.push(`${where}: ${(err as Error).message}`);
+      return fallback;
+    }
+  };
+  const config: Config = {
+    listen: parse('listen', () => parseListen(raw.listen), { host: '127.0.0.1', port: 5000 }),
+    storage: {
+      path: path.resolve(baseDir, raw.storage.path),
+      maxSizeBytes: parse('storage.maxSize', () => parseSize(raw.storage.maxSize), 0),
+    },
+    cache: {
+      tagTtlMs: parse('cache.tagTTL', () => parseDuration(raw.cache.tagTTL), 0),
+      staleIfErrorMs: parse('cache.staleIfError', () => parseDuration(raw.cache.staleIfError), 0),
+    },
+    upstream: {
+      timeoutMs: parse('upstream.timeout', () => parseDuration(raw.upstream.timeout), 0),
+      maxRedirects: raw.upstream.maxRedirects,
+    },
+    defaultRegistry: raw.defaultRegistry,
+    registries,
+    aliases,
+    clients: {
+      anonymous: raw.clients.anonymous,
+      htpasswd: raw.clients.htpasswd === undefined ? undefined : path.resolve(baseDir, raw.clients.htpasswd),
+    },
+    log: { level: raw.log.level },
+    source,
+    unsetVariables,
+  };
+  if (problems.length > 0) throw new ConfigError(formatProblems(source, problems));
+  return config;
+}
+
+function formatProblems(source: string, problems: string[]): string {
+  return [`invalid config ${source}:`, ...problems.map((problem) => `  config: ${problem}`)].join('\n');
+}
+
+/** Parses YAML text, interpolates `${VAR}`, validates and resolves it. Relative paths resolve against baseDir. */
+export function loadConfigText(text: string, env: NodeJS.ProcessEnv, source: string, baseDir: string): Config {
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`invalid config ${source}: not valid YAML: ${(err as Error).message}`);
+  }
+  const { value, unset } = interpolate(document, env);
+  const checked = checkSchema(value);
+  if (!checked.ok) throw new ConfigError(formatProblems(source, checked.problems));
+  return resolveConfig(checked.config, source, baseDir, unset);
+}
+
+/**
+ * Loads a config file. Relative storage and secret-file paths resolve against the current
+ * directory, as an operator typing `pullgate serve` expects.
+ */
+export function loadConfigFile(file: string, env: NodeJS.ProcessEnv, cwd = process.cwd()): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return loadConfigText(text, env, file, cwd);
+}

@@ -1,0 +1,40 @@
+import { stringify } from 'yaml';
+import type { Config } from './config.js';
+import { formatDuration, formatSize } from './units.js';
+
+const SECRET_FIELDS = new Set(['password', 'token', 'identityToken']);
+
+/** Replaces a secret with a marker that says whether it is set, never what it is. */
+export function maskSecret(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  return value === '' ? '(empty)' : '***';
+}
+
+/** Renders the resolved config as YAML for `pullgate config check`, with every secret masked. */
+export function renderConfig(config: Config): string {
+  const registries: Record<string, unknown> = {};
+  for (const [key, registry] of config.registries) {
+    const auth: Record<string, unknown> = {};
+    for (const [field, value] of Object.entries(registry.auth)) {
+      auth[field] = SECRET_FIELDS.has(field) && typeof value === 'string' ? maskSecret(value) : value;
+    }
+    registries[key] = {
+      url: registry.url,
+      auth,
+      ...(registry.realms.length > 0 ? { realms: registry.realms } : {}),
+      ...(registry.ca !== undefined ? { ca: registry.ca } : {}),
+      ...(registry.insecure ? { insecure: true } : {}),
+    };
+  }
+  return stringify({
+    listen: `${config.listen.host}:${config.listen.port}`,
+    storage: { path: config.storage.path, maxSize: formatSize(config.storage.maxSizeBytes) },
+    cache: { tagTTL: formatDuration(config.cache.tagTtlMs), staleIfError: formatDuration(config.cache.staleIfErrorMs) },
+    upstream: { timeout: formatDuration(config.upstream.timeoutMs), maxRedirects: config.upstream.maxRedirects },
+    defaultRegistry: config.defaultRegistry,
+    registries,
+    aliases: Object.fromEntries(config.aliases),
+    clients: { anonymous: config.clients.anonymous, ...(config.clients.htpasswd ? { htpasswd: config.clients.htpasswd } : {}) },
+    log: config.log,
+  });
+}

@@ -1,0 +1,174 @@
+import { Ajv, type ErrorObject } from 'ajv';
+
+export const AUTH_TYPES = ['auto', 'anonymous', 'basic', 'token', 'docker-config', 'ecr', 'gcp', 'acr', 'github'] as const;
+export type AuthType = (typeof AUTH_TYPES)[number];
+
+/** `registries.<host>.auth` as written in the file (after `${VAR}` interpolation). */
+export interface RawAuth {
+  type: AuthType;
+  username?: string;
+  password?: string;
+  passwordFile?: string;
+  token?: string;
+  tokenFile?: string;
+  identityToken?: string;
+  /** docker-config: an explicit config.json / auth.json / .dockerconfigjson path. */
+  path?: string;
+}
+
+export interface RawRegistry {
+  url?: string;
+  auth?: RawAuth;
+  /** Extra token realms (URL prefixes) that may receive this registry's credentials. */
+  realms?: string[];
+  /** PEM file with the CA that signs this registry's certificate. */
+  ca?: string;
+  /** Accept any certificate (lab registries only). */
+  insecure?: boolean;
+}
+
+/** The config document after schema validation and defaulting. */
+export interface RawConfig {
+  listen: string;
+  storage: { path: string; maxSize: string };
+  cache: { tagTTL: string; staleIfError: string };
+  upstream: { timeout: string; maxRedirects: number };
+  defaultRegistry: string;
+  registries: Record<string, RawRegistry>;
+  aliases: Record<string, string>;
+  clients: { anonymous: boolean; htpasswd?: string };
+  log: { level: string };
+}
+
+const HOST_KEY = '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$';
+const DURATION = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$|^0$';
+const SIZE = '^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?[bB]|[bB])?$';
+
+/** The one schema of the config file: shapes, defaults and `additionalProperties: false` everywhere. */
+export const CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    listen: { type: 'string', default: '127.0.0.1:5000', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$' },
+    storage: {
+      type: 'object',
+      default: {},
+      additionalProperties: false,
+      properties: {
+        path: { type: 'string', minLength: 1, default: './data' },
+        maxSize: { type: 'string', pattern: SIZE, default: '20GiB' },
+      },
+    },
+    cache: {
+      type: 'object',
+      default: {},
+      additionalProperties: false,
+      properties: {
+        tagTTL: { type: 'string', pattern: DURATION, default: '5m' },
+        staleIfError: { type: 'string', pattern: DURATION, default: '24h' },
+      },
+    },
+    upstream: {
+      type: 'object',
+      default: {},
+      additionalProperties: false,
+      properties: {
+        timeout: { type: 'string', pattern: DURATION, default: '30s' },
+        maxRedirects: { type: 'integer', minimum: 0, maximum: 10, default: 5 },
+      },
+    },
+    defaultRegistry: { type: 'string', pattern: HOST_KEY, default: 'docker.io' },
+    registries: {
+      type: 'object',
+      default: {},
+      propertyNames: { pattern: HOST_KEY },
+      additionalProperties: {
+        type: ['object', 'null'],
+        additionalProperties: false,
+        properties: {
+          url: { type: 'string', pattern: '^https?://[^/?#]+/?$' },
+          realms: { type: 'array', items: { type: 'string', pattern: '^https?://' } },
+          ca: { type: 'string', minLength: 1 },
+          insecure: { type: 'boolean' },
+          auth: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['type'],
+            properties: {
+              type: { enum: AUTH_TYPES },
+              username: { type: 'string' },
+              password: { type: 'string' },
+              passwordFile: { type: 'string', minLength: 1 },
+              token: { type: 'string' },
+              tokenFile: { type: 'string', minLength: 1 },
+              identityToken: { type: 'string' },
+              path: { type: 'string', minLength: 1 },
+            },
+          },
+        },
+      },
+    },
+    aliases: {
+      type: 'object',
+      default: {},
+      propertyNames: { pattern: '^[a-z0-9][a-z0-9_-]*$' },
+      additionalProperties: { type: 'string', pattern: HOST_KEY },
+    },
+    clients: {
+      type: 'object',
+      default: {},
+      additionalProperties: false,
+      properties: {
+        anonymous: { type: 'boolean', default: true },
+        htpasswd: { type: 'string', minLength: 1 },
+      },
+    },
+    log: {
+      type: 'object',
+      default: {},
+      additionalProperties: false,
+      properties: {
+        level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
+      },
+    },
+  },
+} as const;
+
+const ajv = new Ajv({ useDefaults: true, allErrors: true, strict: true, allowUnionTypes: true });
+const validate = ajv.compile<RawConfig>(CONFIG_SCHEMA);
+
+/** Turns a JSON pointer (`/registries/ghcr.io/auth/type`) into the dotted path users write. */
+function dotted(pointer: string): string {
+  const parts = pointer
+    .split('/')
+    .slice(1)
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'));
+  return parts.length === 0 ? '(top level)' : parts.join('.');
+}
+
+function explain(error: ErrorObject): string {
+  const where = dotted(error.instancePath);
+  const params: Record<string, unknown> = error.params;
+  switch (error.keyword) {
+    case 'additionalProperties':
+      return `${where}: unknown key "${String(params.additionalProperty)}"`;
+    case 'enum':
+      return `${where}: must be one of ${(params.allowedValues as unknown[]).map(String).join(', ')}`;
+    case 'propertyNames':
+      return `${where}: key "${String(params.propertyName)}" is not allowed (registry keys are host or host:port, lower case)`;
+    case 'pattern':
+      return `${where}: "${String(error.data)}" has the wrong format`;
+    default:
+      return `${where}: ${error.message ?? 'is invalid'}`;
+  }
+}
+
+/** Validates and defaults a parsed document in place; returns it typed, or the list of problems. */
+export function checkSchema(document: unknown): { ok: true; config: RawConfig } | { ok: false; problems: string[] } {
+  const copy: unknown = structuredClone(document ?? {});
+  if (validate(copy)) return { ok: true, config: copy };
+  const problems = (validate.errors ?? [])
+    .filter((error) => error.keyword !== 'propertyNames' || error.params.propertyName !== undefined)
+    .map(explain);
+  return { ok: false, problems: [...new Set(problems)] };
+}

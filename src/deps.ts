@@ -1,0 +1,44 @@
+import { Agent, type Dispatcher } from 'undici';
+import pino, { type Logger } from 'pino';
+
+/** A source of wall-clock time in milliseconds; faked in tests so expiry and TTLs need no sleeping. */
+export interface Clock {
+  now(): number;
+}
+
+export const systemClock: Clock = { now: () => Date.now() };
+
+/** What every module receives instead of reaching for globals: time, network and logging. */
+export interface Deps {
+  clock: Clock;
+  /** undici dispatcher used for every upstream request (a MockAgent or a loopback Agent in tests). */
+  dispatcher: Dispatcher;
+  logger: Logger;
+  /** Process environment, injected so credential lookups are testable. */
+  env: NodeJS.ProcessEnv;
+}
+
+/** Paths whose values pino replaces with "[redacted]" wherever they appear in a log line. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  '*.authorization',
+  '*.Authorization',
+  '*.password',
+  '*.token',
+  '*.secret',
+  '*.identityToken',
+  '*.access_token',
+  '*.refresh_token',
+];
+
+/** Builds the production dependencies: system clock, a keep-alive undici Agent and a pino JSON logger. */
+export function defaultDeps(level = 'info'): Deps {
+  return {
+    clock: systemClock,
+    dispatcher: new Agent({ connections: 64, keepAliveTimeout: 30_000, connectTimeout: 10_000 }),
+    logger: pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }),
+    env: process.env,
+  };
+}

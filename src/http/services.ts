@@ -1,0 +1,34 @@
+import type { Config } from '../config/config.js';
+import type { BlobAnswer, BlobRequest, JsonAnswer, ManifestAnswer, ManifestRequest } from '../proxy/types.js';
+import type { Route } from '../routing/route.js';
+
+/** The services the routes call; the proxy layer implements them, tests may fake them. */
+export interface Services {
+  config: Config;
+  manifests: { get(req: ManifestRequest): Promise<ManifestAnswer> };
+  blobs: { get(req: BlobRequest): Promise<BlobAnswer> };
+  listings: {
+    tags(route: Route, query: URLSearchParams, signal: AbortSignal): Promise<JsonAnswer & { next: URLSearchParams | undefined }>;
+    referrers(route: Route, digest: string, query: URLSearchParams, signal: AbortSignal): Promise<JsonAnswer>;
+  };
+  /** True when storage is writable (for /readyz). */
+  ready(): Promise<boolean>;
+}
+
+/** Per-request facts for the access log line. */
+export interface RequestFacts {
+  endpoint: string;
+  registry?: string;
+  repository?: string;
+  source?: string;
+  bytes?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    pullgate: Services;
+  }
+  interface FastifyRequest {
+    facts: RequestFacts | null;
+  }
+}

@@ -1,0 +1,133 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { InvalidParameter, NotFound, Unsupported } from '../errors.js';
+import { assertDigest, parseManifestReference } from '../routing/reference.js';
+import { route, type Route } from '../routing/route.js';
+import { clientSignal } from './client-signal.js';
+import { READ_ONLY_MESSAGE, parseV2Path } from './v2-path.js';
+
+const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' };
+/** Largest page size accepted for tags/list. */
+const MAX_PAGE = 10_000;
+
+function splitUrl(url: string): { pathname: string; query: URLSearchParams } {
+  const at = url.indexOf('?');
+  return at === -1
+    ? { pathname: url, query: new URLSearchParams() }
+    : { pathname: url.slice(0, at), query: new URLSearchParams(url.slice(at + 1)) };
+}
+
+function paginationQuery(query: URLSearchParams): URLSearchParams {
+  const upstream = new URLSearchParams();
+  const n = query.get('n');
+  if (n !== null) {
+    if (!/^\d{1,6}$/.test(n) || Number(n) > MAX_PAGE) throw new InvalidParameter(`n must be an integer between 0 and ${MAX_PAGE}`);
+    upstream.set('n', n);
+  }
+  const last = query.get('last');
+  if (last !== null) upstream.set('last', last);
+  return upstream;
+}
+
+async function manifest(request: FastifyRequest, reply: FastifyReply, target: Route, reference: string): Promise<void> {
+  const answer = await request.server.pullgate.manifests.get({
+    route: target,
+    reference: parseManifestReference(reference),
+    method: request.method === 'HEAD' ? 'HEAD' : 'GET',
+    accept: request.headers.accept,
+    signal: clientSignal(request, reply),
+  });
+  if (request.facts) request.facts.source = answer.source;
+  void reply
+    .headers(API_VERSION)
+    .header('content-type', answer.mediaType)
+    .header('docker-content-digest', answer.digest)
+    .header('etag', `"${answer.digest}"`)
+    .header('content-length', answer.size);
+  await reply.send(answer.body);
+}
+
+async function blob(request: FastifyRequest, reply: FastifyReply, target: Route, digest: string): Promise<void> {
+  assertDigest(digest);
+  const range = request.headers.range;
+  const answer = await request.server.pullgate.blobs.get({
+    route: target,
+    digest,
+    method: request.method === 'HEAD' ? 'HEAD' : 'GET',
+    range: typeof range === 'string' ? range : undefined,
+    signal: clientSignal(request, reply),
+  });
+  if (request.facts) {
+    request.facts.source = answer.source;
+    request.facts.bytes = answer.body ? answer.length : 0;
+  }
+  void reply
+    .code(answer.status)
+    .headers(API_VERSION)
+    .header('content-type', 'application/octet-stream')
+    .header('docker-content-digest', digest)
+    .header('accept-ranges', 'bytes')
+    .header('etag', `"${digest}"`);
+  if (Number.isFinite(answer.length)) void reply.header('content-length', answer.length);
+  if (answer.contentRange) void reply.header('content-range', answer.contentRange);
+  await reply.send(answer.body);
+}
+
+async function tags(request: FastifyRequest, reply: FastifyReply, target: Route, clientName: string, query: URLSearchParams): Promise<void> {
+  const answer = await request.server.pullgate.listings.tags(target, paginationQuery(query), clientSignal(request, reply));
+  if (answer.next) {
+    const next = paginationQuery(answer.next);
+    const ns = query.get('ns');
+    if (ns !== null) next.set('ns', ns);
+    void reply.header('link', `</v2/${clientName}/tags/list?${next.toString()}>; rel="next"`);
+  }
+  await reply.headers(API_VERSION).header('content-type', answer.contentType).send(answer.body);
+}
+
+async function referrers(request: FastifyRequest, reply: FastifyReply, target: Route, digest: string, query: URLSearchParams): Promise<void> {
+  assertDigest(digest);
+  const upstream = new URLSearchParams();
+  const artifactType = query.get('artifactType');
+  if (artifactType !== null) upstream.set('artifactType', artifactType);
+  const answer = await request.server.pullgate.listings.referrers(target, digest, upstream, clientSignal(request, reply));
+  await reply.headers(API_VERSION).headers(answer.headers).header('content-type', answer.contentType).send(answer.body);
+}
+
+/** The OCI distribution pull API under /v2/; push methods answer 405 UNSUPPORTED. */
+export function registerV2Routes(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request) => {
+    request.facts = { endpoint: 'other' };
+    if (request.url.startsWith('/v2') && request.method !== 'GET' && request.method !== 'HEAD') {
+      throw new Unsupported(READ_ONLY_MESSAGE);
+    }
+  });
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/v2/*',
+    handler: async (request, reply) => {
+      const { pathname, query } = splitUrl(request.url);
+      const target = parseV2Path(pathname);
+      if (target === undefined) throw new NotFound('name', `no such endpoint: ${pathname}`);
+      const facts = request.facts ?? { endpoint: target.endpoint };
+      facts.endpoint = target.endpoint;
+      if (target.endpoint === 'base') {
+        await reply.headers(API_VERSION).header('content-type', 'application/json').send('{}');
+        return;
+      }
+      const ns = query.get('ns') ?? undefined;
+      const routed = route(request.server.pullgate.config, target.name, ns);
+      facts.registry = routed.registry;
+      facts.repository = routed.repository;
+      switch (target.endpoint) {
+        case 'manifest':
+          return manifest(request, reply, routed, target.reference);
+        case 'blob':
+          return blob(request, reply, routed, target.digest);
+        case 'tags':
+          return tags(request, reply, routed, target.name, query);
+        case 'referrers':
+          return referrers(request, reply, routed, target.digest, query);
+      }
+    },
+  });
+}

@@ -1,0 +1,51 @@
+import { readBody, header } from '../upstream/http.js';
+import { failureFor } from '../upstream/status.js';
+import type { Upstreams } from '../upstream/upstreams.js';
+import type { Route } from '../routing/route.js';
+import type { JsonAnswer } from './types.js';
+
+/** Largest tag list or referrers index relayed. */
+const MAX_LISTING_BYTES = 16 * 1024 * 1024;
+
+/** Relays tag lists (pagination rewritten to the client's name) and referrers indexes. */
+export class UpstreamListings {
+  constructor(private readonly upstreams: Upstreams) {}
+
+  /** `GET tags/list?n=&last=`; the upstream Link header is re-expressed as `{n,last}` for the caller to rebuild. */
+  async tags(route: Route, query: URLSearchParams, signal: AbortSignal): Promise<JsonAnswer & { next: URLSearchParams | undefined }> {
+    const response = await this.upstreams.get(route.registry).request({
+      method: 'GET',
+      repository: route.repository,
+      path: '/tags/list',
+      query: query.toString(),
+      headers: { accept: 'application/json' },
+      signal,
+    });
+    if (response.status !== 200) throw await failureFor(route.registry, response, 'name', `repository ${route.repository}`);
+    const body = await readBody(response.body, MAX_LISTING_BYTES);
+    const link = header(response.headers, 'link');
+    const target = link ? /<([^>]*)>/.exec(link)?.[1] : undefined;
+    const next = target === undefined ? undefined : new URL(target, 'http://upstream.invalid').searchParams;
+    return { body, contentType: 'application/json', headers: {}, next };
+  }
+
+  /** `GET referrers/<digest>[?artifactType=]`. */
+  async referrers(route: Route, digest: string, query: URLSearchParams, signal: AbortSignal): Promise<JsonAnswer> {
+    const response = await this.upstreams.get(route.registry).request({
+      method: 'GET',
+      repository: route.repository,
+      path: `/referrers/${digest}`,
+      query: query.toString(),
+      headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+      signal,
+    });
+    if (response.status !== 200) throw await failureFor(route.registry, response, 'manifest', `referrers of ${digest}`);
+    const body = await readBody(response.body, MAX_LISTING_BYTES);
+    const filters = header(response.headers, 'oci-filters-applied');
+    return {
+      body,
+      contentType: header(response.headers, 'content-type') ?? 'application/vnd.oci.image.index.v1+json',
+      headers: filters ? { 'oci-filters-applied': filters } : {},
+    };
+  }
+}

@@ -1,0 +1,46 @@
+import type { Readable } from 'node:stream';
+import type { Route } from '../routing/route.js';
+
+/** A manifest request after routing and validation. */
+export interface ManifestRequest {
+  route: Route;
+  reference: { kind: 'tag' | 'digest'; value: string };
+  method: 'GET' | 'HEAD';
+  accept: string | undefined;
+  signal: AbortSignal;
+}
+
+/** A manifest answer; `body` is absent for HEAD. */
+export interface ManifestAnswer {
+  digest: string;
+  mediaType: string;
+  size: number;
+  body: Buffer | undefined;
+  /** Where it came from, for the request log and metrics. */
+  source: 'upstream' | 'cache' | 'stale';
+}
+
+export interface BlobRequest {
+  route: Route;
+  digest: string;
+  method: 'GET' | 'HEAD';
+  range: string | undefined;
+  signal: AbortSignal;
+}
+
+/** A blob answer; `body` is absent for HEAD. */
+export interface BlobAnswer {
+  status: 200 | 206;
+  /** Bytes in this response (the range length for 206). */
+  length: number;
+  contentRange: string | undefined;
+  body: Readable | undefined;
+  source: 'upstream' | 'cache' | 'coalesced';
+}
+
+export interface JsonAnswer {
+  body: Buffer;
+  contentType: string;
+  /** Extra response headers (Link for pagination, OCI-Filters-Applied). */
+  headers: Record<string, string>;
+}

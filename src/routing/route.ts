@@ -1,0 +1,61 @@
+import type { Config } from '../config/config.js';
+import { InvalidName, RegistryNotConfigured } from '../errors.js';
+import { assertRepositoryName } from './reference.js';
+
+/** Where a client's repository name goes upstream. */
+export interface Route {
+  /** Key of the registry in the config. */
+  registry: string;
+  /** Repository name on that registry (`library/alpine`). */
+  repository: string;
+}
+
+/** The subset of Config that routing reads. */
+export type RoutingTable = Pick<Config, 'registries' | 'aliases' | 'defaultRegistry'>;
+
+const DOCKER_HUB = 'docker.io';
+/** Names under which clients refer to Docker Hub; all route to the `docker.io` entry. */
+const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
+function hostLike(segment: string): boolean {
+  return segment.includes('.') || segment.includes(':') || segment === 'localhost';
+}
+
+function canonical(table: RoutingTable, registry: string): string | undefined {
+  const lower = registry.toLowerCase();
+  if (table.registries.has(lower)) return lower;
+  const alias = table.aliases.get(lower);
+  if (alias !== undefined) return alias;
+  if (DOCKER_HUB_ALIASES.has(lower) && table.registries.has(DOCKER_HUB)) return DOCKER_HUB;
+  return undefined;
+}
+
+function finish(registry: string, repository: string): Route {
+  assertRepositoryName(repository);
+  const withLibrary = registry === DOCKER_HUB && !repository.includes('/') ? `library/${repository}` : repository;
+  return { registry, repository: withLibrary };
+}
+
+/**
+ * Maps a client-side name to (registry, repository). First match wins:
+ * `?ns=` → registry-key or alias prefix → defaultRegistry (`library/` for one-segment Hub names).
+ * A registry that is not configured is refused, so no request leaves pullgate for it.
+ */
+export function route(table: RoutingTable, name: string, ns: string | undefined): Route {
+  if (name.length === 0) throw new InvalidName('repository name is empty');
+  if (ns !== undefined) {
+    const registry = canonical(table, ns);
+    if (registry === undefined) throw new RegistryNotConfigured(ns);
+    return finish(registry, name);
+  }
+  const slash = name.indexOf('/');
+  const first = slash === -1 ? name : name.slice(0, slash);
+  const rest = slash === -1 ? '' : name.slice(slash + 1);
+  const prefixed = canonical(table, first);
+  if (prefixed !== undefined) {
+    if (rest === '') throw new InvalidName(`"${name}" names a registry but no repository`);
+    return finish(prefixed, rest);
+  }
+  if (slash !== -1 && hostLike(first)) throw new RegistryNotConfigured(first);
+  return finish(table.defaultRegistry, name);
+}

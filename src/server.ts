@@ -1,0 +1,35 @@
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from './app.js';
+import type { Config } from './config/config.js';
+import type { Deps } from './deps.js';
+
+/** How long in-flight pulls may take to finish after SIGTERM before the process exits anyway. */
+const SHUTDOWN_GRACE_MS = 25_000;
+
+/** Starts listening and installs graceful shutdown on SIGTERM/SIGINT. Resolves with the address. */
+export async function serve(config: Config, deps: Deps): Promise<{ app: FastifyInstance; address: string }> {
+  const app = buildApp(config, deps);
+  const address = await app.listen({ host: config.listen.host, port: config.listen.port });
+  deps.logger.info(
+    { address, config: config.source, storage: config.storage.path, registries: [...config.registries.keys()] },
+    'pullgate listening',
+  );
+  if (config.unsetVariables.length > 0) {
+    deps.logger.warn({ variables: config.unsetVariables }, 'config refers to unset environment variables');
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    deps.logger.info({ signal }, 'shutting down: finishing in-flight requests');
+    const timer = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS);
+    timer.unref();
+    app.close().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  return { app, address };
+}

@@ -1,0 +1,182 @@
+import { chooseChallenge, parseChallenges, type Challenge } from '../auth/challenge.js';
+import { basicAuthorization, type Credential, type CredentialSource } from '../auth/credential.js';
+import { realmRefusal } from '../auth/realm.js';
+import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
+import type { TokenCache, TokenRequest } from '../auth/token-cache.js';
+import type { RegistryConfig } from '../config/config.js';
+import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import type { Dispatcher } from 'undici';
+import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './http.js';
+import { deniedHint } from './hints.js';
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+/** Headers that may be forwarded to a redirect target (never Authorization). */
+const REDIRECT_SAFE_HEADERS = ['accept', 'range', 'user-agent'];
+
+export interface UpstreamRequest {
+  method: 'GET' | 'HEAD';
+  repository: string;
+  /** Path below `/v2/<repository>`, e.g. `/manifests/latest`. */
+  path: string;
+  /** Query string without `?`, already encoded. */
+  query?: string;
+  headers: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export interface RegistryClientDeps {
+  dispatcher: Dispatcher;
+  /** Dispatcher for redirect targets (CDNs, S3): public TLS, no registry CA. */
+  redirectDispatcher: Dispatcher;
+  tokens: TokenCache;
+  credentials: CredentialSource;
+  timeoutMs: number;
+  maxRedirects: number;
+}
+
+/**
+ * Talks to one upstream registry: learns its challenge, injects Basic or per-scope bearer
+ * credentials, re-exchanges once on a 401, and follows blob redirects without Authorization.
+ */
+export class RegistryClient {
+  /** The registry's challenge once learned (from a 401 or the /v2/ ping); null = open registry. */
+  private challenge: Challenge | null | undefined;
+
+  constructor(
+    readonly registry: RegistryConfig,
+    private readonly deps: RegistryClientDeps,
+  ) {}
+
+  /** Sends a pull request upstream with credentials; returns the final response (2xx–5xx). */
+  async request(req: UpstreamRequest): Promise<HttpResponse> {
+    const credential = await this.deps.credentials.get();
+    const url = `${this.registry.url}/v2/${req.repository}${req.path}${req.query ? `?${req.query}` : ''}`;
+    let auth = await this.authorize(req.repository, credential);
+    let response = await this.send(url, req, auth.header);
+    if (response.status === 401) {
+      drain(response.body);
+      const fresh = chooseChallenge(parseChallenges(response.headers['www-authenticate'])) ?? (await this.ping(req.signal));
+      if (fresh) this.challenge = fresh;
+      if (auth.token) this.deps.tokens.invalidate(auth.token);
+      auth = await this.authorize(req.repository, credential);
+      if (auth.header === undefined) throw this.denied(401, credential, undefined);
+      response = await this.send(url, req, auth.header);
+      if (response.status === 401) {
+        const { message } = await upstreamErrorMessage(response.body);
+        if (auth.token) this.deps.tokens.invalidate(auth.token);
+        throw this.denied(401, credential, message);
+      }
+    }
+    if (response.status === 403) {
+      const { message } = await upstreamErrorMessage(response.body);
+      if (message && /authorization token has expired/i.test(message)) this.deps.credentials.invalidate();
+      if (auth.token) this.deps.tokens.invalidate(auth.token);
+      throw this.denied(403, credential, message);
+    }
+    return this.followRedirects(response, req);
+  }
+
+  private denied(status: 401 | 403, credential: Credential, upstreamMessage: string | undefined): UpstreamDenied {
+    const said = upstreamMessage ? `: ${upstreamMessage}` : '';
+    return new UpstreamDenied(
+      this.registry.key,
+      status,
+      `${this.registry.key} refused pullgate's credentials (${status}${said}); credential source: ${credential.source}`,
+      deniedHint(this.registry.key, status, credential, upstreamMessage),
+    );
+  }
+
+  private async send(url: string, req: UpstreamRequest, authorization: string | undefined): Promise<HttpResponse> {
+    const headers = { ...req.headers, ...(authorization ? { authorization } : {}) };
+    try {
+      return await send(url, {
+        method: req.method,
+        headers,
+        signal: req.signal,
+        dispatcher: this.deps.dispatcher,
+        timeoutMs: this.deps.timeoutMs,
+      });
+    } catch (err) {
+      if (req.signal?.aborted) throw err;
+      throw new UpstreamUnavailable(this.registry.key, `${this.registry.key} is unreachable: ${describeError(err)}`, false);
+    }
+  }
+
+  /** GET /v2/ without credentials to learn the challenge (some 401s carry none, e.g. gcr.io). */
+  private async ping(signal: AbortSignal | undefined): Promise<Challenge | undefined> {
+    const response = await this.send(`${this.registry.url}/v2/`, { method: 'GET', repository: '', path: '', headers: {}, signal }, undefined);
+    drain(response.body);
+    if (response.status !== 401) return undefined;
+    return chooseChallenge(parseChallenges(response.headers['www-authenticate']));
+  }
+
+  /** Builds the Authorization header for the known challenge; `token` identifies a cached bearer token. */
+  private async authorize(
+    repository: string,
+    credential: Credential,
+  ): Promise<{ header: string | undefined; token?: TokenRequest }> {
+    const { secret } = credential;
+    if (secret.kind === 'bearer') return { header: `Bearer ${secret.token}` };
+    const challenge = this.challenge;
+    if (!challenge) return { header: undefined };
+    if (challenge.scheme === 'basic') {
+      if (secret.kind === 'basic') return { header: basicAuthorization(secret.username, secret.password) };
+      if (secret.kind === 'refresh' && secret.username) return { header: basicAuthorization(secret.username, secret.refreshToken) };
+      return { header: undefined };
+    }
+    const realm = challenge.params.realm;
+    if (!realm) throw new UpstreamProtocolError(this.registry.key, `${this.registry.key} sent a Bearer challenge without a realm`);
+    const refusal = realmRefusal(realm, this.registry.url, this.registry.realms);
+    if (refusal && secret.kind !== 'anonymous') {
+      throw new UpstreamProtocolError(this.registry.key, `refusing to send credentials for ${this.registry.key}: ${refusal}`);
+    }
+    const extra = splitScopes(challenge.params.scope).filter((scope) => parseScope(scope) === undefined);
+    const token: TokenRequest = {
+      registry: this.registry.key,
+      realm,
+      service: challenge.params.service,
+      scopes: [pullScope(repository), ...extra],
+      credential,
+    };
+    return { header: `Bearer ${await this.deps.tokens.get(token)}`, token };
+  }
+
+  /** Follows 30x hops with fresh, unauthenticated requests (S3 rejects a second auth mechanism). */
+  private async followRedirects(first: HttpResponse, req: UpstreamRequest): Promise<HttpResponse> {
+    let response = first;
+    for (let hop = 0; REDIRECT_STATUSES.has(response.status); hop++) {
+      const location = header(response.headers, 'location');
+      if (location === undefined) return response;
+      drain(response.body);
+      if (hop >= this.deps.maxRedirects) {
+        throw new UpstreamProtocolError(this.registry.key, `${this.registry.key} redirected more than ${this.deps.maxRedirects} times`);
+      }
+      const target = new URL(location, response.url);
+      if (target.protocol !== 'https:' && target.protocol !== 'http:') {
+        throw new UpstreamProtocolError(this.registry.key, `${this.registry.key} redirected to a ${target.protocol} URL`);
+      }
+      const headers: Record<string, string> = {};
+      for (const name of REDIRECT_SAFE_HEADERS) {
+        const value = req.headers[name];
+        if (value !== undefined) headers[name] = value;
+      }
+      try {
+        response = await send(target.toString(), {
+          method: req.method,
+          headers,
+          signal: req.signal,
+          dispatcher: this.deps.redirectDispatcher,
+          timeoutMs: this.deps.timeoutMs,
+        });
+      } catch (err) {
+        if (req.signal?.aborted) throw err;
+        throw new UpstreamUnavailable(
+          this.registry.key,
+          `${this.registry.key} redirected to ${target.host}, which is unreachable: ${describeError(err)}`,
+          false,
+        );
+      }
+    }
+    return response;
+  }
+}

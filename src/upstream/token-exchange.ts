@@ -1,0 +1,114 @@
+import type { Dispatcher } from 'undici';
+import { basicAuthorization } from '../auth/credential.js';
+import type { TokenRequest } from '../auth/token-cache.js';
+import { parseTokenResponse, type IssuedToken } from '../auth/token-response.js';
+import type { Clock } from '../deps.js';
+import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import { drain, readBody, send, type HttpResponse } from './http.js';
+
+/** Largest token response accepted (as ggcr). */
+const MAX_TOKEN_BODY = 64 * 1024;
+/** OAuth2 client id pullgate announces to token servers. */
+export const OAUTH_CLIENT_ID = 'pullgate';
+/** POST answers that mean "this server only does the GET flow". */
+const POST_FALLBACK_STATUSES = new Set([400, 401, 404, 405]);
+
+export interface ExchangeDeps {
+  dispatcher: Dispatcher;
+  clock: Clock;
+  timeoutMs: number;
+}
+
+function tokenUrl(request: TokenRequest, account: string | undefined): string {
+  const url = new URL(request.realm);
+  if (request.service !== undefined) url.searchParams.append('service', request.service);
+  for (const scope of request.scopes) url.searchParams.append('scope', scope);
+  if (account !== undefined) url.searchParams.append('account', account);
+  return url.toString();
+}
+
+async function call(
+  request: TokenRequest,
+  deps: ExchangeDeps,
+  fn: () => Promise<HttpResponse>,
+): Promise<HttpResponse> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new UpstreamUnavailable(
+      request.registry,
+      `token server ${new URL(request.realm).origin} for ${request.registry} is unreachable: ${describeError(err)}`,
+      false,
+    );
+  }
+}
+
+async function getToken(request: TokenRequest, deps: ExchangeDeps, authorization: string | undefined, account: string | undefined): Promise<HttpResponse> {
+  return call(request, deps, () =>
+    send(tokenUrl(request, account), {
+      method: 'GET',
+      headers: authorization === undefined ? {} : { authorization },
+      dispatcher: deps.dispatcher,
+      timeoutMs: deps.timeoutMs,
+    }),
+  );
+}
+
+async function postRefresh(request: TokenRequest, deps: ExchangeDeps, refreshToken: string): Promise<HttpResponse> {
+  const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: OAUTH_CLIENT_ID });
+  if (request.service !== undefined) form.set('service', request.service);
+  if (request.scopes.length > 0) form.set('scope', request.scopes.join(' '));
+  return call(request, deps, () =>
+    send(request.realm, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: form.toString(),
+      dispatcher: deps.dispatcher,
+      timeoutMs: deps.timeoutMs,
+    }),
+  );
+}
+
+/**
+ * Exchanges a credential for a bearer token at the challenge's realm: GET with Basic for
+ * user/password or anonymous; the OAuth2 refresh_token POST for identity tokens, falling back to
+ * GET when the server does not speak it.
+ */
+export async function exchangeToken(request: TokenRequest, deps: ExchangeDeps): Promise<IssuedToken> {
+  const { secret } = request.credential;
+  let response: HttpResponse;
+  if (secret.kind === 'refresh') {
+    response = await postRefresh(request, deps, secret.refreshToken);
+    if (POST_FALLBACK_STATUSES.has(response.status)) {
+      drain(response.body);
+      response = await getToken(request, deps, basicAuthorization(secret.username ?? '<token>', secret.refreshToken), secret.username);
+    }
+  } else if (secret.kind === 'basic') {
+    response = await getToken(request, deps, basicAuthorization(secret.username, secret.password), secret.username);
+  } else {
+    response = await getToken(request, deps, undefined, undefined);
+  }
+  const origin = new URL(request.realm).origin;
+  if (response.status === 401 || response.status === 403) {
+    drain(response.body);
+    throw new UpstreamDenied(
+      request.registry,
+      response.status,
+      `token server ${origin} refused the credentials for ${request.registry} (${response.status})`,
+      `credentials from ${request.credential.source} were rejected: check they are current and valid for ${request.registry}`,
+    );
+  }
+  if (response.status < 200 || response.status >= 300) {
+    drain(response.body);
+    if (response.status >= 500 || response.status === 429) {
+      throw new UpstreamUnavailable(request.registry, `token server ${origin} answered ${response.status}`, true);
+    }
+    throw new UpstreamProtocolError(request.registry, `token server ${origin} answered ${response.status}`);
+  }
+  try {
+    const body = await readBody(response.body, MAX_TOKEN_BODY);
+    return parseTokenResponse(JSON.parse(body.toString('utf8')) as unknown, deps.clock.now());
+  } catch (err) {
+    throw new UpstreamProtocolError(request.registry, `token server ${origin} sent an unusable answer: ${describeError(err)}`);
+  }
+}

@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { Agent, type Dispatcher } from 'undici';
+import { keychainFor } from '../auth/keychain.js';
+import { TokenCache } from '../auth/token-cache.js';
+import type { Config, RegistryConfig } from '../config/config.js';
+import type { Deps } from '../deps.js';
+import { ConfigError } from '../errors.js';
+import { RegistryClient } from './registry-client.js';
+import { exchangeToken } from './token-exchange.js';
+
+function dispatcherFor(registry: RegistryConfig, shared: Dispatcher): Dispatcher {
+  if (registry.ca === undefined && !registry.insecure) return shared;
+  let ca: Buffer | undefined;
+  if (registry.ca !== undefined) {
+    try {
+      ca = readFileSync(registry.ca);
+    } catch (err) {
+      throw new ConfigError(`registries.${registry.key}.ca: cannot read ${registry.ca}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  return new Agent({ connect: { ca, rejectUnauthorized: !registry.insecure } });
+}
+
+/** One RegistryClient per configured registry, sharing one token cache. */
+export class Upstreams {
+  readonly tokens: TokenCache;
+  private readonly clients = new Map<string, RegistryClient>();
+
+  constructor(config: Config, deps: Deps) {
+    this.tokens = new TokenCache(
+      (request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs }),
+      deps.clock,
+    );
+    for (const registry of config.registries.values()) {
+      this.clients.set(
+        registry.key,
+        new RegistryClient(registry, {
+          dispatcher: dispatcherFor(registry, deps.dispatcher),
+          redirectDispatcher: deps.dispatcher,
+          tokens: this.tokens,
+          credentials: keychainFor(registry, deps),
+          timeoutMs: config.upstream.timeoutMs,
+          maxRedirects: config.upstream.maxRedirects,
+        }),
+      );
+    }
+  }
+
+  /** The client for a configured registry key (routing has already refused unknown ones). */
+  get(registry: string): RegistryClient {
+    const client = this.clients.get(registry);
+    if (!client) throw new ConfigError(`registry ${registry} has no upstream client`);
+    return client;
+  }
+}

@@ -1,0 +1,84 @@
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { freePort } from './ports.js';
+import { type Daemon, startDaemon } from './proc.js';
+import { waitForHttp } from './wait.js';
+import type { Workspace } from './workspace.js';
+
+export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..');
+/** The CLI under test: the build output, or `$PULLGATE_E2E_CLI` (e.g. an installed copy). */
+export const PULLGATE_CLI = process.env.PULLGATE_E2E_CLI ?? join(REPO_ROOT, 'dist', 'cli.js');
+
+/** One upstream registry entry of pullgate's config. */
+export interface UpstreamEntry {
+  /** Registry key (host[:port]), as clients name it. */
+  key: string;
+  url: string;
+  username: string;
+  password: string;
+}
+
+export interface PullgateConfigInput {
+  listen: string;
+  storagePath: string;
+  defaultRegistry: string;
+  registries: readonly UpstreamEntry[];
+  aliases?: Record<string, string>;
+}
+
+const q = (s: string): string => JSON.stringify(s);
+
+/** Renders pullgate's YAML config (DESIGN §1.2); strings are JSON-quoted, which YAML accepts. */
+export function renderPullgateConfig(c: PullgateConfigInput): string {
+  const lines = [`listen: ${q(c.listen)}`, `storage: { path: ${q(c.storagePath)} }`, `defaultRegistry: ${q(c.defaultRegistry)}`, 'registries:'];
+  for (const r of c.registries) {
+    lines.push(`  ${q(r.key)}:`, `    url: ${q(r.url)}`, `    auth: { type: basic, username: ${q(r.username)}, password: ${q(r.password)} }`);
+  }
+  const aliases = Object.entries(c.aliases ?? {});
+  if (aliases.length > 0) {
+    lines.push('aliases:', ...aliases.map(([alias, key]) => `  ${q(alias)}: ${q(key)}`));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** A running `node dist/cli.js serve`. */
+export interface Pullgate {
+  /** host:port clients pull from. */
+  host: string;
+  url: string;
+  daemon: Daemon;
+  configPath: string;
+}
+
+/** Writes the config and starts pullgate as a child process; resolves once /healthz answers 200. */
+export async function startPullgate(
+  ws: Workspace,
+  name: string,
+  config: Omit<PullgateConfigInput, 'listen' | 'storagePath'>,
+): Promise<Pullgate> {
+  if (!existsSync(PULLGATE_CLI)) {
+    throw new Error(`e2e: ${PULLGATE_CLI} is missing: run \`npm run build\` before the e2e tests`);
+  }
+  const port = await freePort();
+  const listen = `127.0.0.1:${port}`;
+  const storagePath = await ws.mkdir(name, 'data');
+  const configPath = ws.path(name, 'pullgate.yaml');
+  await writeFile(configPath, renderPullgateConfig({ ...config, listen, storagePath }));
+  const daemon = startDaemon({
+    name: `pullgate (${name})`,
+    command: process.execPath,
+    args: [PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath],
+    logPath: ws.path(`${name}.log`),
+    cwd: ws.path(name),
+  });
+  ws.defer(() => daemon.stop());
+  const url = `http://${listen}`;
+  await waitForHttp(`${url}/healthz`, 200, {
+    what: `${daemon.name} /healthz`,
+    abortIf: () => { daemon.assertRunning(); },
+    describe: () => daemon.logTail(),
+  });
+  return { host: listen, url, daemon, configPath };
+}
