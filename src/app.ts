@@ -1,6 +1,6 @@
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import type { Deps } from './deps.js';
 import { registerAccessLog } from './http/access-log.js';
@@ -44,11 +44,11 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
   const logger: FastifyBaseLogger = deps.logger;
   const app = Fastify({
     loggerInstance: logger,
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     return503OnClosing: true,
     bodyLimit: 1024 * 1024,
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
   });
   app.decorate('pullgate', services);
   registerErrorHandling(app);

@@ -33,12 +33,18 @@ export const REDACT_PATHS = [
   '*.refresh_token',
 ];
 
+/** A pino JSON logger with pullgate's redaction rules, to stdout or the given destination. */
+export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
+  const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
+  return destination ? pino(options, destination) : pino(options);
+}
+
 /** Builds the production dependencies: system clock, a keep-alive undici Agent and a pino JSON logger. */
 export function defaultDeps(level = 'info'): Deps {
   return {
     clock: systemClock,
     dispatcher: new Agent({ connections: 64, keepAliveTimeout: 30_000, connectTimeout: 10_000 }),
-    logger: pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }),
+    logger: createLogger(level),
     env: process.env,
   };
 }

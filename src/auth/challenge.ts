@@ -58,7 +58,7 @@ class Scanner {
     while (!this.done) {
       const char = this.text.charAt(this.pos++);
       if (char === '"') return out;
-      if (char === '\\' && !this.done) out += this.text.charAt(this.pos++);
+      if (char === '\\' && this.pos < this.text.length) out += this.text.charAt(this.pos++);
       else out += char;
     }
     return out;

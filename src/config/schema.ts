@@ -34,7 +34,7 @@ export interface RawConfig {
   cache: { tagTTL: string; staleIfError: string };
   upstream: { timeout: string; maxRedirects: number };
   defaultRegistry: string;
-  registries: Record<string, RawRegistry>;
+  registries: Record<string, RawRegistry | null>;
   aliases: Record<string, string>;
   clients: { anonymous: boolean; htpasswd?: string };
   log: { level: string };

@@ -94,11 +94,13 @@ async function referrers(request: FastifyRequest, reply: FastifyReply, target: R
 
 /** The OCI distribution pull API under /v2/; push methods answer 405 UNSUPPORTED. */
 export function registerV2Routes(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     request.facts = { endpoint: 'other' };
     if (request.url.startsWith('/v2') && request.method !== 'GET' && request.method !== 'HEAD') {
-      throw new Unsupported(READ_ONLY_MESSAGE);
+      done(new Unsupported(READ_ONLY_MESSAGE));
+      return;
     }
+    done();
   });
 
   app.route({

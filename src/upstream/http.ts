@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
+import { USER_AGENT } from '../version.js';
 
 export type Headers = Record<string, string | string[] | undefined>;
 
@@ -25,7 +26,7 @@ export interface SendOptions {
 export async function send(url: string, options: SendOptions): Promise<HttpResponse> {
   const response = await request(url, {
     method: options.method,
-    headers: options.headers,
+    headers: { 'user-agent': USER_AGENT, ...options.headers },
     body: options.body,
     signal: options.signal,
     dispatcher: options.dispatcher,

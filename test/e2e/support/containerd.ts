@@ -28,9 +28,9 @@ const DISABLED_PLUGINS = [
   'io.containerd.internal.v1.tracing',
 ];
 
-/** Starts containerd with a temp config; resolves once `ctr version` reaches it. */
-export async function startContainerd(ws: Workspace): Promise<Containerd> {
-  const dir = await ws.mkdir('containerd');
+/** Starts containerd (its files under `<workspace>/<name>`) with a temp config; resolves once `ctr version` reaches it. */
+export async function startContainerd(ws: Workspace, name = 'containerd'): Promise<Containerd> {
+  const dir = await ws.mkdir(name);
   const address = join(dir, 'containerd.sock');
   const configPath = join(dir, 'config.toml');
   await mkdir(join(dir, 'opt'), { recursive: true });
@@ -53,10 +53,10 @@ export async function startContainerd(ws: Workspace): Promise<Containerd> {
     ].join('\n'),
   );
   const daemon = startDaemon({
-    name: 'containerd',
+    name,
     command: 'containerd',
     args: ['--config', configPath],
-    logPath: ws.path('containerd.log'),
+    logPath: ws.path(`${name}.log`),
   });
   ws.defer(() => daemon.stop());
   const namespace = 'pullgate-e2e';
@@ -66,7 +66,7 @@ export async function startContainerd(ws: Workspace): Promise<Containerd> {
   const ctrOk = (args: readonly string[]): Promise<RunResult> =>
     runOk('ctr', ['--address', address, '--namespace', namespace, ...args]);
   await waitFor(async () => ((await ctr(['version'])).code === 0 ? true : undefined), {
-    what: 'containerd to answer `ctr version`',
+    what: `${name} to answer \`ctr version\``,
     timeoutMs: 30_000,
     intervalMs: 200,
     abortIf: () => { daemon.assertRunning(); },

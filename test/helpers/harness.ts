@@ -1,0 +1,51 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { Agent } from 'undici';
+import type { FastifyInstance } from 'fastify';
+import { buildApp } from '../../src/app.js';
+import type { Config } from '../../src/config/config.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { createLogger, type Deps } from '../../src/deps.js';
+import { FakeClock } from './fake-clock.js';
+
+export interface Harness {
+  app: FastifyInstance;
+  config: Config;
+  clock: FakeClock;
+  deps: Deps;
+  storage: string;
+  /** Log lines pullgate wrote, for leak checks. */
+  logs: string[];
+  /** Listens on 127.0.0.1:0 (for tests that need real sockets) and returns the base URL. */
+  listen(): Promise<string>;
+  close(): Promise<void>;
+}
+
+/** Builds pullgate in-process on a YAML config (storage in a fresh temp dir), with a fake clock and captured logs. */
+export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS.ProcessEnv } = {}): Harness {
+  const storage = mkdtempSync(path.join(tmpdir(), 'pullgate-test-'));
+  const clock = options.clock ?? new FakeClock();
+  const logs: string[] = [];
+  const logger = createLogger('debug', { write: (line: string) => logs.push(line) });
+  const dispatcher = new Agent({ keepAliveTimeout: 1000 });
+  const deps: Deps = { clock, dispatcher, logger, env: options.env ?? {} };
+  const config = loadConfigText(`${yaml}\nstorage: { path: ${JSON.stringify(storage)} }\n`, deps.env, 'test', storage);
+  const app = buildApp(config, deps);
+  return {
+    app,
+    config,
+    clock,
+    deps,
+    storage,
+    logs,
+    async listen() {
+      return app.listen({ host: '127.0.0.1', port: 0 });
+    },
+    async close() {
+      await app.close();
+      await dispatcher.close();
+      rmSync(storage, { recursive: true, force: true });
+    },
+  };
+}
