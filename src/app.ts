@@ -8,9 +8,15 @@ import { registerErrorHandling } from './http/error-plugin.js';
 import { registerHealthRoutes } from './http/health-routes.js';
 import type { Services } from './http/services.js';
 import { registerV2Routes } from './http/v2-routes.js';
+import { Cache } from './cache/cache.js';
+import { registerMetricsRoute } from './http/metrics-route.js';
+import { Metrics } from './metrics.js';
+import { BlobProxy } from './proxy/blob-proxy.js';
 import { UpstreamBlobs } from './proxy/blobs.js';
 import { UpstreamListings } from './proxy/listings.js';
+import { ManifestProxy } from './proxy/manifest-proxy.js';
 import { UpstreamManifests } from './proxy/manifests.js';
+import { UpstreamHealth } from './proxy/upstream-health.js';
 import { Upstreams } from './upstream/upstreams.js';
 
 /** True when a file can be written in the storage directory. */
@@ -26,16 +32,33 @@ async function storageWritable(dir: string): Promise<boolean> {
   }
 }
 
-/** Wires the proxy services for a config. */
-export function buildServices(config: Config, deps: Deps): Services & { upstreams: Upstreams } {
+/** Longest wait for the HEAD that revalidates a stale tag before the stale answer is served. */
+const REVALIDATE_TIMEOUT_MS = 5_000;
+
+/** Wires the cache and the local-first proxy services for a config. */
+export function buildServices(config: Config, deps: Deps, metrics = new Metrics()): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
   const upstreams = new Upstreams(config, deps);
+  const cache = new Cache({ root: config.storage.path, maxSizeBytes: config.storage.maxSizeBytes, clock: deps.clock, logger: deps.logger, metrics });
+  const health = new UpstreamHealth(deps.clock);
+  const policy = {
+    tagTtlMs: config.cache.tagTtlMs,
+    staleIfErrorMs: config.cache.staleIfErrorMs,
+    revalidateTimeoutMs: Math.min(REVALIDATE_TIMEOUT_MS, config.upstream.timeoutMs),
+  };
   return {
     config,
     upstreams,
-    manifests: new UpstreamManifests(upstreams),
-    blobs: new UpstreamBlobs(upstreams),
+    cache,
+    metrics,
+    manifests: new ManifestProxy(new UpstreamManifests(upstreams), cache, health, metrics, policy, deps.clock),
+    blobs: new BlobProxy(upstreams, new UpstreamBlobs(upstreams), cache, metrics),
     listings: new UpstreamListings(upstreams),
     ready: () => storageWritable(config.storage.path),
+    close: () => cache.close(),
+    metricsText: async () => {
+      metrics.tokenExchanges.set(upstreams.tokens.exchanges);
+      return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
+    },
   };
 }
 
@@ -51,9 +74,11 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     routerOptions: { maxParamLength: 2048 },
   });
   app.decorate('pullgate', services);
+  app.addHook('onClose', () => services.close());
   registerErrorHandling(app);
   registerAccessLog(app);
   registerHealthRoutes(app);
+  registerMetricsRoute(app);
   registerV2Routes(app);
   return app;
 }

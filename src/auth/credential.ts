@@ -36,8 +36,11 @@ export const ANONYMOUS_SECRET: Secret = { kind: 'anonymous' };
 
 /** Finds the credential for one registry; implementations may cache and refresh. */
 export interface CredentialSource {
-  /** Returns the current credential (re-reading files or helpers as needed). */
-  get(): Promise<Credential>;
+  /**
+   * Returns the current credential (re-reading files or helpers as needed). `repository` (on the
+   * registry) lets namespaced entries (`quay.io/org` in auth.json) win over the host entry.
+   */
+  get(repository?: string): Promise<Credential>;
   /** Called when upstream said the credential expired (ECR 403): drop any cached copy. */
   invalidate(): void;
 }

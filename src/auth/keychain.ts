@@ -1,27 +1,43 @@
 import type { RegistryConfig } from '../config/config.js';
-import type { Deps } from '../deps.js';
-import { ANONYMOUS_SECRET, credential, type Credential, type CredentialSource } from './credential.js';
 import { ConfigCredentialSource } from './config-source.js';
+import type { CredentialSource } from './credential.js';
+import { AcrLookup } from './sources/acr.js';
+import { autoLookups } from './sources/auto.js';
+import { CredentialHelpers } from './sources/credential-helper.js';
+import { dockerConfigLookups } from './sources/docker-config.js';
+import { EcrLookup, parseEcrHost, sdkEcrApi } from './sources/ecr.js';
+import { parseEnvKeychain } from './sources/env-keychain.js';
+import { GcpLookup } from './sources/gcp.js';
+import { GithubLookup } from './sources/github.js';
+import { LookupChain, type KeychainDeps, type Lookup } from './sources/lookup.js';
 
-/** Anonymous access, used for `auto` when no other source has credentials for the registry. */
-class AnonymousSource implements CredentialSource {
-  constructor(private readonly reason: string) {}
-  get(): Promise<Credential> {
-    return Promise.resolve(credential(ANONYMOUS_SECRET, this.reason));
-  }
-  invalidate(): void {
-    // nothing cached
-  }
-}
+export type { KeychainDeps } from './sources/lookup.js';
 
-/** Picks the credential source for a registry from its `auth.type`. */
-export function keychainFor(registry: RegistryConfig, _deps: Pick<Deps, 'env' | 'clock'>): CredentialSource {
-  switch (registry.auth.type) {
+/**
+ * Picks the credential source for a registry from its `auth.type`. Throws a ConfigError at
+ * startup when a `PULLGATE_REGISTRY_*` variable is unknown or incomplete, whatever the type.
+ */
+export function keychainFor(registry: RegistryConfig, deps: KeychainDeps): CredentialSource {
+  const envEntries = parseEnvKeychain(deps.env);
+  const { auth, key } = registry;
+  const helpers = new CredentialHelpers(deps.env, deps.clock, deps.runHelper);
+  const chain = (lookups: Lookup[]): CredentialSource => new LookupChain(key, lookups, `auth type "${auth.type}"`);
+  switch (auth.type) {
     case 'anonymous':
     case 'basic':
     case 'token':
       return new ConfigCredentialSource(registry);
-    default:
-      return new AnonymousSource(`anonymous (auth type "${registry.auth.type}" found no credentials for ${registry.key})`);
+    case 'docker-config':
+      return chain(dockerConfigLookups(auth.path, deps.env, helpers));
+    case 'ecr':
+      return chain([new EcrLookup(parseEcrHost(key) ? key : new URL(registry.url).host, deps.ecrApi ?? sdkEcrApi, deps.env, deps.clock)]);
+    case 'gcp':
+      return chain([new GcpLookup(deps.env, deps.clock, deps.dispatcher)]);
+    case 'acr':
+      return chain([new AcrLookup(key, registry.url, deps.env, deps.clock, deps.dispatcher)]);
+    case 'github':
+      return chain([new GithubLookup({ username: auth.username, token: auth.token, tokenFile: auth.tokenFile }, deps.env)]);
+    case 'auto':
+      return chain(autoLookups(registry, deps, envEntries, helpers));
   }
 }

@@ -1,6 +1,22 @@
 import { isIP } from 'node:net';
 import { getDomain } from 'tldts';
 
+/** True when `target` is on the prefix's origin and under its path. */
+function underPrefix(target: URL, prefix: string): boolean {
+  let allowed: URL;
+  try {
+    allowed = new URL(prefix);
+  } catch {
+    return false;
+  }
+  return allowed.origin === target.origin && target.pathname.startsWith(allowed.pathname);
+}
+
+/** The registrable domain (eTLD+1), private suffixes such as fly.dev counted as boundaries. */
+function registrable(host: string): string | null {
+  return getDomain(host, { allowPrivateDomains: true });
+}
+
 /** Why a token realm may not receive a registry's credentials, or undefined when it may. */
 export function realmRefusal(realm: string, registryUrl: string, allowedPrefixes: readonly string[]): string | undefined {
   let target: URL;
@@ -11,7 +27,8 @@ export function realmRefusal(realm: string, registryUrl: string, allowedPrefixes
   } catch {
     return `realm "${realm}" is not a URL`;
   }
-  if (allowedPrefixes.some((prefix) => realm.startsWith(prefix))) return undefined;
+  if (target.username !== '' || target.password !== '') return `realm ${target.host} carries user info`;
+  if (allowedPrefixes.some((prefix) => underPrefix(target, prefix))) return undefined;
   if (target.protocol !== 'https:' && !(target.protocol === 'http:' && registry.protocol === 'http:')) {
     return `realm ${target.origin} is not https while the registry is ${registry.protocol.replace(':', '')}`;
   }
@@ -21,8 +38,8 @@ export function realmRefusal(realm: string, registryUrl: string, allowedPrefixes
   if (isIP(realmHost) !== 0) {
     return `realm ${target.origin} is an IP address other than the registry's own`;
   }
-  const realmDomain = getDomain(realmHost);
-  if (realmDomain !== null && realmDomain === getDomain(registryHost)) return undefined;
+  const realmDomain = registrable(realmHost);
+  if (realmDomain !== null && realmDomain === registrable(registryHost)) return undefined;
   return (
     `realm ${target.origin} is neither on ${registryHost} nor on its registrable domain; ` +
     `list it under registries.<key>.realms if it is trusted`

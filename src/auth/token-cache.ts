@@ -35,6 +35,8 @@ export class TokenCache {
     this.cache = new LRUCache<string, IssuedToken, TokenRequest>({
       max: MAX_TOKENS,
       ttl: 60_000,
+      ttlResolution: 0,
+      ignoreFetchAbort: true,
       perf: { now: () => clock.now() },
       fetchMethod: async (_key, _stale, { options, context }) => {
         this.exchanges++;

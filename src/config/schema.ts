@@ -86,7 +86,7 @@ export const CONFIG_SCHEMA = {
         type: ['object', 'null'],
         additionalProperties: false,
         properties: {
-          url: { type: 'string', pattern: '^https?://[^/?#]+/?$' },
+          url: { type: 'string', pattern: '^https?://[^/?#@]+/?$' },
           realms: { type: 'array', items: { type: 'string', pattern: '^https?://' } },
           ca: { type: 'string', minLength: 1 },
           insecure: { type: 'boolean' },
@@ -146,6 +146,17 @@ function dotted(pointer: string): string {
   return parts.length === 0 ? '(top level)' : parts.join('.');
 }
 
+/** What a well-formed value looks like, by the last key of its path. */
+const FORMAT_HINTS: Record<string, string> = {
+  url: ' (expected http(s)://host[:port], without user info or path)',
+  listen: ' (expected HOST:PORT)',
+  maxSize: ' (expected a size such as 512MiB or 20GiB)',
+  tagTTL: ' (expected a duration such as 30s, 5m, 24h)',
+  staleIfError: ' (expected a duration such as 30s, 5m, 24h)',
+  timeout: ' (expected a duration such as 30s, 5m, 24h)',
+  defaultRegistry: ' (expected host or host:port, lower case)',
+};
+
 function explain(error: ErrorObject): string {
   const where = dotted(error.instancePath);
   const params: Record<string, unknown> = error.params;
@@ -157,7 +168,8 @@ function explain(error: ErrorObject): string {
     case 'propertyNames':
       return `${where}: key "${String(params.propertyName)}" is not allowed (registry keys are host or host:port, lower case)`;
     case 'pattern':
-      return `${where}: "${String(error.data)}" has the wrong format`;
+      // The value is not echoed: it may be a secret (a URL with user info, a mistyped token).
+      return `${where}: has the wrong format${FORMAT_HINTS[error.instancePath.split('/').pop() ?? ''] ?? ''}`;
     default:
       return `${where}: ${error.message ?? 'is invalid'}`;
   }

@@ -13,6 +13,10 @@ export interface Services {
   };
   /** True when storage is writable (for /readyz). */
   ready(): Promise<boolean>;
+  /** Prometheus exposition of pullgate's counters. */
+  metricsText(): Promise<{ contentType: string; body: string }>;
+  /** Releases the cache (flushes the index). */
+  close(): void;
 }
 
 /** Per-request facts for the access log line. */

@@ -13,7 +13,7 @@ const READ_ONLY = 'pullgate is a read-only pull-through mirror: push, delete and
 /** Splits a `/v2/...` pathname (no query) into an endpoint; undefined when it is none of the pull API. */
 export function parseV2Path(pathname: string): V2Target | undefined {
   if (pathname === '/v2' || pathname === '/v2/') return { endpoint: 'base' };
-  if (/\/blobs\/uploads(\/|$)/.test(pathname)) throw new Unsupported(READ_ONLY);
+  if (/\/blobs\/uploads(\/[^/]*)?$/.test(pathname)) throw new Unsupported(READ_ONLY);
   const tags = /^\/v2\/(.+)\/tags\/list$/.exec(pathname);
   if (tags?.[1] !== undefined) return { endpoint: 'tags', name: tags[1] };
   const match = /^\/v2\/(.+)\/(manifests|blobs|referrers)\/([^/]+)$/.exec(pathname);

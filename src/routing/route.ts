@@ -31,8 +31,8 @@ function canonical(table: RoutingTable, registry: string): string | undefined {
 }
 
 function finish(registry: string, repository: string): Route {
-  assertRepositoryName(repository);
   const withLibrary = registry === DOCKER_HUB && !repository.includes('/') ? `library/${repository}` : repository;
+  assertRepositoryName(withLibrary);
   return { registry, repository: withLibrary };
 }
 

@@ -13,6 +13,13 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Headers that may be forwarded to a redirect target (never Authorization). */
 const REDIRECT_SAFE_HEADERS = ['accept', 'range', 'user-agent'];
 
+/** True when the request was aborted by its client, as opposed to by a time limit. */
+function clientGone(signal: AbortSignal | undefined): boolean {
+  if (!signal?.aborted) return false;
+  const reason: unknown = signal.reason;
+  return !(reason instanceof Error && reason.name === 'TimeoutError');
+}
+
 export interface UpstreamRequest {
   method: 'GET' | 'HEAD';
   repository: string;
@@ -49,7 +56,7 @@ export class RegistryClient {
 
   /** Sends a pull request upstream with credentials; returns the final response (2xx–5xx). */
   async request(req: UpstreamRequest): Promise<HttpResponse> {
-    const credential = await this.deps.credentials.get();
+    const credential = await this.deps.credentials.get(req.repository);
     const url = `${this.registry.url}/v2/${req.repository}${req.path}${req.query ? `?${req.query}` : ''}`;
     let auth = await this.authorize(req.repository, credential);
     let response = await this.send(url, req, auth.header);
@@ -97,7 +104,7 @@ export class RegistryClient {
         timeoutMs: this.deps.timeoutMs,
       });
     } catch (err) {
-      if (req.signal?.aborted) throw err;
+      if (clientGone(req.signal)) throw err;
       throw new UpstreamUnavailable(this.registry.key, `${this.registry.key} is unreachable: ${describeError(err)}`, false);
     }
   }
@@ -169,7 +176,7 @@ export class RegistryClient {
           timeoutMs: this.deps.timeoutMs,
         });
       } catch (err) {
-        if (req.signal?.aborted) throw err;
+        if (clientGone(req.signal)) throw err;
         throw new UpstreamUnavailable(
           this.registry.key,
           `${this.registry.key} redirected to ${target.host}, which is unreachable: ${describeError(err)}`,

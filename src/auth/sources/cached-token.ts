@@ -1,0 +1,56 @@
+import type { Clock } from '../../deps.js';
+
+/** A token with its expiry (epoch ms). */
+export interface Expiring<T> {
+  value: T;
+  expiresAt: number;
+}
+
+/** How long a failed fetch is remembered, so a missing metadata server is not asked on every request. */
+export const FAILURE_MEMORY_MS = 60_000;
+
+/**
+ * Holds one fetched token: reused until half its life has passed, fetched once for concurrent
+ * callers, kept when
+ * a refresh fails while it is still valid, and a failure is remembered for a minute.
+ */
+export class CachedToken<T> {
+  private current: { token: Expiring<T>; refreshAt: number } | undefined;
+  private failure: { at: number; error: Error } | undefined;
+  private inflight: Promise<Expiring<T>> | undefined;
+
+  constructor(
+    private readonly fetch: () => Promise<Expiring<T>>,
+    private readonly clock: Clock,
+  ) {}
+
+  async get(): Promise<T> {
+    const now = this.clock.now();
+    if (this.current && now < this.current.refreshAt) return this.current.token.value;
+    if (this.failure && now - this.failure.at < FAILURE_MEMORY_MS) {
+      if (this.current && now < this.current.token.expiresAt) return this.current.token.value;
+      throw this.failure.error;
+    }
+    try {
+      this.inflight ??= this.fetch().finally(() => {
+        this.inflight = undefined;
+      });
+      const token = await this.inflight;
+      const fetchedAt = this.clock.now();
+      const life = token.expiresAt - fetchedAt;
+      this.current = { token, refreshAt: fetchedAt + life / 2 };
+      this.failure = undefined;
+      return token.value;
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      this.failure = { at: this.clock.now(), error };
+      if (this.current && this.clock.now() < this.current.token.expiresAt) return this.current.token.value;
+      throw error;
+    }
+  }
+
+  invalidate(): void {
+    this.current = undefined;
+    this.failure = undefined;
+  }
+}

@@ -1,0 +1,144 @@
+import type { Clock } from '../../deps.js';
+import { decodeAuthField } from '../docker-config/parse.js';
+import type { Found, Lookup, Target } from './lookup.js';
+
+/** An ECR registry host: account, region, and whether it is a FIPS endpoint. */
+export interface EcrHost {
+  account: string;
+  region: string;
+  fips: boolean;
+}
+
+/**
+ * Private ECR hosts: `<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`, the dual-stack
+ * `<account>.dkr-ecr[-fips].<region>.on.aws`, the EU sovereign cloud and the isolated partitions.
+ */
+const ECR_HOST =
+  /^(\d{12})\.dkr[.-]ecr(-fips)?\.([a-z0-9][a-z0-9-]*)\.(?:amazonaws\.com(?:\.cn)?|amazonaws\.eu|on\.aws|sc2s\.sgov\.gov|c2s\.ic\.gov|cloud\.adc-e\.uk|csp\.hci\.ic\.gov)$/;
+export const ECR_PUBLIC_HOST = 'public.ecr.aws';
+
+/** Reads account and region from a private ECR host (a port, if any, is ignored). */
+export function parseEcrHost(host: string): EcrHost | undefined {
+  const match = ECR_HOST.exec(host.toLowerCase().replace(/:\d+$/, ''));
+  if (!match) return undefined;
+  return { account: match[1] ?? '', region: match[3] ?? '', fips: match[2] !== undefined };
+}
+
+/** An ECR authorization token: base64 of `AWS:<password>`, and when it expires (epoch ms). */
+export interface EcrToken {
+  token: string;
+  expiresAt: number;
+}
+
+/** GetAuthorizationToken for a private registry (region set) or ECR Public (`public: true`, us-east-1). */
+export type EcrApi = (request: { region: string; fips: boolean; public: boolean; env: NodeJS.ProcessEnv }) => Promise<EcrToken>;
+
+/** Static keys when the injected env has them; otherwise undefined, so the SDK's default chain (profiles, SSO, IMDS …) applies. */
+function staticCredentials(env: NodeJS.ProcessEnv): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined {
+  const accessKeyId = env.AWS_ACCESS_KEY_ID;
+  const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
+  if (!accessKeyId || !secretAccessKey) return undefined;
+  return { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
+}
+
+/** The real call, through the AWS SDK (loaded on first use); `AWS_ENDPOINT_URL_ECR` / `_ECR_PUBLIC` are honoured. */
+export const sdkEcrApi: EcrApi = async ({ region, fips, public: isPublic, env }) => {
+  const credentials = staticCredentials(env);
+  const common = { region, maxAttempts: 2, ...(credentials ? { credentials } : {}) };
+  if (isPublic) {
+    const { ECRPUBLICClient, GetAuthorizationTokenCommand } = await import('@aws-sdk/client-ecr-public');
+    const endpoint = env.AWS_ENDPOINT_URL_ECR_PUBLIC ?? env.AWS_ENDPOINT_URL;
+    const client = new ECRPUBLICClient({ ...common, ...(endpoint ? { endpoint } : {}) });
+    try {
+      const out = await client.send(new GetAuthorizationTokenCommand({}));
+      const data = out.authorizationData;
+      if (!data?.authorizationToken) throw new Error('GetAuthorizationToken returned no token');
+      return { token: data.authorizationToken, expiresAt: data.expiresAt?.getTime() ?? Date.now() + 3_600_000 };
+    } finally {
+      client.destroy();
+    }
+  }
+  const { ECRClient, GetAuthorizationTokenCommand } = await import('@aws-sdk/client-ecr');
+  const endpoint = env.AWS_ENDPOINT_URL_ECR ?? env.AWS_ENDPOINT_URL;
+  const client = new ECRClient({ ...common, useFipsEndpoint: fips, ...(endpoint ? { endpoint } : {}) });
+  try {
+    const out = await client.send(new GetAuthorizationTokenCommand({}));
+    const data = out.authorizationData?.[0];
+    if (!data?.authorizationToken) throw new Error('GetAuthorizationToken returned no token');
+    return { token: data.authorizationToken, expiresAt: data.expiresAt?.getTime() ?? Date.now() + 3_600_000 };
+  } finally {
+    client.destroy();
+  }
+};
+
+/**
+ * Credentials for Amazon ECR from GetAuthorizationToken (SDK default credential chain). The token
+ * is reused until half its life has passed (as amazon-ecr-credential-helper; the API allows 20
+ * calls per second per account and region); after `invalidate()` (ECR's 403 "authorization token
+ * has expired") the next request fetches a new one; if the API fails, a token that has not yet
+ * expired is kept.
+ */
+export class EcrLookup implements Lookup {
+  readonly name: string;
+  private cached: { token: EcrToken; fetchedAt: number } | undefined;
+  private inflight: Promise<EcrToken> | undefined;
+  private readonly region: string;
+
+  constructor(
+    private readonly host: string,
+    private readonly api: EcrApi,
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly clock: Clock,
+  ) {
+    const parsed = parseEcrHost(host);
+    this.region = parsed?.region ?? 'us-east-1';
+    this.fips = parsed?.fips ?? false;
+    this.isPublic = parsed === undefined;
+    this.name = this.isPublic ? 'ECR Public GetAuthorizationToken (us-east-1)' : `ECR GetAuthorizationToken (account ${parsed?.account ?? '?'}, region ${this.region})`;
+  }
+
+  private readonly fips: boolean;
+  private readonly isPublic: boolean;
+
+  private fresh(now: number): boolean {
+    if (!this.cached) return false;
+    const { token, fetchedAt } = this.cached;
+    return now < fetchedAt + (token.expiresAt - fetchedAt) / 2;
+  }
+
+  private fetch(): Promise<EcrToken> {
+    this.inflight ??= this.api({ region: this.region, fips: this.fips, public: this.isPublic, env: this.env }).finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  async find(_target: Target, notes: string[]): Promise<Found | undefined> {
+    const now = this.clock.now();
+    let stale = '';
+    if (!this.fresh(now)) {
+      try {
+        const token = await this.fetch();
+        this.cached = { token, fetchedAt: this.clock.now() };
+      } catch (err) {
+        const reason = `${this.name} failed for ${this.host}: ${err instanceof Error ? err.message : String(err)}`;
+        if (!this.cached || this.cached.token.expiresAt <= now) {
+          notes.push(reason);
+          return undefined;
+        }
+        stale = ', stale token kept after an API error';
+      }
+    }
+    if (!this.cached) return undefined;
+    const decoded = decodeAuthField(this.cached.token.token);
+    if (!decoded) {
+      notes.push(`${this.name} returned a token that is not base64 user:password`);
+      return undefined;
+    }
+    return { secret: { kind: 'basic', ...decoded }, source: `${this.name}, user "${decoded.username}"${stale}` };
+  }
+
+  invalidate(): void {
+    this.cached = undefined;
+  }
+}

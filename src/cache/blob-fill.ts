@@ -1,0 +1,105 @@
+import { createHash, type Hash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { closeSync, fdatasync, openSync, write } from 'node:fs';
+import { Writable, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
+
+export type FillState = 'filling' | 'verified' | 'failed';
+
+/** Writes each chunk to the temp file at the running offset and announces progress. */
+class FillWriter extends Writable {
+  constructor(private readonly fill: BlobFill) {
+    super({ highWaterMark: 1024 * 1024 });
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
+    this.fill.hash.update(chunk);
+    write(this.fill.fd, chunk, 0, chunk.length, this.fill.written, (err) => {
+      if (err) {
+        callback(err);
+        return;
+      }
+      this.fill.advance(chunk.length);
+      callback();
+    });
+  }
+}
+
+/**
+ * One upstream blob being written to a temp file while any number of readers follow the growing
+ * file. The final byte is released to readers only after the digest has been verified, so a
+ * mismatch or a cut upstream can never look like a complete response.
+ */
+export class BlobFill extends EventEmitter {
+  readonly fd: number;
+  readonly hash: Hash;
+  written = 0;
+  state: FillState = 'filling';
+  error: Error | undefined;
+  /** Number of clients reading this fill (the first one included). */
+  readers = 0;
+
+  constructor(
+    readonly digest: string,
+    readonly tempPath: string,
+    /** Expected size from upstream's Content-Length, if it sent one. */
+    readonly size: number | undefined,
+    readonly registry: string,
+    readonly repository: string,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.fd = openSync(tempPath, 'wx+');
+    this.hash = createHash(digest.startsWith('sha512:') ? 'sha512' : 'sha256');
+  }
+
+  /** Further (registry, repository) pairs upstream confirmed may see this blob; linked when it is stored. */
+  readonly links: { registry: string; repository: string }[] = [];
+
+  alsoLink(registry: string, repository: string): void {
+    this.links.push({ registry, repository });
+  }
+
+  advance(bytes: number): void {
+    this.written += bytes;
+    this.emit('progress');
+  }
+
+  /** How far a reader may read: everything once verified, else all but the last byte. */
+  readableLimit(): number {
+    if (this.state === 'verified') return this.written;
+    return this.size === undefined ? this.written : Math.min(this.written, this.size - 1);
+  }
+
+  /** Copies `body` into the temp file, verifies it and resolves; rejects (and fails readers) on any error. */
+  async run(body: Readable): Promise<void> {
+    try {
+      await pipeline(body, new FillWriter(this));
+      const actual = `${this.digest.split(':')[0] ?? 'sha256'}:${this.hash.digest('hex')}`;
+      if (actual !== this.digest) throw new DigestMismatch(this.digest, actual);
+      if (this.size !== undefined && this.written !== this.size) {
+        throw new Error(`upstream sent ${this.written} bytes, announced ${this.size}`);
+      }
+      await new Promise<void>((resolve, reject) => fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+      this.state = 'verified';
+      this.emit('progress');
+    } catch (err) {
+      const failure =
+        err instanceof DigestMismatch
+          ? err
+          : new UpstreamUnavailable(this.registry, `fetching blob ${this.digest} from ${this.registry} failed after ${this.written} bytes: ${describeError(err)}`, true);
+      this.fail(failure);
+      throw failure;
+    } finally {
+      closeSync(this.fd);
+    }
+  }
+
+  private fail(err: Error): void {
+    if (this.state !== 'filling') return;
+    this.state = 'failed';
+    this.error = err;
+    this.emit('progress');
+  }
+}

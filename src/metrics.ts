@@ -1,0 +1,30 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every counter pullgate keeps, in one place, on a registry of its own (exported at /metrics).
+ * Labels carry only registry keys and fixed words: never repositories' secrets or tokens.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly cacheHits = new Counter({ name: 'pullgate_cache_hits_total', help: 'Requests answered from the cache', labelNames: ['kind'], registers: [this.registry] });
+  readonly cacheMisses = new Counter({ name: 'pullgate_cache_misses_total', help: 'Requests that went upstream for content', labelNames: ['kind'], registers: [this.registry] });
+  readonly coalesced = new Counter({ name: 'pullgate_coalesced_followers_total', help: 'Blob requests that joined an upstream fetch already in flight', registers: [this.registry] });
+  readonly bytesServed = new Counter({ name: 'pullgate_bytes_served_total', help: 'Blob bytes sent to clients by origin', labelNames: ['source'], registers: [this.registry] });
+  readonly bytesFetched = new Counter({ name: 'pullgate_upstream_bytes_total', help: 'Blob bytes fetched from upstream', labelNames: ['registry'], registers: [this.registry] });
+  readonly staleServes = new Counter({ name: 'pullgate_stale_serves_total', help: 'Tag answers served stale because upstream failed', labelNames: ['registry'], registers: [this.registry] });
+  readonly upstreamFailures = new Counter({ name: 'pullgate_upstream_failures_total', help: 'Upstream requests that failed or were refused', labelNames: ['registry', 'reason'], registers: [this.registry] });
+  readonly digestMismatches = new Counter({ name: 'pullgate_digest_mismatches_total', help: 'Upstream content that did not match its digest', labelNames: ['registry'], registers: [this.registry] });
+  readonly evictions = new Counter({ name: 'pullgate_evictions_total', help: 'Blobs evicted to stay within storage.maxSize', registers: [this.registry] });
+  readonly cacheBytes = new Gauge({ name: 'pullgate_cache_bytes', help: 'Bytes of blobs and manifests in the cache', registers: [this.registry] });
+  readonly tokenExchanges = new Gauge({ name: 'pullgate_token_exchanges', help: 'Token exchanges performed since start', registers: [this.registry] });
+
+  constructor(options: { processMetrics?: boolean } = {}) {
+    if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'pullgate_' });
+  }
+
+  /** Current value of a label-less or labelled counter, summed over labels (for tests and `cache stats`). */
+  async total(counter: Counter): Promise<number> {
+    const data = await counter.get();
+    return data.values.reduce((sum, value) => sum + value.value, 0);
+  }
+}

@@ -1,0 +1,109 @@
+import { Readable } from 'node:stream';
+import type { BlobFill } from '../cache/blob-fill.js';
+import type { Cache } from '../cache/cache.js';
+import { TailReader } from '../cache/tail-reader.js';
+import type { Metrics } from '../metrics.js';
+import { header } from '../upstream/http.js';
+import { failureFor } from '../upstream/status.js';
+import type { Upstreams } from '../upstream/upstreams.js';
+import type { UpstreamBlobs } from './blobs.js';
+import { resolveRange } from './range.js';
+import type { BlobAnswer, BlobRequest } from './types.js';
+
+/**
+ * Serves blobs local-first; on a miss streams one upstream fetch to every client asking for the
+ * digest and to the cache. A blob cached for one repository is served for another only after
+ * upstream confirmed that repository may see it.
+ */
+export class BlobProxy {
+  /** Upstream GETs being started, so concurrent misses share one (single flight). */
+  private readonly starting = new Map<string, Promise<BlobFill>>();
+
+  constructor(
+    private readonly upstreams: Upstreams,
+    private readonly remote: UpstreamBlobs,
+    private readonly cache: Cache,
+    private readonly metrics: Metrics,
+  ) {}
+
+  async get(req: BlobRequest): Promise<BlobAnswer> {
+    const row = this.cache.lookup(req.digest);
+    if (row !== undefined) {
+      await this.confirmAccess(req);
+      this.metrics.cacheHits.inc({ kind: 'blob' });
+      return this.fromCache(req, row.size);
+    }
+    if (req.method === 'HEAD') {
+      this.metrics.cacheMisses.inc({ kind: 'blob' });
+      return this.remote.get(req);
+    }
+    const running = this.cache.inflight(req.digest);
+    const pending = this.starting.get(req.digest);
+    if (running !== undefined || pending !== undefined) {
+      const fill = running ?? (await pending);
+      if (fill === undefined) throw new Error('blob fill vanished');
+      if (fill.registry !== req.route.registry || fill.repository !== req.route.repository) {
+        await this.confirmAccess(req);
+        fill.alsoLink(req.route.registry, req.route.repository);
+      }
+      this.metrics.coalesced.inc();
+      return this.fromFill(req, fill, 'coalesced');
+    }
+    this.metrics.cacheMisses.inc({ kind: 'blob' });
+    const start = this.startFill(req);
+    this.starting.set(req.digest, start);
+    try {
+      return this.fromFill(req, await start, 'upstream');
+    } finally {
+      this.starting.delete(req.digest);
+    }
+  }
+
+  /** Digest knowledge is not access: a repository not yet linked to the digest is checked with an upstream HEAD. */
+  private async confirmAccess(req: BlobRequest): Promise<void> {
+    const { registry, repository } = req.route;
+    if (this.cache.isLinked(registry, repository, req.digest)) return;
+    await this.remote.get({ ...req, method: 'HEAD', range: undefined });
+    if (this.cache.lookup(req.digest) !== undefined) this.cache.link(registry, repository, req.digest);
+  }
+
+  private async startFill(req: BlobRequest): Promise<BlobFill> {
+    const { registry, repository } = req.route;
+    // Detached from the client: the fetch finishes (bounded by the upstream timeout) so the next client gets a hit.
+    const response = await this.upstreams.get(registry).request({
+      method: 'GET',
+      repository,
+      path: `/blobs/${req.digest}`,
+      headers: {},
+    });
+    if (response.status !== 200) throw await failureFor(registry, response, 'blob', `blob ${req.digest} in ${repository}`);
+    const length = Number(header(response.headers, 'content-length'));
+    const fill = this.cache.beginFill(req.digest, response.body, Number.isFinite(length) ? length : undefined, registry, repository);
+    return fill;
+  }
+
+  private fromFill(req: BlobRequest, fill: BlobFill, source: 'upstream' | 'coalesced'): BlobAnswer {
+    const size = fill.size;
+    const range = size === undefined ? undefined : resolveRange(req.range, size);
+    const reader = new TailReader(fill, range?.start ?? 0, range?.end);
+    const length = range ? range.end - range.start + 1 : (size ?? Number.NaN);
+    reader.once('end', () => this.metrics.bytesServed.inc({ source: 'upstream' }, Number.isFinite(length) ? length : fill.written));
+    return {
+      status: range ? 206 : 200,
+      length,
+      contentRange: range && size !== undefined ? `bytes ${range.start}-${range.end}/${size}` : undefined,
+      body: reader,
+      source,
+    };
+  }
+
+  private fromCache(req: BlobRequest, size: number): BlobAnswer {
+    const range = resolveRange(req.range, size);
+    const length = range ? range.end - range.start + 1 : size;
+    const contentRange = range ? `bytes ${range.start}-${range.end}/${size}` : undefined;
+    if (req.method === 'HEAD') return { status: range ? 206 : 200, length, contentRange, body: undefined, source: 'cache' };
+    const body = length === 0 ? Readable.from([]) : this.cache.openRead(req.digest, range?.start ?? 0, range?.end ?? size - 1);
+    this.metrics.bytesServed.inc({ source: 'cache' }, length);
+    return { status: range ? 206 : 200, length, contentRange, body, source: 'cache' };
+  }
+}

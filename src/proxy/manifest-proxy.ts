@@ -1,0 +1,143 @@
+import type { Cache, CachedManifest } from '../cache/cache.js';
+import type { Clock } from '../deps.js';
+import { UpstreamRateLimited, UpstreamUnavailable } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import { accepts, widenAccept } from './accept.js';
+import { DEFAULT_MANIFEST_ACCEPT, type UpstreamManifests } from './manifests.js';
+import type { UpstreamHealth } from './upstream-health.js';
+import type { ManifestAnswer, ManifestRequest } from './types.js';
+
+export interface ManifestPolicy {
+  tagTtlMs: number;
+  staleIfErrorMs: number;
+  /** Time limit for the HEAD that revalidates a stale tag (short: a stale answer is ready). */
+  revalidateTimeoutMs: number;
+}
+
+/** Upstream failures after which a cached tag may be served stale. */
+function transient(err: unknown): boolean {
+  return err instanceof UpstreamUnavailable || err instanceof UpstreamRateLimited || (err instanceof Error && err.name === 'TimeoutError');
+}
+
+/**
+ * Serves manifests local-first. Digest-addressed manifests are cached for good (verified); tag
+ * answers live `tagTTL`, are revalidated with a HEAD (which Docker Hub does not count as a pull),
+ * and are served stale for `staleIfError` when upstream is down or rate limiting.
+ */
+export class ManifestProxy {
+  /** Upstream manifest fetches in flight, shared by concurrent identical requests. */
+  private readonly inflight = new Map<string, Promise<ManifestAnswer>>();
+
+  constructor(
+    private readonly remote: UpstreamManifests,
+    private readonly cache: Cache,
+    private readonly health: UpstreamHealth,
+    private readonly metrics: Metrics,
+    private readonly policy: ManifestPolicy,
+    private readonly clock: Clock,
+  ) {}
+
+  get(req: ManifestRequest): Promise<ManifestAnswer> {
+    return req.reference.kind === 'digest' ? this.byDigest(req) : this.byTag(req);
+  }
+
+  private answer(manifest: CachedManifest, req: ManifestRequest, source: ManifestAnswer['source']): ManifestAnswer {
+    return {
+      digest: manifest.digest,
+      mediaType: manifest.mediaType,
+      size: manifest.bytes.length,
+      body: req.method === 'HEAD' ? undefined : manifest.bytes,
+      source,
+    };
+  }
+
+  private async byDigest(req: ManifestRequest): Promise<ManifestAnswer> {
+    const { registry, repository } = req.route;
+    const digest = req.reference.value;
+    const cached = this.cache.manifest(digest);
+    if (cached !== undefined && accepts(req.accept, cached.mediaType)) {
+      if (!this.cache.isLinked(registry, repository, digest)) {
+        await this.remote.get({ ...req, method: 'HEAD' });
+        this.cache.link(registry, repository, digest);
+      }
+      this.metrics.cacheHits.inc({ kind: 'manifest' });
+      return this.answer(cached, req, 'cache');
+    }
+    this.metrics.cacheMisses.inc({ kind: 'manifest' });
+    const fetched = await this.fetch(req, req.accept);
+    return { ...fetched, body: req.method === 'HEAD' ? undefined : fetched.body };
+  }
+
+  private async byTag(req: ManifestRequest): Promise<ManifestAnswer> {
+    const { registry, repository } = req.route;
+    const row = this.cache.tag(registry, repository, req.reference.value);
+    const cached = row === undefined ? undefined : this.cache.manifest(row.digest);
+    if (row !== undefined && cached !== undefined && accepts(req.accept, cached.mediaType)) {
+      const age = this.clock.now() - row.validated_at;
+      if (age < this.policy.tagTtlMs) {
+        this.metrics.cacheHits.inc({ kind: 'tag' });
+        return this.answer(cached, req, 'cache');
+      }
+      const staleAllowed = age < this.policy.tagTtlMs + this.policy.staleIfErrorMs;
+      if (staleAllowed && this.health.isDown(registry)) return this.stale(cached, req);
+      try {
+        const head = await this.remote.get({
+          ...req,
+          method: 'HEAD',
+          accept: widenAccept(req.accept, DEFAULT_MANIFEST_ACCEPT),
+          signal: AbortSignal.any([req.signal, AbortSignal.timeout(this.policy.revalidateTimeoutMs)]),
+        });
+        this.health.markUp(registry);
+        if (head.digest === row.digest) {
+          this.cache.putTag(registry, repository, req.reference.value, { ...row, validated_at: this.clock.now() });
+          this.metrics.cacheHits.inc({ kind: 'tag' });
+          return this.answer(cached, req, 'cache');
+        }
+      } catch (err) {
+        if (!transient(err) || req.signal.aborted) throw err;
+        this.health.markDown(registry);
+        if (staleAllowed) return this.stale(cached, req);
+        throw err;
+      }
+    }
+    this.metrics.cacheMisses.inc({ kind: 'tag' });
+    const fetched = await this.fetch(req, widenAccept(req.accept, DEFAULT_MANIFEST_ACCEPT));
+    this.cache.putTag(registry, repository, req.reference.value, {
+      digest: fetched.digest,
+      media_type: fetched.mediaType,
+      validated_at: this.clock.now(),
+    });
+    if (!accepts(req.accept, fetched.mediaType)) return this.remote.get(req);
+    return { ...fetched, body: req.method === 'HEAD' ? undefined : fetched.body };
+  }
+
+  private stale(cached: CachedManifest, req: ManifestRequest): ManifestAnswer {
+    this.metrics.staleServes.inc({ registry: req.route.registry });
+    return this.answer(cached, req, 'stale');
+  }
+
+  /** GETs a manifest upstream (one fetch for concurrent identical requests) and stores it. */
+  private async fetch(req: ManifestRequest, accept: string | undefined): Promise<ManifestAnswer> {
+    const { registry, repository } = req.route;
+    const key = JSON.stringify([registry, repository, req.reference.value, accept ?? '']);
+    let pending = this.inflight.get(key);
+    if (pending === undefined) {
+      pending = this.remote
+        .get({ ...req, method: 'GET', accept, signal: AbortSignal.timeout(60_000) })
+        .then((fetched) => {
+          if (fetched.body !== undefined) {
+            this.cache.putManifest({ digest: fetched.digest, mediaType: fetched.mediaType, bytes: fetched.body }, registry, repository);
+          }
+          this.health.markUp(registry);
+          return fetched;
+        })
+        .catch((err: unknown) => {
+          if (err instanceof UpstreamUnavailable && !err.reachable) this.health.markDown(registry);
+          throw err;
+        })
+        .finally(() => this.inflight.delete(key));
+      this.inflight.set(key, pending);
+    }
+    return pending;
+  }
+}
