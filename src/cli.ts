@@ -7,6 +7,8 @@ import { defaultDeps } from './deps.js';
 import { ConfigError } from './errors.js';
 import { serve } from './server.js';
 import path from 'node:path';
+import { registerCacheCommands } from './cli/cache-commands.js';
+import { registerDoctorCommand } from './cli/doctor-command.js';
 
 function load(file: string | undefined): Config {
   return loadConfigFile(configPath(file, process.env), process.env);
@@ -57,4 +59,11 @@ configCommand
     }
   });
 
-await program.parseAsync(process.argv);
+registerCacheCommands(program, load);
+registerDoctorCommand(program, load);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  fail(err);
+}

@@ -66,11 +66,11 @@ export class CacheIndex {
     return this.statements.getBlob.get(digest);
   }
 
-  /** Records a verified blob and links it to the repository it came from, in one transaction. */
-  addBlob(row: Omit<BlobRow, 'last_access'>, registry: string, repository: string): void {
+  /** Records a verified blob and, when given, links it to the repository it came from, in one transaction. */
+  addBlob(row: Omit<BlobRow, 'last_access'>, origin?: { registry: string; repository: string }): void {
     this.db.transaction(() => {
       this.statements.putBlob.run(row.digest, row.size, row.kind, row.media_type, row.created_at, row.created_at);
-      this.statements.link.run(registry, repository, row.digest);
+      if (origin) this.statements.link.run(origin.registry, origin.repository, row.digest);
     })();
   }
 

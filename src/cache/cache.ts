@@ -132,7 +132,7 @@ export class Cache {
       }
       this.store.commit(fill.tempPath, fill.digest);
       const now = this.options.clock.now();
-      this.index.addBlob({ digest: fill.digest, size: fill.written, kind: 'blob', media_type: null, created_at: now }, fill.registry, fill.repository);
+      this.index.addBlob({ digest: fill.digest, size: fill.written, kind: 'blob', media_type: null, created_at: now }, { registry: fill.registry, repository: fill.repository });
       for (const link of fill.links) this.index.link(link.registry, link.repository, fill.digest);
       this.grow(fill.written);
     } catch (err) {
@@ -154,7 +154,7 @@ export class Cache {
       closeSync(fd);
       this.store.commit(temp, manifest.digest);
       const now = this.options.clock.now();
-      this.index.addBlob({ digest: manifest.digest, size: manifest.bytes.length, kind: 'manifest', media_type: manifest.mediaType, created_at: now }, registry, repository);
+      this.index.addBlob({ digest: manifest.digest, size: manifest.bytes.length, kind: 'manifest', media_type: manifest.mediaType, created_at: now }, { registry, repository });
       if (known === undefined) this.grow(manifest.bytes.length);
     } else {
       this.index.link(registry, repository, manifest.digest);

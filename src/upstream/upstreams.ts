@@ -8,7 +8,8 @@ import { ConfigError } from '../errors.js';
 import { RegistryClient } from './registry-client.js';
 import { exchangeToken } from './token-exchange.js';
 
-function dispatcherFor(registry: RegistryConfig, shared: Dispatcher): Dispatcher {
+/** The dispatcher for one registry: the shared one, or an Agent with its `ca` / `insecure` TLS settings. */
+export function dispatcherFor(registry: RegistryConfig, shared: Dispatcher): Dispatcher {
   if (registry.ca === undefined && !registry.insecure) return shared;
   let ca: Buffer | undefined;
   if (registry.ca !== undefined) {

@@ -51,11 +51,16 @@ export interface Faults {
   corruptBlob?: boolean;
   /** Redirect blob GETs to this origin (a FakeCdn) instead of serving them. */
   redirectBlobsTo?: string;
-  /** Hold blob responses until released (to test coalescing). */
+  /** Send only the first 64 KiB of blob bodies until released, to test coalescing and crashes. */
   holdBlobs?: Promise<void>;
   /** Retry-After value sent with 429. */
   retryAfter?: string;
+  /** Answer manifest requests with these OCI errors (in order, one per request), e.g. ECR's expired-token 403. */
+  manifestErrors?: { status: number; code: string; message: string }[];
 }
+
+/** Extra endpoints on the fake (ACR's /oauth2/exchange …): path → handler receiving the request body. */
+export type ExtraRoute = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
 interface IssuedFakeToken {
   scopes: string[];
@@ -108,6 +113,7 @@ export class FakeRegistry {
   readonly seen: Seen[] = [];
   readonly images: FakeImage[] = [];
   faults: Faults = {};
+  readonly routes = new Map<string, ExtraRoute>();
   private readonly tokens = new Map<string, IssuedFakeToken>();
   private server: Server | undefined;
   origin = '';
@@ -223,6 +229,12 @@ export class FakeRegistry {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.origin);
     this.seen.push({ method: req.method ?? 'GET', path: url.pathname, query: url.searchParams, authorization: req.headers.authorization });
+    const extra = this.routes.get(url.pathname);
+    if (extra) {
+      let body = '';
+      for await (const chunk of req) body += (chunk as Buffer).toString('utf8');
+      return extra(req, res, body);
+    }
     if (url.pathname === '/token') return this.issueToken(req, res, url.searchParams);
     if (url.pathname === '/v2/' || url.pathname === '/v2') {
       if (this.auth.kind === 'none') return this.json(res, 200, {});
@@ -256,13 +268,15 @@ export class FakeRegistry {
 
   private manifest(req: IncomingMessage, res: ServerResponse, repository: string, reference: string): void {
     if (this.fault(this.faults.manifestStatuses, res)) return;
+    const injected = this.faults.manifestErrors?.shift();
+    if (injected) return this.error(res, injected.status, injected.code, injected.message);
     const image = this.images.find((i) => i.repository === repository && (i.tag === reference || i.digest === reference));
     if (!image) return this.error(res, 404, 'MANIFEST_UNKNOWN', 'manifest unknown');
     res.writeHead(200, { 'content-type': image.mediaType, 'content-length': image.manifest.length, 'docker-content-digest': image.digest });
     res.end(req.method === 'HEAD' ? undefined : image.manifest);
   }
 
-  private async blob(req: IncomingMessage, res: ServerResponse, repository: string, digest: string): Promise<void> {
+  private blob(req: IncomingMessage, res: ServerResponse, repository: string, digest: string): void {
     if (this.fault(this.faults.blobStatuses, res)) return;
     const bytes = this.images.find((i) => i.repository === repository && i.blobs.has(digest))?.blobs.get(digest);
     if (!bytes) return this.error(res, 404, 'BLOB_UNKNOWN', 'blob unknown');
@@ -271,13 +285,12 @@ export class FakeRegistry {
       res.end();
       return;
     }
-    await this.faults.holdBlobs;
-    serveBytes(req, res, this.faults.corruptBlob ? Buffer.from(bytes).fill(7, 0, 16) : bytes, this.faults.cutBlobAt);
+    serveBytes(req, res, this.faults.corruptBlob ? Buffer.from(bytes).fill(7, 0, 16) : bytes, this.faults.cutBlobAt, this.faults.holdBlobs);
   }
 }
 
 /** Writes bytes with Range support; `cutAt` destroys the socket after that many bytes. */
-export function serveBytes(req: IncomingMessage, res: ServerResponse, bytes: Buffer, cutAt?: number): void {
+export function serveBytes(req: IncomingMessage, res: ServerResponse, bytes: Buffer, cutAt?: number, hold?: Promise<void>): void {
   const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? '');
   let body = bytes;
   if (range) {
@@ -292,6 +305,17 @@ export function serveBytes(req: IncomingMessage, res: ServerResponse, bytes: Buf
     res.end();
     return;
   }
+  if (hold !== undefined) {
+    // The first 64 KiB go out at once, the rest when the test releases the hold.
+    const head = Math.min(64 * 1024, body.length);
+    res.write(body.subarray(0, head));
+    void hold.then(() => serveBody(res, body.subarray(head), cutAt));
+    return;
+  }
+  serveBody(res, body, cutAt);
+}
+
+function serveBody(res: ServerResponse, body: Buffer, cutAt: number | undefined): void {
   if (cutAt !== undefined) {
     res.write(body.subarray(0, cutAt), () => res.destroy());
     return;
