@@ -10,6 +10,8 @@ import type { Services } from './http/services.js';
 import { registerV2Routes } from './http/v2-routes.js';
 import { Cache } from './cache/cache.js';
 import { registerMetricsRoute } from './http/metrics-route.js';
+import { Htpasswd } from './auth/htpasswd.js';
+import { registerClientAuth } from './http/client-auth.js';
 import { Metrics } from './metrics.js';
 import { BlobProxy } from './proxy/blob-proxy.js';
 import { UpstreamBlobs } from './proxy/blobs.js';
@@ -77,6 +79,9 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
   app.addHook('onClose', () => services.close());
   registerErrorHandling(app);
   registerAccessLog(app);
+  if (!config.clients.anonymous && config.clients.htpasswd !== undefined) {
+    registerClientAuth(app, Htpasswd.load(config.clients.htpasswd));
+  }
   registerHealthRoutes(app);
   registerMetricsRoute(app);
   registerV2Routes(app);

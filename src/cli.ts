@@ -8,6 +8,7 @@ import { ConfigError } from './errors.js';
 import { serve } from './server.js';
 import path from 'node:path';
 import { registerCacheCommands } from './cli/cache-commands.js';
+import { registerHostsCommand } from './cli/hosts-command.js';
 import { registerDoctorCommand } from './cli/doctor-command.js';
 
 function load(file: string | undefined): Config {
@@ -60,6 +61,7 @@ configCommand
   });
 
 registerCacheCommands(program, load);
+registerHostsCommand(program, load);
 registerDoctorCommand(program, load);
 
 try {

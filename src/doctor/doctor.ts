@@ -99,7 +99,7 @@ export async function runDoctor(image: string, config: Config, deps: DoctorDeps,
       });
     }
 
-    const authorization = await authorize(registry, { ...target, reference: ref.reference }, credential, challenge, deps, timeoutMs, line);
+    const authorization = await authorize(registry, { ...target, reference: ref.reference }, credential, challenge, { ...deps, dispatcher }, timeoutMs, line);
     const manifestUrl = `${registry.url}/v2/${target.repository}/manifests/${ref.reference}`;
     const head = await request('manifest', manifestUrl, 'HEAD', { accept: MANIFEST_ACCEPT, ...(authorization ? { authorization } : {}) });
     drain(head.body);
@@ -145,6 +145,7 @@ async function authorize(
   target: Route & { reference: string },
   credential: Credential,
   challenge: Challenge | undefined,
+  /** `dispatcher` is already the registry's own (CA / insecure). */
   deps: DoctorDeps,
   timeoutMs: number,
   line: (step: string, text: string) => void,
@@ -179,7 +180,7 @@ async function authorize(
   try {
     const issued = await exchangeToken(
       { registry: registry.key, realm, service: challenge.params.service, scopes, credential },
-      { dispatcher: dispatcherFor(registry, deps.dispatcher), clock: deps.clock, timeoutMs },
+      { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs },
     );
     const seconds = Math.round((issued.expiresAt - deps.clock.now()) / 1000);
     line('token', `${how} ${new URL(realm).origin}${new URL(realm).pathname} service=${challenge.params.service ?? '(none)'} scope=${scopes.join(' ')} → token valid ${seconds} s`);

@@ -1,0 +1,30 @@
+# Multi-stage build: compile TypeScript (and better-sqlite3's native addon) in a full image,
+# ship only dist/, production node_modules and the default config, running as the non-root `node` user.
+FROM node:20-bookworm-slim AS build
+WORKDIR /src
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production \
+    PULLGATE_LISTEN=0.0.0.0:5000 \
+    PULLGATE_STORAGE=/var/lib/pullgate
+COPY --from=build /src/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+COPY config ./config
+RUN mkdir -p /var/lib/pullgate && chown node:node /var/lib/pullgate
+USER node
+VOLUME ["/var/lib/pullgate"]
+EXPOSE 5000
+HEALTHCHECK --interval=30s --timeout=3s \
+  CMD node -e "fetch('http://127.0.0.1:5000/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
+ENTRYPOINT ["node", "dist/cli.js"]
+CMD ["serve"]
