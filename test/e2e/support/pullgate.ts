@@ -18,6 +18,8 @@ export interface UpstreamEntry {
   url: string;
   username: string;
   password: string;
+  /** When set, pullgate reads the login from this docker config.json / auth.json (`auth: {type: docker-config}`) instead of the YAML. */
+  credentialsFile?: string;
 }
 
 export interface PullgateConfigInput {
@@ -26,6 +28,8 @@ export interface PullgateConfigInput {
   defaultRegistry: string;
   registries: readonly UpstreamEntry[];
   aliases?: Record<string, string>;
+  /** The `cache` section (durations as in the config file, e.g. `5m`); pullgate's defaults when absent. */
+  cache?: { tagTTL?: string; staleIfError?: string };
 }
 
 const q = (s: string): string => JSON.stringify(s);
@@ -34,8 +38,15 @@ const q = (s: string): string => JSON.stringify(s);
 export function renderPullgateConfig(c: PullgateConfigInput): string {
   const lines = [`listen: ${q(c.listen)}`, `storage: { path: ${q(c.storagePath)} }`, `defaultRegistry: ${q(c.defaultRegistry)}`, 'registries:'];
   for (const r of c.registries) {
-    lines.push(`  ${q(r.key)}:`, `    url: ${q(r.url)}`, `    auth: { type: basic, username: ${q(r.username)}, password: ${q(r.password)} }`);
+    const auth = r.credentialsFile === undefined
+      ? `{ type: basic, username: ${q(r.username)}, password: ${q(r.password)} }`
+      : `{ type: docker-config, path: ${q(r.credentialsFile)} }`;
+    lines.push(`  ${q(r.key)}:`, `    url: ${q(r.url)}`, `    auth: ${auth}`);
   }
+  const cache: string[] = [];
+  if (c.cache?.tagTTL !== undefined) cache.push(`tagTTL: ${q(c.cache.tagTTL)}`);
+  if (c.cache?.staleIfError !== undefined) cache.push(`staleIfError: ${q(c.cache.staleIfError)}`);
+  if (cache.length > 0) lines.push(`cache: { ${cache.join(', ')} }`);
   const aliases = Object.entries(c.aliases ?? {});
   if (aliases.length > 0) {
     lines.push('aliases:', ...aliases.map(([alias, key]) => `  ${q(alias)}: ${q(key)}`));
