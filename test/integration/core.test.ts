@@ -269,4 +269,51 @@ describe('core mirror against a fake upstream', () => {
     expect(sha256(again.rawPayload)).toBe(digest);
     expect(fake.seen.filter((s) => s.path.endsWith(digest))).toHaveLength(2);
   });
+
+  it('relays referrers with the artifactType filter', async () => {
+    const { fake, pg } = await setup({ kind: 'none' }, (origin) => `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${origin} }\n`);
+    const subject = `sha256:${'a'.repeat(64)}`;
+    const index = { schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [{ artifactType: 'application/vnd.example.sbom', digest: `sha256:${'b'.repeat(64)}`, size: 10 }] };
+    fake.routes.set(`/v2/team/app/referrers/${subject}`, (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', 'oci-filters-applied': 'artifactType' });
+      res.end(JSON.stringify(index));
+    });
+    const res = await pg.app.inject({ url: `/v2/team/app/referrers/${subject}?artifactType=application/vnd.example.sbom` });
+    expect(res.statusCode).toBe(200);
+    expect(res.json()).toEqual(index);
+    expect(res.headers['oci-filters-applied']).toBe('artifactType');
+    const seen = fake.seen.find((s) => s.path.includes('/referrers/'));
+    expect(seen?.query.get('artifactType')).toBe('application/vnd.example.sbom');
+    const bad = await pg.app.inject({ url: '/v2/team/app/referrers/sha256:short' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ errors: [{ code: 'DIGEST_INVALID' }] });
+  });
+
+  it('writes one JSON log line per request with route, registry, status, bytes and duration', async () => {
+    const { fake, pg } = await setup({ kind: 'none' }, (origin) => `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${origin} }\n`);
+    const image = fake.add(makeImage('team/app', '1', 1, 5000));
+    const [digest] = [...image.blobs.entries()].find(([, bytes]) => bytes.length === 5000) ?? [''];
+    pg.logs.length = 0;
+    await pg.app.inject({ url: `/v2/team/app/blobs/${digest}` });
+    const lines = pg.logs.map((line) => JSON.parse(line) as Record<string, unknown>).filter((line) => line.msg === 'request');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ method: 'GET', endpoint: 'blob', registry: 'reg.example', repository: 'team/app', status: 200, bytes: 5000, source: 'upstream' });
+    expect(typeof lines[0]?.durationMs).toBe('number');
+  });
+
+  it('answers the probes and exposes metrics without secrets', async () => {
+    const { fake, pg } = await setup(bearer(), withUser('reg.example'));
+    const image = fake.add(makeImage('team/app', '1'));
+    await pg.app.inject({ url: `/v2/team/app/manifests/${image.digest}` });
+    expect((await pg.app.inject({ url: '/healthz' })).statusCode).toBe(200);
+    expect((await pg.app.inject({ url: '/readyz' })).json()).toEqual({ status: 'ok' });
+    const metrics = await pg.app.inject({ url: '/metrics' });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.body).toMatch(/pullgate_cache_misses_total\{kind="manifest"\} 1/);
+    expect(metrics.body).toMatch(/pullgate_token_exchanges 1/);
+    expect(metrics.body).not.toContain('s3cret-pw');
+    const base = await pg.app.inject({ url: '/v2/' });
+    expect(base.json()).toEqual({});
+    expect(base.headers['docker-distribution-api-version']).toBe('registry/2.0');
+  });
 });
