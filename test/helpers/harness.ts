@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent } from 'undici';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
+import { buildApp, buildServices } from '../../src/app.js';
+import type { Cache } from '../../src/cache/cache.js';
 import type { Config } from '../../src/config/config.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { createLogger, type Deps } from '../../src/deps.js';
@@ -12,6 +13,7 @@ import { FakeClock } from './fake-clock.js';
 export interface Harness {
   app: FastifyInstance;
   config: Config;
+  cache: Cache;
   clock: FakeClock;
   deps: Deps;
   storage: string;
@@ -31,10 +33,12 @@ export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS
   const dispatcher = new Agent({ keepAliveTimeout: 1000 });
   const deps: Deps = { clock, dispatcher, logger, env: options.env ?? {} };
   const config = loadConfigText(`${yaml}\nstorage: { path: ${JSON.stringify(storage)} }\n`, deps.env, 'test', storage);
-  const app = buildApp(config, deps);
+  const services = buildServices(config, deps);
+  const app = buildApp(config, deps, services);
   return {
     app,
     config,
+    cache: services.cache,
     clock,
     deps,
     storage,

@@ -20,7 +20,7 @@ async function setup(extraYaml = '', clock = new FakeClock()): Promise<{ fake: F
   cleanups.push(() => fake.stop());
   const pg = harness(`defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${fake.origin} }\n${extraYaml}`, { clock });
   cleanups.push(() => pg.close());
-  const cache = (pg.app.pullgate as unknown as { cache: Cache }).cache;
+  const cache = pg.cache;
   return { fake, pg, cache };
 }
 
