@@ -55,7 +55,7 @@ export class RegistryClient {
   ) {}
 
   /** Sends a pull request upstream with credentials; returns the final response (2xx–5xx). */
-  async request(req: UpstreamRequest): Promise<HttpResponse> {
+  async request(req: UpstreamRequest, afterExpiry = false): Promise<HttpResponse> {
     const credential = await this.deps.credentials.get(req.repository);
     const url = `${this.registry.url}/v2/${req.repository}${req.path}${req.query ? `?${req.query}` : ''}`;
     let auth = await this.authorize(req.repository, credential);
@@ -76,8 +76,12 @@ export class RegistryClient {
     }
     if (response.status === 403) {
       const { message } = await upstreamErrorMessage(response.body);
-      if (message && /authorization token has expired/i.test(message)) this.deps.credentials.invalidate();
       if (auth.token) this.deps.tokens.invalidate(auth.token);
+      if (message && /authorization token has expired/i.test(message)) {
+        // ECR: the registry password itself expired; fetch a new one and try once more.
+        this.deps.credentials.invalidate();
+        if (!afterExpiry) return this.request(req, true);
+      }
       throw this.denied(403, credential, message);
     }
     return this.followRedirects(response, req);

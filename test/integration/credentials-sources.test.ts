@@ -137,13 +137,11 @@ describe('credential sources, end to end through pullgate', () => {
 
   it('ECR: GetAuthorizationToken through AWS_ENDPOINT_URL_ECR, cached, refreshed on "authorization token has expired"', async () => {
     const clock = new FakeClock();
-    let issued = 0;
     const ecrApi = await jsonServer((req) => {
       expect(req.headers['x-amz-target']).toBe('AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken');
-      issued++;
-      return { status: 200, body: { authorizationData: [{ authorizationToken: b64(`AWS:ecr-pw-${issued}`), expiresAt: (Date.now() + 12 * 3_600_000) / 1000, proxyEndpoint: 'https://x' }] } };
+      return { status: 200, body: { authorizationData: [{ authorizationToken: b64('AWS:ecr-pw'), expiresAt: (Date.now() + 12 * 3_600_000) / 1000, proxyEndpoint: 'https://x' }] } };
     });
-    const fake = await fakeRegistry({ kind: 'basic', username: 'AWS', password: 'ecr-pw-1' }, clock);
+    const fake = await fakeRegistry({ kind: 'basic', username: 'AWS', password: 'ecr-pw' }, clock);
     fake.add(makeImage('app', 'v1'));
     fake.add(makeImage('app', 'v2'));
     fake.add(makeImage('app', 'v3'));
@@ -157,10 +155,19 @@ describe('credential sources, end to end through pullgate', () => {
     expect(ecrApi.seen).toHaveLength(1);
     expect(ecrApi.seen[0]?.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d+\/eu-west-1\/ecr\//);
     fake.faults.manifestErrors = [{ status: 403, code: 'DENIED', message: 'Your authorization token has expired. Reauthenticate and try again.' }];
-    expect((await pg.app.inject({ url: `/v2/${key}/app/manifests/v2` })).statusCode).toBe(403);
-    if (fake.auth.kind === 'basic') fake.auth.password = 'ecr-pw-2';
+    // The expired password is replaced and the same request retried once: the client sees a 200.
+    expect((await pg.app.inject({ url: `/v2/${key}/app/manifests/v2` })).statusCode).toBe(200);
+    expect(ecrApi.seen).toHaveLength(2);
     expect((await pg.app.inject({ url: `/v2/${key}/app/manifests/v3` })).statusCode).toBe(200);
     expect(ecrApi.seen).toHaveLength(2);
+    // An expiry that a fresh token does not cure is reported, not retried forever.
+    fake.faults.manifestErrors = [
+      { status: 403, code: 'DENIED', message: 'Your authorization token has expired. Reauthenticate and try again.' },
+      { status: 403, code: 'DENIED', message: 'Your authorization token has expired. Reauthenticate and try again.' },
+    ];
+    fake.add(makeImage('app', 'v4'));
+    expect((await pg.app.inject({ url: `/v2/${key}/app/manifests/v4` })).statusCode).toBe(403);
+    expect(ecrApi.seen).toHaveLength(3);
     expect(pg.logs.join('\n')).not.toMatch(/ecr-pw|dummy-secret-key/);
   });
 
