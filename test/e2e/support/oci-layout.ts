@@ -33,6 +33,8 @@ export interface ImageSpec {
   seed: string;
   /** Size of the big random file in the first layer. */
   bigFileBytes: number;
+  /** Sizes of further random files, one layer each, after the big one (default: none). */
+  extraLayerBytes?: readonly number[];
 }
 
 export function sha256Digest(data: Buffer): string {
@@ -51,7 +53,10 @@ function hostPlatform(): { os: string; architecture: string } {
   return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
 }
 
-/** Builds a two-layer image (one big random file, one small text file) as an OCI image layout in `dir`. */
+/**
+ * Builds an image of one big random file, optional further random files and one small text file (one layer each)
+ * as an OCI image layout in `dir`.
+ */
 export async function buildOciImage(dir: string, spec: ImageSpec): Promise<BuiltImage> {
   const blobs = new Map<string, Buffer>();
   const blobDir = join(dir, 'blobs', 'sha256');
@@ -65,6 +70,9 @@ export async function buildOciImage(dir: string, spec: ImageSpec): Promise<Built
 
   const tars = [
     buildTar([{ path: 'e2e' }, { path: 'e2e/big.bin', data: deterministicBytes(`${spec.seed}/big`, spec.bigFileBytes) }]),
+    ...(spec.extraLayerBytes ?? []).map((bytes, i) =>
+      buildTar([{ path: 'e2e' }, { path: `e2e/extra-${i}.bin`, data: deterministicBytes(`${spec.seed}/extra-${i}`, bytes) }]),
+    ),
     buildTar([{ path: 'e2e' }, { path: 'e2e/hello.txt', data: Buffer.from(`hello from ${spec.seed}:${spec.tag}\n`) }]),
   ];
   const layers: Descriptor[] = [];

@@ -7,7 +7,18 @@ import type { TokenServer } from './token-server.js';
 import { waitForHttp } from './wait.js';
 import type { Workspace } from './workspace.js';
 
-export type RegistryAuth = { type: 'htpasswd'; users: Record<string, string> } | { type: 'token'; tokenServer: TokenServer };
+export type RegistryAuth =
+  | { type: 'htpasswd'; users: Record<string, string> }
+  | { type: 'token'; tokenServer: TokenServer }
+  /** Anonymous clients (e.g. a pull-through proxy in front of an authenticated upstream). */
+  | { type: 'none' };
+
+/** Pull-through cache mode (distribution's `proxy:` section): an upstream and the credentials it is pulled with. */
+export interface RegistryProxyConfig {
+  remoteurl: string;
+  username: string;
+  password: string;
+}
 
 /** A running distribution registry (`docker-registry serve`) on 127.0.0.1 with filesystem storage. */
 export interface Registry {
@@ -18,6 +29,7 @@ export interface Registry {
 }
 
 function authSection(auth: RegistryAuth, htpasswdPath: string): string {
+  if (auth.type === 'none') return '';
   if (auth.type === 'htpasswd') {
     return `auth:\n  htpasswd:\n    realm: pullgate-e2e\n    path: ${JSON.stringify(htpasswdPath)}\n`;
   }
@@ -31,8 +43,26 @@ function authSection(auth: RegistryAuth, htpasswdPath: string): string {
   );
 }
 
-/** Starts `docker-registry serve` with htpasswd (bcrypt) or token auth; resolves once /v2/ challenges. */
-export async function startRegistry(ws: Workspace, name: string, auth: RegistryAuth): Promise<Registry> {
+function proxySection(proxy: RegistryProxyConfig | undefined): string {
+  if (proxy === undefined) return '';
+  return (
+    'proxy:\n' +
+    `  remoteurl: ${JSON.stringify(proxy.remoteurl)}\n` +
+    `  username: ${JSON.stringify(proxy.username)}\n` +
+    `  password: ${JSON.stringify(proxy.password)}\n`
+  );
+}
+
+/**
+ * Starts `docker-registry serve` with htpasswd (bcrypt), token or no auth, optionally as a pull-through proxy;
+ * resolves once /v2/ challenges (401), or answers 200 without auth.
+ */
+export async function startRegistry(
+  ws: Workspace,
+  name: string,
+  auth: RegistryAuth,
+  opts: { proxy?: RegistryProxyConfig } = {},
+): Promise<Registry> {
   const dir = await ws.mkdir(name);
   const storage = await ws.mkdir(name, 'storage');
   const htpasswdPath = ws.path(name, 'htpasswd');
@@ -49,7 +79,8 @@ export async function startRegistry(ws: Workspace, name: string, auth: RegistryA
       `storage:\n  filesystem:\n    rootdirectory: ${JSON.stringify(storage)}\n  delete:\n    enabled: true\n` +
       `http:\n  addr: 127.0.0.1:${port}\n  secret: ${randomBytes(16).toString('hex')}\n` +
       'health:\n  storagedriver:\n    enabled: false\n' +
-      authSection(auth, htpasswdPath),
+      authSection(auth, htpasswdPath) +
+      proxySection(opts.proxy),
   );
   const daemon = startDaemon({
     name: `docker-registry (${name})`,
@@ -61,8 +92,9 @@ export async function startRegistry(ws: Workspace, name: string, auth: RegistryA
   });
   ws.defer(() => daemon.stop());
   const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${url}/v2/`, 401, {
-    what: `${daemon.name} to challenge on ${url}/v2/`,
+  const ready = auth.type === 'none' ? 200 : 401;
+  await waitForHttp(`${url}/v2/`, ready, {
+    what: `${daemon.name} to answer ${ready} on ${url}/v2/`,
     abortIf: () => { daemon.assertRunning(); },
     describe: () => daemon.logTail(),
   });

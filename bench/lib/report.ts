@@ -1,0 +1,38 @@
+// Renders the bench results: one table of figures and ratios, one of issue 3's targets, and notes.
+
+export interface Table {
+  header: readonly string[];
+  rows: readonly (readonly string[])[];
+}
+
+/** A Markdown table (pipes in cells escaped). */
+export function markdownTable(t: Table): string {
+  const esc = (s: string): string => s.replace(/\|/g, '\\|');
+  const line = (cells: readonly string[]): string => `| ${cells.map(esc).join(' | ')} |`;
+  return [line(t.header), line(t.header.map(() => '---')), ...t.rows.map(line)].join('\n');
+}
+
+/** The same table with padded columns, for a terminal. */
+export function textTable(t: Table): string {
+  const widths = t.header.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join(' | ').trimEnd();
+  return [line(t.header), widths.map((w) => '-'.repeat(w)).join('-+-'), ...t.rows.map(line)].join('\n');
+}
+
+export function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return 'n/a';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** A ratio as `1.23×` (`n/a` when the denominator is 0 or missing). */
+export function ratio(a: number, b: number): string {
+  return b > 0 && Number.isFinite(a) && Number.isFinite(b) ? `${fmt(a / b, a / b >= 100 ? 0 : 2)}×` : 'n/a';
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  const hi = s[mid] ?? Number.NaN;
+  return s.length % 2 === 1 ? hi : ((s[mid - 1] ?? Number.NaN) + hi) / 2;
+}
