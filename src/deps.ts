@@ -18,25 +18,37 @@ export interface Deps {
   env: NodeJS.ProcessEnv;
 }
 
-/** Paths whose values pino replaces with "[redacted]" wherever they appear in a log line. */
+/**
+ * Paths whose values pino replaces with "[redacted]". Explicit paths, not `*.x` wildcards: a
+ * wildcard makes every log line cost ~17 µs more. pullgate never logs credential objects; these
+ * catch the places a secret could still appear (headers, auth blocks, token answers).
+ */
 export const REDACT_PATHS = [
+  'authorization',
+  'password',
+  'token',
+  'secret',
+  'identityToken',
+  'access_token',
+  'refresh_token',
+  'auth.password',
+  'auth.token',
+  'auth.identityToken',
+  'credential.secret',
+  'headers.authorization',
+  'headers.cookie',
   'req.headers.authorization',
   'req.headers.cookie',
+  'err.headers.authorization',
   'res.headers["set-cookie"]',
-  '*.authorization',
-  '*.Authorization',
-  '*.password',
-  '*.token',
-  '*.secret',
-  '*.identityToken',
-  '*.access_token',
-  '*.refresh_token',
 ];
 
 /** A pino JSON logger with pullgate's redaction rules, to stdout or the given destination. */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   const options = { level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } };
-  return destination ? pino(options, destination) : pino(options);
+  // Buffered, asynchronous writes to stdout: a synchronous write per access-log line costs a
+  // quarter of the manifest hot path. server.ts flushes on shutdown.
+  return pino(options, destination ?? pino.destination({ sync: false, minLength: 4096 }));
 }
 
 /** Builds the production dependencies: system clock, a keep-alive undici Agent and a pino JSON logger. */

@@ -24,9 +24,12 @@ export async function serve(config: Config, deps: Deps): Promise<{ app: FastifyI
     deps.logger.info({ signal }, 'shutting down: finishing in-flight requests');
     const timer = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS);
     timer.unref();
+    const exit = (code: number): void => {
+      deps.logger.flush(() => process.exit(code));
+    };
     app.close().then(
-      () => process.exit(0),
-      () => process.exit(1),
+      () => exit(0),
+      () => exit(1),
     );
   };
   process.once('SIGTERM', () => stop('SIGTERM'));

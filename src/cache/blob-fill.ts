@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { closeSync, fdatasync, openSync, write } from 'node:fs';
+import { closeSync, fdatasync, openSync, writev } from 'node:fs';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
@@ -14,13 +14,33 @@ class FillWriter extends Writable {
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.fill.hash.update(chunk);
-    write(this.fill.fd, chunk, 0, chunk.length, this.fill.written, (err) => {
+    this.writeAll([chunk], callback);
+  }
+
+  /** Chunks that arrived while the previous write was in flight go out in one writev. */
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    this.writeAll(
+      chunks.map((entry) => entry.chunk),
+      callback,
+    );
+  }
+
+  private writeAll(buffers: Buffer[], callback: (error?: Error | null) => void): void {
+    let length = 0;
+    for (const buffer of buffers) {
+      this.fill.hash.update(buffer);
+      length += buffer.length;
+    }
+    writev(this.fill.fd, buffers, this.fill.written, (err, written) => {
       if (err) {
         callback(err);
         return;
       }
-      this.fill.advance(chunk.length);
+      if (written !== length) {
+        callback(new Error(`short write to the cache: ${written} of ${length} bytes`));
+        return;
+      }
+      this.fill.advance(buffers.length === 1 && buffers[0] ? buffers[0] : Buffer.concat(buffers, length));
       callback();
     });
   }
@@ -61,8 +81,15 @@ export class BlobFill extends EventEmitter {
     this.links.push({ registry, repository });
   }
 
-  advance(bytes: number): void {
-    this.written += bytes;
+  /**
+   * The batch written last, kept in memory so readers that have caught up with the writer take
+   * it from here instead of reading it back from the file.
+   */
+  recent: { offset: number; data: Buffer } | undefined;
+
+  advance(data: Buffer): void {
+    this.recent = { offset: this.written, data };
+    this.written += data.length;
     this.emit('progress');
   }
 
@@ -81,9 +108,11 @@ export class BlobFill extends EventEmitter {
       if (this.size !== undefined && this.written !== this.size) {
         throw new Error(`upstream sent ${this.written} bytes, announced ${this.size}`);
       }
-      await new Promise<void>((resolve, reject) => fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+      // Readers get the last byte now; durability (fdatasync before the rename) is the store's
+      // business and need not delay the clients.
       this.state = 'verified';
       this.emit('progress');
+      await new Promise<void>((resolve, reject) => fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
     } catch (err) {
       const failure =
         err instanceof DigestMismatch
@@ -92,6 +121,7 @@ export class BlobFill extends EventEmitter {
       this.fail(failure);
       throw failure;
     } finally {
+      this.recent = undefined;
       closeSync(this.fd);
     }
   }

@@ -21,6 +21,8 @@ export interface CacheOptions {
 
 /** Manifest bytes kept in memory for the hot path (manifests are small; 64 MiB holds thousands). */
 const MANIFEST_MEMORY_BYTES = 64 * 1024 * 1024;
+/** Read size when streaming a stored blob: large reads keep syscalls per GB low. */
+const READ_CHUNK = 1024 * 1024;
 /** How often buffered access times are written to SQLite. */
 const TOUCH_FLUSH_MS = 5_000;
 
@@ -39,8 +41,12 @@ export class Cache {
   readonly store: BlobStore;
   private readonly db: Db;
   private readonly fills = new Map<string, BlobFill>();
+  /** Completion of every fill in flight (stored or discarded), for drain(). */
+  private readonly settling = new Set<Promise<void>>();
   private readonly pins = new Map<string, number>();
   private readonly manifests: LRUCache<string, CachedManifest>;
+  /** Tag rows in memory (write-through to SQLite), so a tag hit costs no query. */
+  private readonly tags = new LRUCache<string, TagRow>({ max: 100_000 });
   private totalBytes: number;
   private readonly flushTimer: NodeJS.Timeout;
 
@@ -90,7 +96,7 @@ export class Cache {
     const fd = openSync(this.store.pathOf(digest), 'r');
     this.pin(digest);
     this.index.touch(digest, this.options.clock.now());
-    const stream = createReadStream('', { fd, start, end, highWaterMark: 256 * 1024 });
+    const stream = createReadStream('', { fd, start, end, highWaterMark: READ_CHUNK });
     stream.once('close', () => this.unpin(digest));
     return stream;
   }
@@ -108,7 +114,7 @@ export class Cache {
   beginFill(digest: string, body: Readable, size: number | undefined, registry: string, repository: string): BlobFill {
     const fill = new BlobFill(digest, this.store.tempPath(digest), size, registry, repository);
     this.fills.set(digest, fill);
-    fill.run(body).then(
+    const settled = fill.run(body).then(
       () => {
         this.options.metrics.bytesFetched.inc({ registry }, fill.written);
         this.settle(fill);
@@ -120,7 +126,14 @@ export class Cache {
         this.options.logger.warn({ digest, registry, repository, err: err instanceof Error ? err.message : String(err) }, 'blob fetch failed; nothing cached');
       },
     );
+    this.settling.add(settled);
+    void settled.finally(() => this.settling.delete(settled));
     return fill;
+  }
+
+  /** Resolves once every fill in flight has been stored or discarded. */
+  async drain(): Promise<void> {
+    while (this.settling.size > 0) await Promise.allSettled([...this.settling]);
   }
 
   private settle(fill: BlobFill): void {
@@ -184,11 +197,17 @@ export class Cache {
   }
 
   tag(registry: string, repository: string, tag: string): TagRow | undefined {
-    return this.index.tag(registry, repository, tag);
+    const key = `${registry}\n${repository}\n${tag}`;
+    const memory = this.tags.get(key);
+    if (memory !== undefined) return memory;
+    const row = this.index.tag(registry, repository, tag);
+    if (row !== undefined) this.tags.set(key, row);
+    return row;
   }
 
   putTag(registry: string, repository: string, tag: string, row: TagRow): void {
     this.index.putTag(registry, repository, tag, row);
+    this.tags.set(`${registry}\n${repository}\n${tag}`, row);
   }
 
   private grow(bytes: number): void {
@@ -240,7 +259,8 @@ export class Cache {
   }
 
   /** Writes buffered access times and closes the index. */
-  close(): void {
+  async close(): Promise<void> {
+    await this.drain();
     clearInterval(this.flushTimer);
     this.index.flushTouches();
     this.db.close();

@@ -52,6 +52,14 @@ export class TailReader extends Readable {
       }
       return;
     }
+    const recent = this.fill.recent;
+    if (recent !== undefined && this.position >= recent.offset && this.position < recent.offset + recent.data.length) {
+      const end = Math.min(available, recent.offset + recent.data.length);
+      const slice = recent.data.subarray(this.position - recent.offset, end - recent.offset);
+      this.position = end;
+      this.push(slice);
+      return;
+    }
     const length = Math.min(CHUNK, available - this.position);
     const buffer = Buffer.allocUnsafe(length);
     read(this.fd, buffer, 0, length, this.position, (err, bytesRead) => {

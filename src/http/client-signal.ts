@@ -1,12 +1,21 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
-/** An AbortSignal that fires when the client goes away before its response has been sent in full. */
-export function clientSignal(request: FastifyRequest, reply: FastifyReply): AbortSignal {
-  const controller = new AbortController();
-  const onClose = (): void => {
-    if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
+/**
+ * Returns a function that creates, on first call, an AbortSignal firing when the client goes away
+ * before its response has been sent in full. Lazy because most answers come from the cache and
+ * never need one (an AbortController per request is measurable at 10k req/s).
+ */
+export function clientSignal(request: FastifyRequest, reply: FastifyReply): () => AbortSignal {
+  let signal: AbortSignal | undefined;
+  return () => {
+    if (signal) return signal;
+    const controller = new AbortController();
+    signal = controller.signal;
+    const onClose = (): void => {
+      if (!reply.raw.writableFinished) controller.abort(new Error('client disconnected'));
+    };
+    reply.raw.once('close', onClose);
+    request.raw.once('aborted', onClose);
+    return signal;
   };
-  reply.raw.once('close', onClose);
-  request.raw.once('aborted', onClose);
-  return controller.signal;
 }

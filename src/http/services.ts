@@ -15,8 +15,8 @@ export interface Services {
   ready(): Promise<boolean>;
   /** Prometheus exposition of pullgate's counters. */
   metricsText(): Promise<{ contentType: string; body: string }>;
-  /** Releases the cache (flushes the index). */
-  close(): void;
+  /** Waits for blob fills in flight, then releases the cache (flushes the index). */
+  close(): Promise<void>;
 }
 
 /** Per-request facts for the access log line. */

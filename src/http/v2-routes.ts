@@ -29,12 +29,15 @@ function paginationQuery(query: URLSearchParams): URLSearchParams {
 }
 
 async function manifest(request: FastifyRequest, reply: FastifyReply, target: Route, reference: string): Promise<void> {
+  const signal = clientSignal(request, reply);
   const answer = await request.server.pullgate.manifests.get({
     route: target,
     reference: parseManifestReference(reference),
     method: request.method === 'HEAD' ? 'HEAD' : 'GET',
     accept: request.headers.accept,
-    signal: clientSignal(request, reply),
+    get signal() {
+      return signal();
+    },
   });
   if (request.facts) request.facts.source = answer.source;
   void reply
@@ -49,12 +52,15 @@ async function manifest(request: FastifyRequest, reply: FastifyReply, target: Ro
 async function blob(request: FastifyRequest, reply: FastifyReply, target: Route, digest: string): Promise<void> {
   assertDigest(digest);
   const range = request.headers.range;
+  const signal = clientSignal(request, reply);
   const answer = await request.server.pullgate.blobs.get({
     route: target,
     digest,
     method: request.method === 'HEAD' ? 'HEAD' : 'GET',
     range: typeof range === 'string' ? range : undefined,
-    signal: clientSignal(request, reply),
+    get signal() {
+      return signal();
+    },
   });
   if (request.facts) {
     request.facts.source = answer.source;
@@ -73,7 +79,7 @@ async function blob(request: FastifyRequest, reply: FastifyReply, target: Route,
 }
 
 async function tags(request: FastifyRequest, reply: FastifyReply, target: Route, clientName: string, query: URLSearchParams): Promise<void> {
-  const answer = await request.server.pullgate.listings.tags(target, paginationQuery(query), clientSignal(request, reply));
+  const answer = await request.server.pullgate.listings.tags(target, paginationQuery(query), clientSignal(request, reply)());
   if (answer.next) {
     const next = paginationQuery(answer.next);
     const ns = query.get('ns');
@@ -88,7 +94,7 @@ async function referrers(request: FastifyRequest, reply: FastifyReply, target: R
   const upstream = new URLSearchParams();
   const artifactType = query.get('artifactType');
   if (artifactType !== null) upstream.set('artifactType', artifactType);
-  const answer = await request.server.pullgate.listings.referrers(target, digest, upstream, clientSignal(request, reply));
+  const answer = await request.server.pullgate.listings.referrers(target, digest, upstream, clientSignal(request, reply)());
   await reply.headers(API_VERSION).headers(answer.headers).header('content-type', answer.contentType).send(answer.body);
 }
 

@@ -1,6 +1,20 @@
+/** Answers for (Accept, media type) pairs already seen: clients send the same few Accept headers. */
+const decided = new Map<string, boolean>();
+const MAX_DECIDED = 1000;
+
 /** True when a client's Accept header allows `mediaType` (absent Accept and wildcards allow all). */
 export function accepts(accept: string | undefined, mediaType: string): boolean {
   if (accept === undefined || accept.trim() === '') return true;
+  const key = `${mediaType}\n${accept}`;
+  const known = decided.get(key);
+  if (known !== undefined) return known;
+  const answer = decide(accept, mediaType);
+  if (decided.size >= MAX_DECIDED) decided.clear();
+  decided.set(key, answer);
+  return answer;
+}
+
+function decide(accept: string, mediaType: string): boolean {
   const [type = ''] = mediaType.split('/');
   return accept.split(',').some((part) => {
     const value = part.split(';')[0]?.trim().toLowerCase() ?? '';

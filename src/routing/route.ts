@@ -1,3 +1,4 @@
+import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/config.js';
 import { InvalidName, RegistryNotConfigured } from '../errors.js';
 import { assertRepositoryName } from './reference.js';
@@ -42,6 +43,24 @@ function finish(registry: string, repository: string): Route {
  * A registry that is not configured is refused, so no request leaves pullgate for it.
  */
 export function route(table: RoutingTable, name: string, ns: string | undefined): Route {
+  let memo = MEMO.get(table);
+  if (memo === undefined) {
+    memo = new LRUCache<string, Route>({ max: MEMO_SIZE });
+    MEMO.set(table, memo);
+  }
+  const key = `${ns ?? ''}\n${name}`;
+  const known = memo.get(key);
+  if (known !== undefined) return known;
+  const routed = resolve(table, name, ns);
+  memo.set(key, routed);
+  return routed;
+}
+
+/** Routes already resolved per table (routing is pure; names repeat on every layer of a pull). */
+const MEMO = new WeakMap<RoutingTable, LRUCache<string, Route>>();
+const MEMO_SIZE = 10_000;
+
+function resolve(table: RoutingTable, name: string, ns: string | undefined): Route {
   if (name.length === 0) throw new InvalidName('repository name is empty');
   if (ns !== undefined) {
     const registry = canonical(table, ns);

@@ -69,9 +69,10 @@ describe('blob cache', () => {
       controller.abort();
       break;
     }
-    while (cache.inflight(digest) !== undefined || cache.lookup(digest) === undefined) {
+    while (cache.inflight(digest) === undefined && cache.lookup(digest) === undefined) {
       await new Promise((resolve) => setImmediate(resolve));
     }
+    await cache.drain();
     const second = await pg.app.inject({ url: `/v2/team/app/blobs/${digest}` });
     expect(second.rawPayload.equals(bytes)).toBe(true);
     expect(blobGets(fake, digest)).toBe(1);
@@ -90,7 +91,7 @@ describe('blob cache', () => {
       expect(res.statusCode).toBe(502);
       await res.body.dump();
     }
-    while (cache.inflight(digest) !== undefined) await new Promise((resolve) => setImmediate(resolve));
+    await cache.drain();
     expect(cache.lookup(digest)).toBeUndefined();
     expect(readdirSync(path.join(pg.storage, 'tmp'))).toEqual([]);
     expect((await pg.app.pullgate.metricsText()).body).toMatch(/pullgate_digest_mismatches_total\{registry="reg.example"\} 1/);
@@ -143,11 +144,13 @@ describe('blob cache', () => {
     const [a = '', b = '', c = '', d = ''] = layers;
     for (const digest of [a, b, c]) {
       await pg.app.inject({ url: `/v2/team/app/blobs/${digest}` });
+      await cache.drain();
       clock.advance(1000);
     }
     await pg.app.inject({ url: `/v2/team/app/blobs/${a}` }); // a is now the most recently used
     clock.advance(1000);
     await pg.app.inject({ url: `/v2/team/app/blobs/${d}` });
+    await cache.drain();
     expect(cache.lookup(b)).toBeUndefined();
     for (const kept of [a, c, d]) expect(cache.lookup(kept)).toBeDefined();
     expect(cache.sizeBytes).toBeLessThanOrEqual(350_000);
@@ -155,7 +158,7 @@ describe('blob cache', () => {
     const [bigDigest, bigBytes] = layerOf(big, 400_000);
     const streamed = await pg.app.inject({ url: `/v2/team/big/blobs/${bigDigest}` });
     expect(streamed.rawPayload.equals(bigBytes)).toBe(true);
-    while (cache.inflight(bigDigest) !== undefined) await new Promise((resolve) => setImmediate(resolve));
+    await cache.drain();
     expect(cache.lookup(bigDigest)).toBeUndefined();
     expect(readdirSync(path.join(pg.storage, 'tmp'))).toEqual([]);
   });
@@ -167,10 +170,12 @@ describe('blob cache', () => {
     if (first === undefined || second === undefined) throw new Error('image too small');
     await pg.app.inject({ url: `/v2/team/app/blobs/${first}` });
     await pg.app.inject({ url: `/v2/team/app/blobs/${second}` });
+    await cache.drain();
     rmSync(cache.store.pathOf(first));
     const again = await pg.app.inject({ url: `/v2/team/app/blobs/${first}` });
     expect(sha256(again.rawPayload)).toBe(first);
     expect(blobGets(fake, first)).toBe(2);
+    await cache.drain();
     writeFileSync(cache.store.pathOf(second), 'corrupted');
     rmSync(cache.store.pathOf(first));
     const report = await verifyCache(cache);
