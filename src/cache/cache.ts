@@ -21,8 +21,12 @@ export interface CacheOptions {
 
 /** Manifest bytes kept in memory for the hot path (manifests are small; 64 MiB holds thousands). */
 const MANIFEST_MEMORY_BYTES = 64 * 1024 * 1024;
-/** Read size when streaming a stored blob: large reads keep syscalls per GB low. */
+/** Read size when streaming a stored blob to a few clients: large reads keep syscalls per GB low. */
 const READ_CHUNK = 1024 * 1024;
+/** Read size once many clients stream at once: memory stays bounded (20 streams × 256 KiB). */
+const SMALL_READ_CHUNK = 256 * 1024;
+/** Open blob streams above which reads shrink to SMALL_READ_CHUNK. */
+const MANY_READERS = 8;
 /** How often buffered access times are written to SQLite. */
 const TOUCH_FLUSH_MS = 5_000;
 
@@ -44,6 +48,8 @@ export class Cache {
   /** Completion of every fill in flight (stored or discarded), for drain(). */
   private readonly settling = new Set<Promise<void>>();
   private readonly pins = new Map<string, number>();
+  /** Blob streams open right now (sizes their reads). */
+  private openReads = 0;
   private readonly manifests: LRUCache<string, CachedManifest>;
   /** Tag rows in memory (write-through to SQLite), so a tag hit costs no query. */
   private readonly tags = new LRUCache<string, TagRow>({ max: 100_000 });
@@ -96,8 +102,13 @@ export class Cache {
     const fd = openSync(this.store.pathOf(digest), 'r');
     this.pin(digest);
     this.index.touch(digest, this.options.clock.now());
-    const stream = createReadStream('', { fd, start, end, highWaterMark: READ_CHUNK });
-    stream.once('close', () => this.unpin(digest));
+    const highWaterMark = this.openReads >= MANY_READERS ? SMALL_READ_CHUNK : READ_CHUNK;
+    this.openReads++;
+    const stream = createReadStream('', { fd, start, end, highWaterMark });
+    stream.once('close', () => {
+      this.openReads--;
+      this.unpin(digest);
+    });
     return stream;
   }
 
