@@ -5,6 +5,9 @@ import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
 
+/** Bytes of a fill kept in memory for readers close behind the writer. */
+const RECENT_WINDOW = 8 * 1024 * 1024;
+
 export type FillState = 'filling' | 'verified' | 'failed';
 
 /** Writes each chunk to the temp file at the running offset and announces progress. */
@@ -40,7 +43,7 @@ class FillWriter extends Writable {
         callback(new Error(`short write to the cache: ${written} of ${length} bytes`));
         return;
       }
-      this.fill.advance(buffers.length === 1 && buffers[0] ? buffers[0] : Buffer.concat(buffers, length));
+      this.fill.advance(buffers, length);
       callback();
     });
   }
@@ -82,15 +85,29 @@ export class BlobFill extends EventEmitter {
   }
 
   /**
-   * The batch written last, kept in memory so readers that have caught up with the writer take
-   * it from here instead of reading it back from the file.
+   * The last RECENT_WINDOW bytes written, kept in memory (the upstream's own buffers, no copy) so
+   * readers near the writer share them instead of each reading the file back into new buffers.
    */
-  recent: { offset: number; data: Buffer } | undefined;
+  recent: { offset: number; data: Buffer }[] = [];
+  private recentBytes = 0;
 
-  advance(data: Buffer): void {
-    this.recent = { offset: this.written, data };
-    this.written += data.length;
+  advance(buffers: Buffer[], length: number): void {
+    let offset = this.written;
+    for (const data of buffers) {
+      this.recent.push({ offset, data });
+      this.recentBytes += data.length;
+      offset += data.length;
+    }
+    while (this.recentBytes > RECENT_WINDOW && this.recent.length > 1) {
+      this.recentBytes -= this.recent.shift()?.data.length ?? 0;
+    }
+    this.written += length;
     this.emit('progress');
+  }
+
+  /** The in-memory piece of the last batch that holds `position`, if any (no copy). */
+  recentAt(position: number): { offset: number; data: Buffer } | undefined {
+    return this.recent.find((piece) => position >= piece.offset && position < piece.offset + piece.data.length);
   }
 
   /** How far a reader may read: everything once verified, else all but the last byte. */
@@ -121,7 +138,8 @@ export class BlobFill extends EventEmitter {
       this.fail(failure);
       throw failure;
     } finally {
-      this.recent = undefined;
+      this.recent = [];
+      this.recentBytes = 0;
       closeSync(this.fd);
     }
   }

@@ -52,8 +52,8 @@ export class TailReader extends Readable {
       }
       return;
     }
-    const recent = this.fill.recent;
-    if (recent !== undefined && this.position >= recent.offset && this.position < recent.offset + recent.data.length) {
+    const recent = this.fill.recentAt(this.position);
+    if (recent !== undefined) {
       const end = Math.min(available, recent.offset + recent.data.length);
       const slice = recent.data.subarray(this.position - recent.offset, end - recent.offset);
       this.position = end;

@@ -33,11 +33,13 @@ export class BlobProxy {
       this.metrics.cacheHits.inc({ kind: 'blob' });
       return this.fromCache(req, row.size);
     }
+    const running = this.cache.inflight(req.digest);
     if (req.method === 'HEAD') {
+      const sameRepository = running?.registry === req.route.registry && running.repository === req.route.repository;
+      if (running?.size !== undefined && sameRepository) return this.fromFill(req, running, 'coalesced');
       this.metrics.cacheMisses.inc({ kind: 'blob' });
       return this.remote.get(req);
     }
-    const running = this.cache.inflight(req.digest);
     const pending = this.starting.get(req.digest);
     if (running !== undefined || pending !== undefined) {
       const fill = running ?? (await pending);
@@ -85,13 +87,15 @@ export class BlobProxy {
   private fromFill(req: BlobRequest, fill: BlobFill, source: 'upstream' | 'coalesced'): BlobAnswer {
     const size = fill.size;
     const range = size === undefined ? undefined : resolveRange(req.range, size);
-    const reader = new TailReader(fill, range?.start ?? 0, range?.end);
     const length = range ? range.end - range.start + 1 : (size ?? Number.NaN);
+    const contentRange = range && size !== undefined ? `bytes ${range.start}-${range.end}/${size}` : undefined;
+    if (req.method === 'HEAD') return { status: range ? 206 : 200, length, contentRange, body: undefined, source };
+    const reader = new TailReader(fill, range?.start ?? 0, range?.end);
     reader.once('end', () => this.metrics.bytesServed.inc({ source: 'upstream' }, Number.isFinite(length) ? length : fill.written));
     return {
       status: range ? 206 : 200,
       length,
-      contentRange: range && size !== undefined ? `bytes ${range.start}-${range.end}/${size}` : undefined,
+      contentRange,
       body: reader,
       source,
     };
