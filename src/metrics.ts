@@ -18,13 +18,8 @@ export class Metrics {
   readonly cacheBytes = new Gauge({ name: 'pullgate_cache_bytes', help: 'Bytes of blobs and manifests in the cache', registers: [this.registry] });
   readonly tokenExchanges = new Gauge({ name: 'pullgate_token_exchanges', help: 'Token exchanges performed since start', registers: [this.registry] });
 
-  constructor(options: { processMetrics?: boolean } = {}) {
-    if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'pullgate_' });
-  }
-
-  /** Current value of a label-less or labelled counter, summed over labels (for tests and `cache stats`). */
-  async total(counter: Counter): Promise<number> {
-    const data = await counter.get();
-    return data.values.reduce((sum, value) => sum + value.value, 0);
+  constructor() {
+    // Process figures (RSS, heap, event-loop lag, open fds) beside pullgate's own counters.
+    collectDefaultMetrics({ register: this.registry, prefix: 'pullgate_' });
   }
 }

@@ -31,7 +31,6 @@ export class CacheIndex {
     linksOf: Statement<[string], { registry: string; repository: string }>;
     getTag: Statement<[string, string, string], TagRow>;
     putTag: Statement<[string, string, string, string, string, number]>;
-    deleteTag: Statement<[string, string, string]>;
     tagCount: Statement<[], { count: number }>;
   };
   /** Access times waiting to be written in one transaction (keeps writes off the hot path). */
@@ -57,7 +56,6 @@ export class CacheIndex {
         `INSERT INTO tags (registry, repository, tag, digest, media_type, validated_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, media_type = excluded.media_type, validated_at = excluded.validated_at`,
       ),
-      deleteTag: db.prepare('DELETE FROM tags WHERE registry = ? AND repository = ? AND tag = ?'),
       tagCount: db.prepare('SELECT COUNT(*) AS count FROM tags'),
     };
   }
@@ -127,10 +125,6 @@ export class CacheIndex {
 
   putTag(registry: string, repository: string, tag: string, row: TagRow): void {
     this.statements.putTag.run(registry, repository, tag, row.digest, row.media_type, row.validated_at);
-  }
-
-  deleteTag(registry: string, repository: string, tag: string): void {
-    this.statements.deleteTag.run(registry, repository, tag);
   }
 
   tagCount(): number {
