@@ -4,6 +4,7 @@ import { closeSync, fdatasync, openSync, writev } from 'node:fs';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
+import { digestAlgorithm } from '../routing/reference.js';
 
 /** Bytes of a fill kept in memory for readers close behind the writer. */
 const RECENT_WINDOW = 8 * 1024 * 1024;
@@ -74,7 +75,7 @@ export class BlobFill extends EventEmitter {
     super();
     this.setMaxListeners(0);
     this.fd = openSync(tempPath, 'wx+');
-    this.hash = createHash(digest.startsWith('sha512:') ? 'sha512' : 'sha256');
+    this.hash = createHash(digestAlgorithm(digest));
   }
 
   /** Further (registry, repository) pairs upstream confirmed may see this blob; linked when it is stored. */
@@ -120,7 +121,7 @@ export class BlobFill extends EventEmitter {
   async run(body: Readable): Promise<void> {
     try {
       await pipeline(body, new FillWriter(this));
-      const actual = `${this.digest.split(':')[0] ?? 'sha256'}:${this.hash.digest('hex')}`;
+      const actual = `${digestAlgorithm(this.digest)}:${this.hash.digest('hex')}`;
       if (actual !== this.digest) throw new DigestMismatch(this.digest, actual);
       if (this.size !== undefined && this.written !== this.size) {
         throw new Error(`upstream sent ${this.written} bytes, announced ${this.size}`);

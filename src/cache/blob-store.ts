@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -33,6 +33,19 @@ export class BlobStore {
     const target = this.pathOf(digest);
     mkdirSync(path.dirname(target), { recursive: true });
     renameSync(tempPath, target);
+  }
+
+  /** Writes small verified content (a manifest) durably: temp file, fdatasync, rename into place. */
+  put(digest: string, bytes: Buffer): void {
+    const temp = this.tempPath(digest);
+    const fd = openSync(temp, 'wx');
+    try {
+      writeSync(fd, bytes);
+      fdatasyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    this.commit(temp, digest);
   }
 
   exists(digest: string): boolean {

@@ -1,4 +1,4 @@
-import { createReadStream, openSync, readFileSync, writeFileSync, fdatasyncSync, closeSync } from 'node:fs';
+import { createReadStream, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -29,6 +29,10 @@ const SMALL_READ_CHUNK = 256 * 1024;
 const MANY_READERS = 8;
 /** How often buffered access times are written to SQLite. */
 const TOUCH_FLUSH_MS = 5_000;
+
+function tagKey(registry: string, repository: string, tag: string): string {
+  return `${registry}\n${repository}\n${tag}`;
+}
 
 export interface CachedManifest {
   digest: string;
@@ -171,12 +175,7 @@ export class Cache {
   putManifest(manifest: CachedManifest, registry: string, repository: string): void {
     const known = this.index.blob(manifest.digest);
     if (known === undefined || !this.store.exists(manifest.digest)) {
-      const temp = this.store.tempPath(manifest.digest);
-      writeFileSync(temp, manifest.bytes, { flag: 'wx' });
-      const fd = openSync(temp, 'r+');
-      fdatasyncSync(fd);
-      closeSync(fd);
-      this.store.commit(temp, manifest.digest);
+      this.store.put(manifest.digest, manifest.bytes);
       const now = this.options.clock.now();
       this.index.addBlob({ digest: manifest.digest, size: manifest.bytes.length, kind: 'manifest', media_type: manifest.mediaType, created_at: now }, { registry, repository });
       if (known === undefined) this.grow(manifest.bytes.length);
@@ -208,7 +207,7 @@ export class Cache {
   }
 
   tag(registry: string, repository: string, tag: string): TagRow | undefined {
-    const key = `${registry}\n${repository}\n${tag}`;
+    const key = tagKey(registry, repository, tag);
     const memory = this.tags.get(key);
     if (memory !== undefined) return memory;
     const row = this.index.tag(registry, repository, tag);
@@ -218,7 +217,7 @@ export class Cache {
 
   putTag(registry: string, repository: string, tag: string, row: TagRow): void {
     this.index.putTag(registry, repository, tag, row);
-    this.tags.set(`${registry}\n${repository}\n${tag}`, row);
+    this.tags.set(tagKey(registry, repository, tag), row);
   }
 
   private grow(bytes: number): void {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, rmSync, statSync } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
+import { digestAlgorithm } from '../routing/reference.js';
 import type { Cache } from './cache.js';
 
 export interface CacheStats {
@@ -28,7 +29,7 @@ export function cacheStats(cache: Cache): CacheStats {
 }
 
 async function hashFile(file: string, digest: string): Promise<string> {
-  const algorithm = digest.startsWith('sha512:') ? 'sha512' : 'sha256';
+  const algorithm = digestAlgorithm(digest);
   const hash = createHash(algorithm);
   await pipeline(createReadStream(file), hash);
   return `${algorithm}:${hash.digest('hex')}`;

@@ -25,6 +25,11 @@ export function looksLikeDigest(reference: string): boolean {
   return reference.includes(':');
 }
 
+/** The hash algorithm a digest names: sha512 for `sha512:…`, sha256 otherwise (the default everywhere). */
+export function digestAlgorithm(digest: string): 'sha256' | 'sha512' {
+  return digest.startsWith('sha512:') ? 'sha512' : 'sha256';
+}
+
 /** Checks a digest; only sha256 and sha512 with lower-case hex of the right length are accepted. */
 export function assertDigest(digest: string): void {
   const match = DIGEST.exec(digest);
