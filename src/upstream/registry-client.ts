@@ -99,17 +99,16 @@ export class RegistryClient {
 
   private async send(url: string, req: UpstreamRequest, authorization: string | undefined): Promise<HttpResponse> {
     const headers = { ...req.headers, ...(authorization ? { authorization } : {}) };
+    return this.sendVia(url, req, headers, this.deps.dispatcher, `${this.registry.key} is unreachable`);
+  }
+
+  /** One request; a network failure becomes UpstreamUnavailable unless the client went away. */
+  private async sendVia(url: string, req: UpstreamRequest, headers: Record<string, string>, dispatcher: Dispatcher, failure: string): Promise<HttpResponse> {
     try {
-      return await send(url, {
-        method: req.method,
-        headers,
-        signal: req.signal,
-        dispatcher: this.deps.dispatcher,
-        timeoutMs: this.deps.timeoutMs,
-      });
+      return await send(url, { method: req.method, headers, signal: req.signal, dispatcher, timeoutMs: this.deps.timeoutMs });
     } catch (err) {
       if (clientGone(req.signal)) throw err;
-      throw new UpstreamUnavailable(this.registry.key, `${this.registry.key} is unreachable: ${describeError(err)}`, false);
+      throw new UpstreamUnavailable(this.registry.key, `${failure}: ${describeError(err)}`, false);
     }
   }
 
@@ -171,22 +170,13 @@ export class RegistryClient {
         const value = req.headers[name];
         if (value !== undefined) headers[name] = value;
       }
-      try {
-        response = await send(target.toString(), {
-          method: req.method,
-          headers,
-          signal: req.signal,
-          dispatcher: this.deps.redirectDispatcher,
-          timeoutMs: this.deps.timeoutMs,
-        });
-      } catch (err) {
-        if (clientGone(req.signal)) throw err;
-        throw new UpstreamUnavailable(
-          this.registry.key,
-          `${this.registry.key} redirected to ${target.host}, which is unreachable: ${describeError(err)}`,
-          false,
-        );
-      }
+      response = await this.sendVia(
+        target.toString(),
+        req,
+        headers,
+        this.deps.redirectDispatcher,
+        `${this.registry.key} redirected to ${target.host}, which is unreachable`,
+      );
     }
     return response;
   }
