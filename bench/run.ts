@@ -51,6 +51,11 @@ const COLD_REPS = envNumber('BENCH_COLD_REPS', 3);
 const CLIENTS = 20;
 const DEADLINE_MS = envNumber('BENCH_DEADLINE_SECONDS', 570) * 1000;
 const TAG_TTL = '5m';
+/** BENCH_ONLY=warm,cold,fanout,rss runs only those parts (for profiling); unset runs all. */
+const ONLY = process.env.BENCH_ONLY?.split(',').map((p) => p.trim());
+function selected(part: 'warm' | 'cold' | 'fanout' | 'rss'): boolean {
+  return ONLY === undefined || ONLY.includes(part);
+}
 
 const BLOB_WRK: WrkOptions = { threads: 2, connections: 4, durationS: WRK_SECONDS, timeoutS: 30 };
 const MANIFEST_WRK: WrkOptions = { threads: 2, connections: 32, durationS: WRK_SECONDS, headers: [`Accept: ${ACCEPT}`] };
@@ -774,10 +779,10 @@ async function main(): Promise<number> {
   workspace = ws;
   try {
     const s = await setUp(ws);
-    await phase(res, 'warm peers', () => [s.upstream.daemon], () => measureWarm(ws, s, res));
-    await measureColdPulls(ws, s, res);
-    await measureFanOut(ws, s, res);
-    await measureRss(ws, s, res);
+    if (selected('warm')) await phase(res, 'warm peers', () => [s.upstream.daemon], () => measureWarm(ws, s, res));
+    if (selected('cold')) await measureColdPulls(ws, s, res);
+    if (selected('fanout')) await measureFanOut(ws, s, res);
+    if (selected('rss')) await measureRss(ws, s, res);
   } catch (err) {
     res.errors.push(`setup: ${errorText(err)}`);
     log(`FAILED setup: ${errorText(err)}`);
@@ -786,7 +791,8 @@ async function main(): Promise<number> {
   }
   const { text, markdown } = render(res);
   process.stdout.write(text);
-  const out = join(REPO_ROOT, 'bench', 'results.md');
+  // A partial run (BENCH_ONLY) must not replace the full figures.
+  const out = join(REPO_ROOT, 'bench', ONLY === undefined ? 'results.md' : 'results.partial.md');
   await writeFile(out, markdown);
   log(`wrote ${out} in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return res.errors.length === 0 ? 0 : 1;

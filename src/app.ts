@@ -1,4 +1,5 @@
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
@@ -11,7 +12,8 @@ import { registerV2Routes } from './http/v2-routes.js';
 import { Cache } from './cache/cache.js';
 import { registerMetricsRoute } from './http/metrics-route.js';
 import { Htpasswd } from './auth/htpasswd.js';
-import { registerClientAuth } from './http/client-auth.js';
+import { ClientAuth, registerClientAuth } from './http/client-auth.js';
+import { fastManifestHandler } from './http/fast-manifests.js';
 import { Metrics } from './metrics.js';
 import { BlobProxy } from './proxy/blob-proxy.js';
 import { UpstreamBlobs } from './proxy/blobs.js';
@@ -64,24 +66,48 @@ export function buildServices(config: Config, deps: Deps, metrics = new Metrics(
   };
 }
 
+function numberOr(value: unknown, fallback: number): number {
+  return typeof value === 'number' ? value : fallback;
+}
+
 /** Builds the Fastify app (not listening): wiring only. */
 export function buildApp(config: Config, deps: Deps, services: Services = buildServices(config, deps)): FastifyInstance {
   const logger: FastifyBaseLogger = deps.logger;
+  const auth = !config.clients.anonymous && config.clients.htpasswd !== undefined ? new ClientAuth(Htpasswd.load(config.clients.htpasswd)) : undefined;
+  let requests = 0;
+  const requestId = (): string => `req-${(requests++).toString(36)}`;
+  let closing = false;
+  const fast = fastManifestHandler({ services, logger, auth, requestId, open: () => !closing });
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
+    genReqId: requestId,
     exposeHeadRoutes: false,
     return503OnClosing: true,
     bodyLimit: 1024 * 1024,
     routerOptions: { maxParamLength: 2048 },
+    // Fastify's own server settings (its defaults), with the manifest hot path in front of its handler.
+    serverFactory: (handler, options) => {
+      const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+        if (!fast(req, res)) handler(req, res);
+      });
+      server.keepAliveTimeout = numberOr(options.keepAliveTimeout, server.keepAliveTimeout);
+      server.requestTimeout = numberOr(options.requestTimeout, server.requestTimeout);
+      server.setTimeout(numberOr(options.connectionTimeout, 0));
+      const perSocket = numberOr(options.maxRequestsPerSocket, 0);
+      if (perSocket > 0) server.maxRequestsPerSocket = perSocket;
+      return server;
+    },
   });
   app.decorate('pullgate', services);
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
   app.addHook('onClose', () => services.close());
   registerErrorHandling(app);
   registerAccessLog(app);
-  if (!config.clients.anonymous && config.clients.htpasswd !== undefined) {
-    registerClientAuth(app, Htpasswd.load(config.clients.htpasswd));
-  }
+  if (auth !== undefined) registerClientAuth(app, auth);
   registerHealthRoutes(app);
   registerMetricsRoute(app);
   registerV2Routes(app);

@@ -1,24 +1,58 @@
 import type { FastifyInstance } from 'fastify';
+import type { RequestFacts } from './services.js';
+
+/** The fields of the one log line written per request. */
+export interface AccessRecord {
+  method: string;
+  path: string;
+  endpoint: string | undefined;
+  registry: string | undefined;
+  repository: string | undefined;
+  source: string | undefined;
+  status: number;
+  bytes: number;
+  aborted: boolean;
+  durationMs: number;
+}
+
+/** Builds the access-log fields; `length` is the Content-Length sent, used when the facts hold no byte count. */
+export function accessRecord(
+  method: string,
+  path: string,
+  facts: RequestFacts | null | undefined,
+  status: number,
+  length: unknown,
+  finished: boolean,
+  elapsedMs: number,
+): AccessRecord {
+  return {
+    method,
+    path,
+    endpoint: facts?.endpoint,
+    registry: facts?.registry,
+    repository: facts?.repository,
+    source: facts?.source,
+    status,
+    bytes: facts?.bytes ?? (method === 'HEAD' ? 0 : Number(length ?? 0)),
+    aborted: !finished,
+    durationMs: Math.round(elapsedMs * 10) / 10,
+  };
+}
 
 /** One log line per request: method, path, endpoint, upstream registry, status, bytes, duration. */
 export function registerAccessLog(app: FastifyInstance): void {
   app.decorateRequest('facts', null);
   app.addHook('onResponse', async (request, reply) => {
-    const facts = request.facts;
-    const length = reply.getHeader('content-length');
     request.log.info(
-      {
-        method: request.method,
-        path: request.url,
-        endpoint: facts?.endpoint,
-        registry: facts?.registry,
-        repository: facts?.repository,
-        source: facts?.source,
-        status: reply.statusCode,
-        bytes: facts?.bytes ?? (request.method === 'HEAD' ? 0 : Number(length ?? 0)),
-        aborted: !reply.raw.writableFinished,
-        durationMs: Math.round(reply.elapsedTime * 10) / 10,
-      },
+      accessRecord(
+        request.method,
+        request.url,
+        request.facts,
+        reply.statusCode,
+        reply.getHeader('content-length'),
+        reply.raw.writableFinished,
+        reply.elapsedTime,
+      ),
       'request',
     );
   });

@@ -17,23 +17,41 @@ function credentialsOf(header: string | undefined): { user: string; password: st
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
+function keyOf(header: string): string {
+  return createHash('sha256').update(header).digest('hex');
+}
+
+/** HTTP Basic checks of clients against an htpasswd file, remembering headers that passed. */
+export class ClientAuth {
+  private readonly verified = new LRUCache<string, true>({ max: 10_000, ttl: VERIFIED_TTL_MS });
+
+  constructor(private readonly htpasswd: Htpasswd) {}
+
+  /** True when this Authorization header passed a check recently: no bcrypt, no await. */
+  trusted(header: string | undefined): boolean {
+    return header !== undefined && this.verified.has(keyOf(header));
+  }
+
+  /** Checks the header against the htpasswd file (bcrypt) and remembers it when it passes. */
+  async verify(header: string | undefined): Promise<boolean> {
+    if (this.trusted(header)) return true;
+    const credentials = credentialsOf(header);
+    if (header === undefined || credentials === undefined) return false;
+    if (!(await this.htpasswd.verify(credentials.user, credentials.password))) return false;
+    this.verified.set(keyOf(header), true);
+    return true;
+  }
+}
+
 /**
  * Requires HTTP Basic credentials from an htpasswd file on every request but the probes, when
  * `clients.anonymous` is false. This challenge is pullgate's own; upstream challenges are never
  * forwarded.
  */
-export function registerClientAuth(app: FastifyInstance, htpasswd: Htpasswd): void {
-  const verified = new LRUCache<string, true>({ max: 10_000, ttl: VERIFIED_TTL_MS });
+export function registerClientAuth(app: FastifyInstance, auth: ClientAuth): void {
   app.addHook('onRequest', async (request, reply) => {
     if (OPEN_PATHS.has(request.url.split('?')[0] ?? '')) return;
-    const header = request.headers.authorization;
-    const key = header === undefined ? '' : createHash('sha256').update(header).digest('hex');
-    if (header !== undefined && verified.has(key)) return;
-    const credentials = credentialsOf(header);
-    if (credentials && (await htpasswd.verify(credentials.user, credentials.password))) {
-      verified.set(key, true);
-      return;
-    }
+    if (await auth.verify(request.headers.authorization)) return;
     await reply
       .code(401)
       .header('www-authenticate', 'Basic realm="pullgate"')

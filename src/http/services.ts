@@ -5,7 +5,11 @@ import type { Route } from '../routing/route.js';
 /** The services the routes call; the proxy layer implements them, tests may fake them. */
 export interface Services {
   config: Config;
-  manifests: { get(req: ManifestRequest): Promise<ManifestAnswer> };
+  manifests: {
+    get(req: ManifestRequest): Promise<ManifestAnswer>;
+    /** The answer available without asking upstream, if any (see ManifestProxy.fresh). */
+    fresh?(req: Omit<ManifestRequest, 'signal'>): ManifestAnswer | undefined;
+  };
   blobs: { get(req: BlobRequest): Promise<BlobAnswer> };
   listings: {
     tags(route: Route, query: URLSearchParams, signal: AbortSignal): Promise<JsonAnswer & { next: URLSearchParams | undefined }>;

@@ -38,10 +38,34 @@ export class ManifestProxy {
   ) {}
 
   get(req: ManifestRequest): Promise<ManifestAnswer> {
+    const ready = this.fresh(req);
+    if (ready !== undefined) return Promise.resolve(ready);
     return req.reference.kind === 'digest' ? this.byDigest(req) : this.byTag(req);
   }
 
-  private answer(manifest: CachedManifest, req: ManifestRequest, source: ManifestAnswer['source']): ManifestAnswer {
+  /**
+   * The answer the cache gives without asking upstream (a digest already linked to this repository,
+   * or a tag within its TTL), counted as a hit; undefined when upstream must be asked. Synchronous,
+   * so the HTTP layer can answer the commonest request without any await.
+   */
+  fresh(req: Omit<ManifestRequest, 'signal'>): ManifestAnswer | undefined {
+    const { registry, repository } = req.route;
+    if (req.reference.kind === 'digest') {
+      const digest = req.reference.value;
+      const cached = this.cache.manifest(digest);
+      if (cached === undefined || !accepts(req.accept, cached.mediaType) || !this.cache.isLinked(registry, repository, digest)) return undefined;
+      this.metrics.cacheHits.inc({ kind: 'manifest' });
+      return this.answer(cached, req, 'cache');
+    }
+    const row = this.cache.tag(registry, repository, req.reference.value);
+    if (row === undefined || this.clock.now() - row.validated_at >= this.policy.tagTtlMs) return undefined;
+    const cached = this.cache.manifest(row.digest);
+    if (cached === undefined || !accepts(req.accept, cached.mediaType)) return undefined;
+    this.metrics.cacheHits.inc({ kind: 'tag' });
+    return this.answer(cached, req, 'cache');
+  }
+
+  private answer(manifest: CachedManifest, req: Pick<ManifestRequest, 'method'>, source: ManifestAnswer['source']): ManifestAnswer {
     return {
       digest: manifest.digest,
       mediaType: manifest.mediaType,
@@ -56,10 +80,9 @@ export class ManifestProxy {
     const digest = req.reference.value;
     const cached = this.cache.manifest(digest);
     if (cached !== undefined && accepts(req.accept, cached.mediaType)) {
-      if (!this.cache.isLinked(registry, repository, digest)) {
-        await this.remote.get({ ...req, method: 'HEAD' });
-        this.cache.link(registry, repository, digest);
-      }
+      // Cached via another repository (fresh() answered the linked case): upstream must confirm this one may see it.
+      await this.remote.get({ ...req, method: 'HEAD' });
+      this.cache.link(registry, repository, digest);
       this.metrics.cacheHits.inc({ kind: 'manifest' });
       return this.answer(cached, req, 'cache');
     }
@@ -73,11 +96,8 @@ export class ManifestProxy {
     const row = this.cache.tag(registry, repository, req.reference.value);
     const cached = row === undefined ? undefined : this.cache.manifest(row.digest);
     if (row !== undefined && cached !== undefined && accepts(req.accept, cached.mediaType)) {
+      // Within the TTL fresh() has answered already: this one needs revalidation.
       const age = this.clock.now() - row.validated_at;
-      if (age < this.policy.tagTtlMs) {
-        this.metrics.cacheHits.inc({ kind: 'tag' });
-        return this.answer(cached, req, 'cache');
-      }
       const staleAllowed = age < this.policy.tagTtlMs + this.policy.staleIfErrorMs;
       if (staleAllowed && this.health.isDown(registry)) return this.stale(cached, req);
       try {

@@ -54,6 +54,11 @@ export function renderPullgateConfig(c: PullgateConfigInput): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** Extra node flags for every pullgate started here (e.g. `--cpu-prof`), from PULLGATE_NODE_ARGS; for profiling. */
+function nodeArgs(): string[] {
+  return (process.env.PULLGATE_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
+}
+
 /** A running `node dist/cli.js serve`. */
 export interface Pullgate {
   /** host:port clients pull from. */
@@ -80,7 +85,7 @@ export async function startPullgate(
   const daemon = startDaemon({
     name: `pullgate (${name})`,
     command: process.execPath,
-    args: [PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath],
+    args: [...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath],
     logPath: ws.path(`${name}.log`),
     cwd: ws.path(name),
   });
