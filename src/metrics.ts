@@ -8,6 +8,9 @@ export class Metrics {
   readonly registry = new Registry();
   readonly cacheHits = new Counter({ name: 'pullgate_cache_hits_total', help: 'Requests answered from the cache', labelNames: ['kind'], registers: [this.registry] });
   readonly cacheMisses = new Counter({ name: 'pullgate_cache_misses_total', help: 'Requests that went upstream for content', labelNames: ['kind'], registers: [this.registry] });
+  /** The hit and miss counters per kind, bound once (labelling on every request costs a hash per call). */
+  readonly hits = { tag: this.cacheHits.labels({ kind: 'tag' }), manifest: this.cacheHits.labels({ kind: 'manifest' }), blob: this.cacheHits.labels({ kind: 'blob' }) };
+  readonly misses = { tag: this.cacheMisses.labels({ kind: 'tag' }), manifest: this.cacheMisses.labels({ kind: 'manifest' }), blob: this.cacheMisses.labels({ kind: 'blob' }) };
   readonly coalesced = new Counter({ name: 'pullgate_coalesced_followers_total', help: 'Blob requests that joined an upstream fetch already in flight', registers: [this.registry] });
   readonly bytesServed = new Counter({ name: 'pullgate_bytes_served_total', help: 'Blob bytes sent to clients by origin', labelNames: ['source'], registers: [this.registry] });
   readonly bytesFetched = new Counter({ name: 'pullgate_upstream_bytes_total', help: 'Blob bytes fetched from upstream', labelNames: ['registry'], registers: [this.registry] });

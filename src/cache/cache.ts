@@ -57,6 +57,8 @@ export class Cache {
   private readonly manifests: LRUCache<string, CachedManifest>;
   /** Tag rows in memory (write-through to SQLite), so a tag hit costs no query. */
   private readonly tags = new LRUCache<string, TagRow>({ max: 100_000 });
+  /** (registry, repository, digest) links known to exist; cleared when a blob is forgotten. */
+  private readonly linked = new LRUCache<string, true>({ max: 100_000 });
   private totalBytes: number;
   private readonly flushTimer: NodeJS.Timeout;
 
@@ -94,7 +96,11 @@ export class Cache {
   }
 
   isLinked(registry: string, repository: string, digest: string): boolean {
-    return this.index.isLinked(registry, repository, digest);
+    const key = tagKey(registry, repository, digest);
+    if (this.linked.has(key)) return true;
+    const linked = this.index.isLinked(registry, repository, digest);
+    if (linked) this.linked.set(key, true);
+    return linked;
   }
 
   link(registry: string, repository: string, digest: string): void {
@@ -239,6 +245,8 @@ export class Cache {
   private forget(row: BlobRow): void {
     this.index.deleteBlob(row.digest);
     this.manifests.delete(row.digest);
+    // Links of this digest may be gone with it; forgetting is rare, so the memo starts over.
+    this.linked.clear();
     this.totalBytes = Math.max(0, this.totalBytes - row.size);
     this.options.metrics.cacheBytes.set(this.totalBytes);
   }

@@ -1,16 +1,20 @@
-/** Answers for (Accept, media type) pairs already seen: clients send the same few Accept headers. */
-const decided = new Map<string, boolean>();
+/** Answers per Accept header, then per media type: clients send the same few Accept headers. */
+const decided = new Map<string, Map<string, boolean>>();
 const MAX_DECIDED = 1000;
 
 /** True when a client's Accept header allows `mediaType` (absent Accept and wildcards allow all). */
 export function accepts(accept: string | undefined, mediaType: string): boolean {
-  if (accept === undefined || accept.trim() === '') return true;
-  const key = `${mediaType}\n${accept}`;
-  const known = decided.get(key);
+  if (accept === undefined) return true;
+  let byType = decided.get(accept);
+  if (byType === undefined) {
+    if (decided.size >= MAX_DECIDED) decided.clear();
+    byType = new Map();
+    decided.set(accept, byType);
+  }
+  const known = byType.get(mediaType);
   if (known !== undefined) return known;
-  const answer = decide(accept, mediaType);
-  if (decided.size >= MAX_DECIDED) decided.clear();
-  decided.set(key, answer);
+  const answer = accept.trim() === '' || decide(accept, mediaType);
+  byType.set(mediaType, answer);
   return answer;
 }
 

@@ -30,14 +30,14 @@ export class BlobProxy {
     const row = this.cache.lookup(req.digest);
     if (row !== undefined) {
       await this.confirmAccess(req);
-      this.metrics.cacheHits.inc({ kind: 'blob' });
+      this.metrics.hits.blob.inc();
       return this.fromCache(req, row.size);
     }
     const running = this.cache.inflight(req.digest);
     if (req.method === 'HEAD') {
       const sameRepository = running?.registry === req.route.registry && running.repository === req.route.repository;
       if (running?.size !== undefined && sameRepository) return this.fromFill(req, running, 'coalesced');
-      this.metrics.cacheMisses.inc({ kind: 'blob' });
+      this.metrics.misses.blob.inc();
       return this.remote.get(req);
     }
     const pending = this.starting.get(req.digest);
@@ -51,7 +51,7 @@ export class BlobProxy {
       this.metrics.coalesced.inc();
       return this.fromFill(req, fill, 'coalesced');
     }
-    this.metrics.cacheMisses.inc({ kind: 'blob' });
+    this.metrics.misses.blob.inc();
     const start = this.startFill(req);
     this.starting.set(req.digest, start);
     try {

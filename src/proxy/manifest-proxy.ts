@@ -54,14 +54,14 @@ export class ManifestProxy {
       const digest = req.reference.value;
       const cached = this.cache.manifest(digest);
       if (cached === undefined || !accepts(req.accept, cached.mediaType) || !this.cache.isLinked(registry, repository, digest)) return undefined;
-      this.metrics.cacheHits.inc({ kind: 'manifest' });
+      this.metrics.hits.manifest.inc();
       return this.answer(cached, req, 'cache');
     }
     const row = this.cache.tag(registry, repository, req.reference.value);
     if (row === undefined || this.clock.now() - row.validated_at >= this.policy.tagTtlMs) return undefined;
     const cached = this.cache.manifest(row.digest);
     if (cached === undefined || !accepts(req.accept, cached.mediaType)) return undefined;
-    this.metrics.cacheHits.inc({ kind: 'tag' });
+    this.metrics.hits.tag.inc();
     return this.answer(cached, req, 'cache');
   }
 
@@ -83,10 +83,10 @@ export class ManifestProxy {
       // Cached via another repository (fresh() answered the linked case): upstream must confirm this one may see it.
       await this.remote.get({ ...req, method: 'HEAD' });
       this.cache.link(registry, repository, digest);
-      this.metrics.cacheHits.inc({ kind: 'manifest' });
+      this.metrics.hits.manifest.inc();
       return this.answer(cached, req, 'cache');
     }
-    this.metrics.cacheMisses.inc({ kind: 'manifest' });
+    this.metrics.misses.manifest.inc();
     const fetched = await this.fetch(req, req.accept);
     return { ...fetched, body: req.method === 'HEAD' ? undefined : fetched.body };
   }
@@ -110,7 +110,7 @@ export class ManifestProxy {
         this.health.markUp(registry);
         if (head.digest === row.digest) {
           this.cache.putTag(registry, repository, req.reference.value, { ...row, validated_at: this.clock.now() });
-          this.metrics.cacheHits.inc({ kind: 'tag' });
+          this.metrics.hits.tag.inc();
           return this.answer(cached, req, 'cache');
         }
       } catch (err) {
@@ -120,7 +120,7 @@ export class ManifestProxy {
         throw err;
       }
     }
-    this.metrics.cacheMisses.inc({ kind: 'tag' });
+    this.metrics.misses.tag.inc();
     const fetched = await this.fetch(req, widenAccept(req.accept, DEFAULT_MANIFEST_ACCEPT));
     this.cache.putTag(registry, repository, req.reference.value, {
       digest: fetched.digest,
