@@ -6,8 +6,8 @@ import { pipeline } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
 import { digestAlgorithm } from '../routing/reference.js';
 
-/** Bytes of a fill kept in memory for readers close behind the writer. */
-const RECENT_WINDOW = 8 * 1024 * 1024;
+/** Bytes of a fill kept in memory (a ring) for readers close behind the writer. */
+const RECENT_WINDOW = 4 * 1024 * 1024;
 
 export type FillState = 'filling' | 'verified' | 'failed';
 
@@ -86,29 +86,46 @@ export class BlobFill extends EventEmitter {
   }
 
   /**
-   * The last RECENT_WINDOW bytes written, kept in memory (the upstream's own buffers, no copy) so
-   * readers near the writer share them instead of each reading the file back into new buffers.
+   * The last bytes written, copied into one ring buffer allocated per fill, so readers near the
+   * writer copy from memory instead of reading the file back, and upstream's chunks die young
+   * instead of being kept alive (and promoted to the old generation) by a window of references.
    */
-  recent: { offset: number; data: Buffer }[] = [];
-  private recentBytes = 0;
+  private ring: Buffer | undefined;
 
   advance(buffers: Buffer[], length: number): void {
+    this.ring ??= Buffer.allocUnsafeSlow(Math.min(RECENT_WINDOW, Math.max(1, this.size ?? RECENT_WINDOW)));
+    const ring = this.ring;
     let offset = this.written;
     for (const data of buffers) {
-      this.recent.push({ offset, data });
-      this.recentBytes += data.length;
+      // Only the last ring.length bytes of a batch can stay in the ring.
+      const skip = Math.max(0, data.length - ring.length);
+      let from = skip;
+      let at = (offset + skip) % ring.length;
+      while (from < data.length) {
+        const copied = data.copy(ring, at, from, Math.min(data.length, from + ring.length - at));
+        from += copied;
+        at = (at + copied) % ring.length;
+      }
       offset += data.length;
-    }
-    while (this.recentBytes > RECENT_WINDOW && this.recent.length > 1) {
-      this.recentBytes -= this.recent.shift()?.data.length ?? 0;
     }
     this.written += length;
     this.emit('progress');
   }
 
-  /** The in-memory piece of the last batch that holds `position`, if any (no copy). */
-  recentAt(position: number): { offset: number; data: Buffer } | undefined {
-    return this.recent.find((piece) => position >= piece.offset && position < piece.offset + piece.data.length);
+  /**
+   * Copies bytes from `position` (up to `limit`, exclusive, and `target.length`) into `target` when
+   * they are still in the ring; returns the number copied, 0 when they are not.
+   */
+  copyRecent(position: number, limit: number, target: Buffer): number {
+    const ring = this.ring;
+    if (ring === undefined || position < this.written - ring.length || position >= Math.min(limit, this.written)) return 0;
+    const end = Math.min(limit, this.written, position + target.length);
+    let copied = 0;
+    while (position + copied < end) {
+      const at = (position + copied) % ring.length;
+      copied += ring.copy(target, copied, at, Math.min(ring.length, at + end - position - copied));
+    }
+    return copied;
   }
 
   /** How far a reader may read: everything once verified, else all but the last byte. */
@@ -139,8 +156,7 @@ export class BlobFill extends EventEmitter {
       this.fail(failure);
       throw failure;
     } finally {
-      this.recent = [];
-      this.recentBytes = 0;
+      this.ring = undefined;
       closeSync(this.fd);
     }
   }

@@ -1,4 +1,4 @@
-import { createReadStream, openSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -8,6 +8,7 @@ import { DigestMismatch } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { BlobFill } from './blob-fill.js';
 import { BlobStore } from './blob-store.js';
+import { type ChunkSource, FileRange } from './chunk-source.js';
 import { CacheIndex, type BlobRow, type TagRow } from './cache-index.js';
 import { openDatabase, type Db } from './database.js';
 
@@ -21,12 +22,6 @@ export interface CacheOptions {
 
 /** Manifest bytes kept in memory for the hot path (manifests are small; 64 MiB holds thousands). */
 const MANIFEST_MEMORY_BYTES = 64 * 1024 * 1024;
-/** Read size when streaming a stored blob to a few clients: large reads keep syscalls per GB low. */
-const READ_CHUNK = 1024 * 1024;
-/** Read size once many clients stream at once: memory stays bounded (20 streams × 256 KiB). */
-const SMALL_READ_CHUNK = 256 * 1024;
-/** Open blob streams above which reads shrink to SMALL_READ_CHUNK. */
-const MANY_READERS = 8;
 /** How often buffered access times are written to SQLite. */
 const TOUCH_FLUSH_MS = 5_000;
 
@@ -53,7 +48,6 @@ export class Cache {
   private readonly settling = new Set<Promise<void>>();
   private readonly pins = new Map<string, number>();
   /** Blob streams open right now (sizes their reads). */
-  private openReads = 0;
   private readonly manifests: LRUCache<string, CachedManifest>;
   /** Tag rows in memory (write-through to SQLite), so a tag hit costs no query. */
   private readonly tags = new LRUCache<string, TagRow>({ max: 100_000 });
@@ -107,19 +101,12 @@ export class Cache {
     this.index.link(registry, repository, digest);
   }
 
-  /** Streams bytes [start, end] of a stored blob; the blob is pinned against eviction until the stream closes. */
-  openRead(digest: string, start: number, end: number): Readable {
+  /** Bytes [start, end] of a stored blob; the blob is pinned against eviction until the source is closed. */
+  openRead(digest: string, start: number, end: number): ChunkSource {
     const fd = openSync(this.store.pathOf(digest), 'r');
     this.pin(digest);
     this.index.touch(digest, this.options.clock.now());
-    const highWaterMark = this.openReads >= MANY_READERS ? SMALL_READ_CHUNK : READ_CHUNK;
-    this.openReads++;
-    const stream = createReadStream('', { fd, start, end, highWaterMark });
-    stream.once('close', () => {
-      this.openReads--;
-      this.unpin(digest);
-    });
-    return stream;
+    return new FileRange(fd, start, end, () => this.unpin(digest));
   }
 
   /** The fill in flight for a digest, if any (followers join it instead of fetching again). */

@@ -1,28 +1,30 @@
-import { closeSync, openSync, read } from 'node:fs';
-import { Readable } from 'node:stream';
+import { closeSync, openSync } from 'node:fs';
 import type { BlobFill } from './blob-fill.js';
-
-const CHUNK = 256 * 1024;
+import { type ChunkSource, readAt } from './chunk-source.js';
 
 /**
- * Reads bytes [start, end] of a blob that is still being filled, waiting for the writer as
- * needed. Ends once the fill is verified; errors (so the client's response is aborted) if the
- * fill fails. The file descriptor is opened at once, so a later rename or unlink is harmless.
+ * Bytes [start, end] of a blob that is still being filled, waiting for the writer as needed. Ends
+ * once the fill is verified; rejects (so the client's response is aborted) if the fill fails. Bytes
+ * still in the fill's ring are copied from memory, older ones read from the file. The file descriptor is opened
+ * at once, so a later rename or unlink is harmless.
  */
-export class TailReader extends Readable {
+export class TailReader implements ChunkSource {
   private readonly fd: number;
   private position: number;
-  private waiting = false;
+  private readonly startedAt: number;
+  private closed = false;
 
   constructor(
     private readonly fill: BlobFill,
     start: number,
     /** Inclusive end, or undefined for "to the end of the blob". */
     private readonly end: number | undefined,
+    /** Called once with the bytes handed out, when the end is reached. */
+    private readonly onEnd: (bytes: number) => void,
   ) {
-    super({ highWaterMark: CHUNK });
     this.fd = openSync(fill.tempPath, 'r');
     this.position = start;
+    this.startedAt = start;
     fill.readers++;
   }
 
@@ -31,50 +33,34 @@ export class TailReader extends Readable {
     return this.fill.state === 'verified' ? this.fill.written : undefined;
   }
 
-  override _read(): void {
-    const stop = this.stopAt();
-    if (stop !== undefined && this.position >= stop) {
-      this.push(null);
-      return;
-    }
-    if (this.fill.state === 'failed') {
-      this.destroy(this.fill.error ?? new Error('upstream fetch failed'));
-      return;
-    }
-    const available = Math.min(this.fill.readableLimit(), stop ?? Number.POSITIVE_INFINITY);
-    if (this.position >= available) {
-      if (!this.waiting) {
-        this.waiting = true;
-        this.fill.once('progress', () => {
-          this.waiting = false;
-          if (!this.destroyed) this._read();
-        });
+  async next(scratch: Buffer): Promise<Buffer | null> {
+    let available: number;
+    for (;;) {
+      const stop = this.stopAt();
+      if (stop !== undefined && this.position >= stop) {
+        this.onEnd(this.position - this.startedAt);
+        return null;
       }
-      return;
+      if (this.fill.state === 'failed') throw this.fill.error ?? new Error('upstream fetch failed');
+      available = Math.min(this.fill.readableLimit(), stop ?? Number.POSITIVE_INFINITY);
+      if (this.position < available) break;
+      await new Promise<void>((resolve) => this.fill.once('progress', () => resolve()));
     }
-    const recent = this.fill.recentAt(this.position);
-    if (recent !== undefined) {
-      const end = Math.min(available, recent.offset + recent.data.length);
-      const slice = recent.data.subarray(this.position - recent.offset, end - recent.offset);
-      this.position = end;
-      this.push(slice);
-      return;
+    const copied = this.fill.copyRecent(this.position, available, scratch);
+    if (copied > 0) {
+      this.position += copied;
+      return scratch.subarray(0, copied);
     }
-    const length = Math.min(CHUNK, available - this.position);
-    const buffer = Buffer.allocUnsafe(length);
-    read(this.fd, buffer, 0, length, this.position, (err, bytesRead) => {
-      if (err) {
-        this.destroy(err);
-        return;
-      }
-      this.position += bytesRead;
-      this.push(buffer.subarray(0, bytesRead));
-    });
+    const bytesRead = await readAt(this.fd, scratch, Math.min(scratch.length, available - this.position), this.position);
+    if (bytesRead === 0) throw new Error('blob temp file ended early');
+    this.position += bytesRead;
+    return scratch.subarray(0, bytesRead);
   }
 
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.fill.readers--;
     closeSync(this.fd);
-    callback(error);
   }
 }

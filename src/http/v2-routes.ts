@@ -1,8 +1,10 @@
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidParameter, NotFound, Unsupported } from '../errors.js';
 import { assertDigest, parseManifestReference } from '../routing/reference.js';
 import { route, type Route } from '../routing/route.js';
 import { clientSignal } from './client-signal.js';
+import { ChunkSender } from './send-chunks.js';
 import { READ_ONLY_MESSAGE, parseV2Path } from './v2-path.js';
 
 const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' };
@@ -75,7 +77,33 @@ async function blob(request: FastifyRequest, reply: FastifyReply, target: Route,
     .header('etag', `"${digest}"`);
   if (Number.isFinite(answer.length)) void reply.header('content-length', answer.length);
   if (answer.contentRange) void reply.header('content-range', answer.contentRange);
-  await reply.send(answer.body);
+  const body = answer.body;
+  if (body === undefined || body instanceof Readable) {
+    await reply.send(body);
+    return;
+  }
+  // From the cache: written with reused buffers, outside Fastify's stream handling (onResponse still logs it).
+  const sender = new ChunkSender(body);
+  let first: Buffer | null;
+  try {
+    first = await sender.first();
+  } catch (err) {
+    body.close();
+    throw err; // nothing sent yet: answered as an OCI error
+  }
+  reply.hijack();
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    if (value !== undefined) reply.raw.setHeader(name, typeof value === 'number' ? String(value) : value);
+  }
+  reply.raw.writeHead(reply.statusCode);
+  try {
+    await sender.sendTo(reply.raw, first);
+  } catch (err) {
+    request.log.warn({ digest, err: err instanceof Error ? err.message : String(err) }, 'blob response cut short');
+    reply.raw.destroy();
+  } finally {
+    body.close();
+  }
 }
 
 async function tags(request: FastifyRequest, reply: FastifyReply, target: Route, clientName: string, query: URLSearchParams): Promise<void> {

@@ -1,4 +1,3 @@
-import { Readable } from 'node:stream';
 import type { BlobFill } from '../cache/blob-fill.js';
 import type { Cache } from '../cache/cache.js';
 import { TailReader } from '../cache/tail-reader.js';
@@ -90,8 +89,7 @@ export class BlobProxy {
     const length = range ? range.end - range.start + 1 : (size ?? Number.NaN);
     const contentRange = range && size !== undefined ? `bytes ${range.start}-${range.end}/${size}` : undefined;
     if (req.method === 'HEAD') return { status: range ? 206 : 200, length, contentRange, body: undefined, source };
-    const reader = new TailReader(fill, range?.start ?? 0, range?.end);
-    reader.once('end', () => this.metrics.bytesServed.inc({ source: 'upstream' }, Number.isFinite(length) ? length : fill.written));
+    const reader = new TailReader(fill, range?.start ?? 0, range?.end, (bytes) => this.metrics.bytesServed.inc({ source: 'upstream' }, bytes));
     return {
       status: range ? 206 : 200,
       length,
@@ -106,7 +104,7 @@ export class BlobProxy {
     const length = range ? range.end - range.start + 1 : size;
     const contentRange = range ? `bytes ${range.start}-${range.end}/${size}` : undefined;
     if (req.method === 'HEAD') return { status: range ? 206 : 200, length, contentRange, body: undefined, source: 'cache' };
-    const body = length === 0 ? Readable.from([]) : this.cache.openRead(req.digest, range?.start ?? 0, range?.end ?? size - 1);
+    const body = this.cache.openRead(req.digest, range?.start ?? 0, range?.end ?? size - 1);
     this.metrics.bytesServed.inc({ source: 'cache' }, length);
     return { status: range ? 206 : 200, length, contentRange, body, source: 'cache' };
   }

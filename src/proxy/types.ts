@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { ChunkSource } from '../cache/chunk-source.js';
 import type { Route } from '../routing/route.js';
 
 /** A manifest request after routing and validation. */
@@ -28,13 +29,13 @@ export interface BlobRequest {
   signal: AbortSignal;
 }
 
-/** A blob answer; `body` is absent for HEAD. */
+/** A blob answer; `body` is absent for HEAD: a ChunkSource from the cache, a stream passed through from upstream otherwise. */
 export interface BlobAnswer {
   status: 200 | 206;
   /** Bytes in this response (the range length for 206). */
   length: number;
   contentRange: string | undefined;
-  body: Readable | undefined;
+  body: ChunkSource | Readable | undefined;
   source: 'upstream' | 'cache' | 'coalesced';
 }
 

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +54,15 @@ export function renderPullgateConfig(c: PullgateConfigInput): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The node flags `npm start` runs pullgate with (package.json), so the tests and the bench run the same process. */
+function startFlags(): string[] {
+  const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+  const start = pkg.scripts?.start ?? '';
+  const flags = /^node((?:\s+--\S+)*)\s+dist\/cli\.js serve$/.exec(start)?.[1];
+  if (flags === undefined) throw new Error(`e2e: cannot read the node flags from the start script: ${start}`);
+  return flags.split(/\s+/).filter((flag) => flag !== '');
+}
+
 /** Extra node flags for every pullgate started here (e.g. `--cpu-prof`), from PULLGATE_NODE_ARGS; for profiling. */
 function nodeArgs(): string[] {
   return (process.env.PULLGATE_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
@@ -85,7 +94,7 @@ export async function startPullgate(
   const daemon = startDaemon({
     name: `pullgate (${name})`,
     command: process.execPath,
-    args: [...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath],
+    args: [...startFlags(), ...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath],
     logPath: ws.path(`${name}.log`),
     cwd: ws.path(name),
   });
