@@ -20,6 +20,7 @@ import { type TokenServer, startTokenServer } from '../test/e2e/support/token-se
 import { requireTools } from '../test/e2e/support/tools.js';
 import { Workspace } from '../test/e2e/support/workspace.js';
 import { nginxBinary, startNginx } from './lib/nginx.js';
+import { startNodeFloor } from './lib/node-floor.js';
 import {
   AccessLogMark,
   type FanOut,
@@ -76,10 +77,10 @@ type UpstreamCounts = ReturnType<typeof classify> & { total: number; tokens: num
 
 interface Results {
   machine: Record<string, string>;
-  blob: { pullgate?: WrkResult; nginx?: WrkResult; distribution?: WrkResult; bytes: number };
-  tag: { pullgate?: WrkResult; nginxSmall?: WrkResult; distribution?: WrkResult };
+  blob: { pullgate?: WrkResult; nginx?: WrkResult; node?: WrkResult; distribution?: WrkResult; bytes: number };
+  tag: { pullgate?: WrkResult; nginxSmall?: WrkResult; nodeSmall?: WrkResult; distribution?: WrkResult };
   tagUpstream: { pullgate?: UpstreamCounts; distribution?: UpstreamCounts };
-  digest: { pullgate?: WrkResult; nginxManifest?: WrkResult; distribution?: WrkResult };
+  digest: { pullgate?: WrkResult; nginxManifest?: WrkResult; nodeManifest?: WrkResult; distribution?: WrkResult };
   cold: {
     pullgate: number[];
     distribution: number[];
@@ -231,7 +232,16 @@ async function measureWarm(ws: Workspace, s: Setup, res: Results): Promise<void>
       ['blob.bin', layerBytes],
     ]),
   );
-  const daemons = (): Daemon[] => [pg.daemon, dist.daemon, nginx.daemon, s.upstream.daemon];
+  const node = await startNodeFloor(
+    ws,
+    'node-ceiling',
+    new Map([
+      ['small.txt', Buffer.from('ok\n')],
+      ['manifest.json', s.small.manifest],
+      ['blob.bin', layerBytes],
+    ]),
+  );
+  const daemons = (): Daemon[] => [pg.daemon, dist.daemon, nginx.daemon, node.daemon, s.upstream.daemon];
   const blobPath = `/v2/${REPO.small}/blobs/${layer.digest}`;
   const tagPath = `/v2/${REPO.small}/manifests/${TAG}`;
   const digestPath = `/v2/${REPO.small}/manifests/${s.small.manifestDigest}`;
@@ -248,6 +258,10 @@ async function measureWarm(ws: Workspace, s: Setup, res: Results): Promise<void>
   await phase(res, `${blob}, nginx (wrk -t2 -c4)`, daemons, async () => {
     await expectBody(`${nginx.url}/blob.bin`, layer.digest);
     res.blob.nginx = await wrk('blob nginx', `${nginx.url}/blob.bin`, BLOB_WRK);
+  });
+  await phase(res, `${blob}, node:http alone (wrk -t2 -c4)`, daemons, async () => {
+    await expectBody(`${node.url}/blob.bin`, layer.digest);
+    res.blob.node = await wrk('blob node:http alone', `${node.url}/blob.bin`, BLOB_WRK, node.daemon);
   });
   await phase(res, `warm ${blob}, distribution proxy (wrk -t2 -c4)`, daemons, async () => {
     await expectBody(`${dist.url}${blobPath}`, layer.digest);
@@ -274,6 +288,10 @@ async function measureWarm(ws: Workspace, s: Setup, res: Results): Promise<void>
     await expectBody(`${nginx.url}/small.txt`, sha256Digest(Buffer.from('ok\n')));
     res.tag.nginxSmall = await wrk('3-byte file nginx', `${nginx.url}/small.txt`, MANIFEST_WRK);
   });
+  await phase(res, '3-byte file, node:http alone (wrk -t2 -c32)', daemons, async () => {
+    await expectBody(`${node.url}/small.txt`, sha256Digest(Buffer.from('ok\n')));
+    res.tag.nodeSmall = await wrk('3-byte file node:http alone', `${node.url}/small.txt`, MANIFEST_WRK, node.daemon);
+  });
 
   await phase(res, 'warm manifest by digest, pullgate (wrk -t2 -c32)', daemons, async () => {
     await expectBody(`${pg.url}${digestPath}`, s.small.manifestDigest, accept);
@@ -287,8 +305,12 @@ async function measureWarm(ws: Workspace, s: Setup, res: Results): Promise<void>
     await expectBody(`${nginx.url}/manifest.json`, s.small.manifestDigest);
     res.digest.nginxManifest = await wrk('manifest file nginx', `${nginx.url}/manifest.json`, MANIFEST_WRK);
   });
+  await phase(res, 'manifest file, node:http alone (wrk -t2 -c32)', daemons, async () => {
+    await expectBody(`${node.url}/manifest.json`, s.small.manifestDigest);
+    res.digest.nodeManifest = await wrk('manifest file node:http alone', `${node.url}/manifest.json`, MANIFEST_WRK, node.daemon);
+  });
 
-  for (const [name, d] of [['pullgate', pg.daemon], ['distribution', dist.daemon], ['nginx', nginx.daemon]] as const) {
+  for (const [name, d] of [['pullgate', pg.daemon], ['distribution', dist.daemon], ['nginx', nginx.daemon], ['node-ceiling', node.daemon]] as const) {
     await discard(ws, name, d);
   }
 }
@@ -447,6 +469,8 @@ const mbps = (r: WrkResult | undefined): number => (r === undefined ? Number.NaN
 const rps = (r: WrkResult | undefined): number => (r === undefined ? Number.NaN : r.reqPerSec);
 const flag = (r: WrkResult | undefined): string => (r !== undefined && wrkErrors(r) > 0 ? ' (errors!)' : '');
 const cell = (n: number, digits: number, r?: WrkResult): string => (Number.isFinite(n) ? `${fmt(n, digits)}${flag(r)}` : '—');
+/** The node:http-alone figure with its ratio to nginx: the share of the gap that is Node's, not pullgate's. */
+const ceiling = (n: number, nginx: number, r?: WrkResult): string => (Number.isFinite(n) ? `${cell(n, 0, r)} (${ratio(n, nginx)})` : '—');
 const secs = (xs: readonly number[]): string => (xs.length === 0 ? '—' : `${median(xs).toFixed(2)} s`);
 const mib = (kib: number | undefined): string => (kib === undefined ? 'n/a' : `${fmt(kib / 1024, 1)} MiB`);
 const perReq = (n: number | undefined, r: WrkResult | undefined): string =>
@@ -457,12 +481,13 @@ function figuresTable(r: Results): Table {
   const coldMiB = fmt(r.cold.imageBytes / MiB, 1);
   const pgRss = r.rss;
   return {
-    header: ['Measure', 'pullgate', 'nginx', 'distribution proxy', 'direct (upstream)', 'pullgate/nginx', 'pullgate/distribution', 'pullgate/direct'],
+    header: ['Measure', 'pullgate', 'nginx', 'node:http alone (/nginx)', 'distribution proxy', 'direct (upstream)', 'pullgate/nginx', 'pullgate/distribution', 'pullgate/direct'],
     rows: [
       [
         `Warm ${blobMiB} MiB blob, MB/s`,
         cell(mbps(r.blob.pullgate), 0, r.blob.pullgate),
         cell(mbps(r.blob.nginx), 0, r.blob.nginx),
+        ceiling(mbps(r.blob.node), mbps(r.blob.nginx), r.blob.node),
         cell(mbps(r.blob.distribution), 0, r.blob.distribution),
         '',
         ratio(mbps(r.blob.pullgate), mbps(r.blob.nginx)),
@@ -473,6 +498,7 @@ function figuresTable(r: Results): Table {
         `Manifest by tag (within TTL), req/s (nginx: 3-byte file)`,
         cell(rps(r.tag.pullgate), 0, r.tag.pullgate),
         cell(rps(r.tag.nginxSmall), 0, r.tag.nginxSmall),
+        ceiling(rps(r.tag.nodeSmall), rps(r.tag.nginxSmall), r.tag.nodeSmall),
         cell(rps(r.tag.distribution), 0, r.tag.distribution),
         '',
         ratio(rps(r.tag.pullgate), rps(r.tag.nginxSmall)),
@@ -483,6 +509,7 @@ function figuresTable(r: Results): Table {
         `Manifest by digest, req/s (nginx: manifest file)`,
         cell(rps(r.digest.pullgate), 0, r.digest.pullgate),
         cell(rps(r.digest.nginxManifest), 0, r.digest.nginxManifest),
+        ceiling(rps(r.digest.nodeManifest), rps(r.digest.nginxManifest), r.digest.nodeManifest),
         cell(rps(r.digest.distribution), 0, r.digest.distribution),
         '',
         ratio(rps(r.digest.pullgate), rps(r.digest.nginxManifest)),
@@ -492,6 +519,7 @@ function figuresTable(r: Results): Table {
       [
         'Upstream manifest requests during the tag run',
         perReq(r.tagUpstream.pullgate?.manifests, r.tag.pullgate),
+        '',
         '',
         perReq(r.tagUpstream.distribution?.manifests, r.tag.distribution),
         '',
@@ -503,6 +531,7 @@ function figuresTable(r: Results): Table {
         'Upstream token requests during the tag run',
         perReq(r.tagUpstream.pullgate?.tokens, r.tag.pullgate),
         '',
+        '',
         perReq(r.tagUpstream.distribution?.tokens, r.tag.distribution),
         '',
         '',
@@ -512,6 +541,7 @@ function figuresTable(r: Results): Table {
       [
         `Cold pull, ${r.cold.layers} layers / ${coldMiB} MiB, skopeo copy (median of ${r.cold.direct.length})`,
         secs(r.cold.pullgate),
+        '',
         '',
         secs(r.cold.distribution),
         secs(r.cold.direct),
@@ -523,6 +553,7 @@ function figuresTable(r: Results): Table {
         `Upstream blob GETs, ${CLIENTS} concurrent cold clients, ${blobMiB} MiB blob`,
         r.fanout.pullgate === undefined ? '—' : blobGetsText(r.fanout.pullgate.gets),
         '',
+        '',
         r.fanout.distribution === undefined ? '—' : blobGetsText(r.fanout.distribution.gets),
         '',
         '',
@@ -532,6 +563,7 @@ function figuresTable(r: Results): Table {
       [
         `Peak RSS, ${CLIENTS} clients × ${fmt((pgRss?.blobBytes ?? 0) / MiB)} MiB blob, cold / warm`,
         pgRss === undefined ? '—' : `${mib(coldPeak(pgRss))} / ${mib(warmPeak(pgRss))}`,
+        '',
         '',
         '',
         '',
@@ -620,18 +652,21 @@ function notes(r: Results): string[] {
       `wrk ${WRK_SECONDS} s per figure: blob -t2 -c4, manifests -t2 -c32 with Accept: ${ACCEPT}. ` +
       'Upstream: distribution with token auth (the e2e token server, in the bench process; distribution 2.8 proxy mode cannot send Basic credentials upstream, so htpasswd is not an option); ' +
       `pullgate: type basic credentials, cache.tagTTL ${TAG_TTL}, default log level; distribution proxy: proxy.remoteurl/username/password, own storage, access log on; ` +
-      'nginx: worker_processes auto, sendfile on, access_log off. Every figure follows a warm-up GET whose body was checked against its digest.',
+      'nginx: worker_processes auto, sendfile on, access_log off; node:http alone (bench/lib/node-floor-server.mjs): the same files from node:http with no routing, hooks or log, blobs through two reused buffers, pullgate\'s node flags. Every figure follows a warm-up GET whose body was checked against its digest.',
   );
   for (const [label, w] of [
     ['blob pullgate', r.blob.pullgate],
     ['blob nginx', r.blob.nginx],
+    ['blob node:http alone', r.blob.node],
     ['blob distribution', r.blob.distribution],
     ['tag pullgate', r.tag.pullgate],
     ['tag distribution', r.tag.distribution],
     ['3-byte file nginx', r.tag.nginxSmall],
+    ['3-byte file node:http alone', r.tag.nodeSmall],
     ['digest pullgate', r.digest.pullgate],
     ['digest distribution', r.digest.distribution],
     ['manifest file nginx', r.digest.nginxManifest],
+    ['manifest file node:http alone', r.digest.nodeManifest],
   ] as const) {
     const n = wrkNote(label, w);
     if (n !== undefined) out.push(n);
