@@ -3,14 +3,11 @@ import { accessSync, constants } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../test/e2e/support/ports.js';
-import { type Daemon, startDaemon } from '../../test/e2e/support/proc.js';
-import { waitForHttp } from '../../test/e2e/support/wait.js';
+import { startDaemon } from '../../test/e2e/support/proc.js';
 import type { Workspace } from '../../test/e2e/support/workspace.js';
+import { type FileServer, fileServerReady, writeFiles } from './file-server.js';
 
-export interface Nginx {
-  url: string;
-  daemon: Daemon;
-}
+export type Nginx = FileServer;
 
 /** The nginx binary: on PATH, else Debian's /usr/sbin (not on a non-root PATH). */
 export function nginxBinary(): string {
@@ -33,7 +30,7 @@ export async function startNginx(ws: Workspace, name: string, files: ReadonlyMap
   const dir = await ws.mkdir(name);
   const root = await ws.mkdir(name, 'root');
   const temp = await ws.mkdir(name, 'temp');
-  for (const [file, data] of files) await writeFile(join(root, file), data);
+  await writeFiles(root, files);
   const port = await freePort();
   const q = (s: string): string => JSON.stringify(s);
   const conf = [
@@ -72,12 +69,5 @@ export async function startNginx(ws: Workspace, name: string, files: ReadonlyMap
     cwd: dir,
   });
   ws.defer(() => daemon.stop());
-  const url = `http://127.0.0.1:${port}`;
-  const [first] = files.keys();
-  await waitForHttp(`${url}/${first ?? ''}`, first === undefined ? 404 : 200, {
-    what: `${daemon.name} on ${url}`,
-    abortIf: () => { daemon.assertRunning(); },
-    describe: () => daemon.logTail(),
-  });
-  return { url, daemon };
+  return fileServerReady(daemon, port, files);
 }

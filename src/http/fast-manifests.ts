@@ -4,7 +4,8 @@ import { parseManifestReference } from '../routing/reference.js';
 import { route } from '../routing/route.js';
 import { accessRecord } from './access-log.js';
 import type { ClientAuth } from './client-auth.js';
-import type { Services } from './services.js';
+import type { ManifestAnswer } from '../proxy/types.js';
+import type { RequestFacts, Services } from './services.js';
 import { parseV2Path } from './v2-path.js';
 
 export interface FastManifestOptions {
@@ -38,8 +39,8 @@ export function fastManifestHandler(options: FastManifestOptions): (req: Incomin
     if (!open() || (auth !== undefined && !auth.trusted(req.headers.authorization))) return false;
     const started = performance.now();
     const query = url.indexOf('?');
-    let facts;
-    let answer;
+    let facts: RequestFacts;
+    let answer: ManifestAnswer | undefined;
     try {
       const target = parseV2Path(query === -1 ? url : url.slice(0, query));
       if (target?.endpoint !== 'manifest') return false;

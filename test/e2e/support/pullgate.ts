@@ -55,7 +55,7 @@ export function renderPullgateConfig(c: PullgateConfigInput): string {
 }
 
 /** The node flags `npm start` runs pullgate with (package.json), so the tests and the bench run the same process. */
-function startFlags(): string[] {
+export function startFlags(): string[] {
   const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
   const start = pkg.scripts?.start ?? '';
   const flags = /^node((?:\s+--\S+)*)\s+dist\/cli\.js serve$/.exec(start)?.[1];
