@@ -99,7 +99,9 @@ async function blob(request: FastifyRequest, reply: FastifyReply, target: Route,
   try {
     await sender.sendTo(reply.raw, first);
   } catch (err) {
-    request.log.warn({ digest, err: err instanceof Error ? err.message : String(err) }, 'blob response cut short');
+    // A client that hangs up is routine; a source that fails mid-body (upstream cut, digest mismatch) is not.
+    const clientLeft = reply.raw.destroyed;
+    request.log[clientLeft ? 'debug' : 'warn']({ digest, err: err instanceof Error ? err.message : String(err) }, 'blob response cut short');
     reply.raw.destroy();
   } finally {
     body.close();
