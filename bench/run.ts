@@ -338,6 +338,18 @@ function pidOf(d: Daemon): number {
   return pid;
 }
 
+/**
+ * A cold pull of `ref` through a fresh peer, and the CPU seconds the peer used for it. A mirror is a
+ * long-running process: it is warmed first (JIT, connections, token path) with another image, so the
+ * timed pull measures a cold cache, not a cold process.
+ */
+async function coldPullThrough(ws: Workspace, s: Setup, peer: { host: string; daemon: Daemon }, ref: string): Promise<{ seconds: number; cpu: number }> {
+  await timedPull(ws, `${peer.host}/${REPO.small}:${TAG}`, s.small, undefined);
+  const cpu0 = await procCpuSeconds(pidOf(peer.daemon));
+  const seconds = await timedPull(ws, `${peer.host}/${ref}`, s.multi, undefined);
+  return { seconds, cpu: (await procCpuSeconds(pidOf(peer.daemon))) - cpu0 };
+}
+
 async function measureColdPulls(ws: Workspace, s: Setup, res: Results): Promise<void> {
   const ref = `${REPO.multi}:${TAG}`;
   const creds = `${PULLER.username}:${PULLER.password}`;
@@ -354,26 +366,20 @@ async function measureColdPulls(ws: Workspace, s: Setup, res: Results): Promise<
       const pgName = `pullgate-cold-${i}`;
       const pg = await startPullgateFresh(ws, s, pgName);
       current = [pg.daemon];
-      // A mirror is a long-running process: warm it (JIT, connections, token path) with another
-      // image first, so the timed pull measures a cold cache, not a cold process. Same for distribution.
-      await timedPull(ws, `${pg.host}/${REPO.small}:${TAG}`, s.small, undefined);
-      const pgCpu = await procCpuSeconds(pidOf(pg.daemon));
-      const viaPg = await timedPull(ws, `${pg.host}/${ref}`, s.multi, undefined);
-      res.cold.pullgate.push(viaPg);
-      res.cold.pullgateCpu.push((await procCpuSeconds(pidOf(pg.daemon))) - pgCpu);
+      const viaPg = await coldPullThrough(ws, s, pg, ref);
+      res.cold.pullgate.push(viaPg.seconds);
+      res.cold.pullgateCpu.push(viaPg.cpu);
       await discard(ws, pgName, pg.daemon);
 
       const distName = `distribution-cold-${i}`;
       const dist = await startDistributionProxy(ws, s, distName);
       current = [dist.daemon];
-      await timedPull(ws, `${dist.host}/${REPO.small}:${TAG}`, s.small, undefined);
-      const distCpu = await procCpuSeconds(pidOf(dist.daemon));
-      const viaDist = await timedPull(ws, `${dist.host}/${ref}`, s.multi, undefined);
-      res.cold.distribution.push(viaDist);
-      res.cold.distributionCpu.push((await procCpuSeconds(pidOf(dist.daemon))) - distCpu);
+      const viaDist = await coldPullThrough(ws, s, dist, ref);
+      res.cold.distribution.push(viaDist.seconds);
+      res.cold.distributionCpu.push(viaDist.cpu);
       await discard(ws, distName, dist.daemon);
       current = [];
-      log(`cold pull #${i + 1}: direct ${direct.toFixed(2)} s, pullgate ${viaPg.toFixed(2)} s, distribution ${viaDist.toFixed(2)} s`);
+      log(`cold pull #${i + 1}: direct ${direct.toFixed(2)} s, pullgate ${viaPg.seconds.toFixed(2)} s, distribution ${viaDist.seconds.toFixed(2)} s`);
     }
   });
 }

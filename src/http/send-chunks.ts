@@ -5,25 +5,20 @@ const LARGE = 256 * 1024;
 const SMALL = 128 * 1024;
 /** Bodies being sent above which each gets SMALL buffers, to bound memory with many clients. */
 const MANY_SENDERS = 4;
-/** Free buffers kept for reuse, per size (at most 1 MiB and 2 MiB). */
-const POOL_LIMIT = new Map([
-  [LARGE, 4],
-  [SMALL, 16],
-]);
-
-const pools = new Map<number, Buffer[]>([
-  [LARGE, []],
-  [SMALL, []],
+/** Free buffers kept for reuse, per size, at most `limit` of each (1 MiB and 2 MiB). */
+const pools = new Map<number, { free: Buffer[]; limit: number }>([
+  [LARGE, { free: [], limit: 4 }],
+  [SMALL, { free: [], limit: 16 }],
 ]);
 let senders = 0;
 
 function take(size: number): Buffer {
-  return pools.get(size)?.pop() ?? Buffer.allocUnsafeSlow(size);
+  return pools.get(size)?.free.pop() ?? Buffer.allocUnsafeSlow(size);
 }
 
 function give(buffer: Buffer): void {
   const pool = pools.get(buffer.length);
-  if (pool !== undefined && pool.length < (POOL_LIMIT.get(buffer.length) ?? 0)) pool.push(buffer);
+  if (pool !== undefined && pool.free.length < pool.limit) pool.free.push(buffer);
 }
 
 /**
