@@ -21,6 +21,7 @@ import { requireTools } from '../test/e2e/support/tools.js';
 import { Workspace } from '../test/e2e/support/workspace.js';
 import { nginxBinary, startNginx } from './lib/nginx.js';
 import { startNodeFloor } from './lib/node-floor.js';
+import { type LinkShape, parseLinkShapes, startShapedLink } from './lib/shaped-link.js';
 import {
   AccessLogMark,
   type FanOut,
@@ -52,9 +53,18 @@ const COLD_REPS = envNumber('BENCH_COLD_REPS', 3);
 const CLIENTS = 20;
 const DEADLINE_MS = envNumber('BENCH_DEADLINE_SECONDS', 570) * 1000;
 const TAG_TTL = '5m';
-/** BENCH_ONLY=warm,cold,fanout,rss runs only those parts (for profiling); unset runs all. */
+/**
+ * WAN-like links for the cold pulls that follow the loopback ones (BENCH_LINKS="MBIT,RTT_MS;..."): a
+ * 250 Mbit/s share of an uplink 40 ms from the registry, as a CI runner or a node pulling from a public
+ * registry sees it, and a 1 Gbit/s link 10 ms away, where this 2-core machine's CPU starts to show.
+ */
+const LINKS = parseLinkShapes(process.env.BENCH_LINKS, [
+  { mbitPerSecond: 250, rttMs: 40 },
+  { mbitPerSecond: 1000, rttMs: 10 },
+]);
+/** BENCH_ONLY=warm,cold,wan,fanout,rss runs only those parts (for profiling); unset runs all. */
 const ONLY = process.env.BENCH_ONLY?.split(',').map((p) => p.trim());
-function selected(part: 'warm' | 'cold' | 'fanout' | 'rss'): boolean {
+function selected(part: 'warm' | 'cold' | 'wan' | 'fanout' | 'rss'): boolean {
   return ONLY === undefined || ONLY.includes(part);
 }
 
@@ -75,22 +85,30 @@ function errorText(err: unknown): string {
 
 type UpstreamCounts = ReturnType<typeof classify> & { total: number; tokens: number };
 
+interface ColdPulls {
+  pullgate: number[];
+  distribution: number[];
+  direct: number[];
+  /** CPU seconds each fresh peer used for its pull (startup excluded). */
+  pullgateCpu: number[];
+  distributionCpu: number[];
+  imageBytes: number;
+  layers: number;
+}
+
+type ShapedColdPulls = ColdPulls & { shape: LinkShape };
+
+const emptyColdPulls = (): ColdPulls => ({ pullgate: [], distribution: [], direct: [], pullgateCpu: [], distributionCpu: [], imageBytes: 0, layers: 0 });
+
 interface Results {
   machine: Record<string, string>;
   blob: { pullgate?: WrkResult; nginx?: WrkResult; node?: WrkResult; distribution?: WrkResult; bytes: number };
   tag: { pullgate?: WrkResult; nginxSmall?: WrkResult; nodeSmall?: WrkResult; distribution?: WrkResult };
   tagUpstream: { pullgate?: UpstreamCounts; distribution?: UpstreamCounts };
   digest: { pullgate?: WrkResult; nginxManifest?: WrkResult; nodeManifest?: WrkResult; distribution?: WrkResult };
-  cold: {
-    pullgate: number[];
-    distribution: number[];
-    direct: number[];
-    /** CPU seconds each fresh peer used for its pull (startup excluded). */
-    pullgateCpu: number[];
-    distributionCpu: number[];
-    imageBytes: number;
-    layers: number;
-  };
+  cold: ColdPulls;
+  /** The same cold pulls with the upstream behind each shaped link of LINKS. */
+  coldShaped: ShapedColdPulls[];
   fanout: { pullgate?: { gets: BlobGets; run: FanOut }; distribution?: { gets: BlobGets; run: FanOut } };
   rss?: {
     baselineKiB: number;
@@ -118,7 +136,13 @@ function biggestLayer(img: BuiltImage): Descriptor {
   return rest.reduce((a, b) => (b.size > a.size ? b : a), first);
 }
 
-function pullgateConfig(up: Registry): Omit<PullgateConfigInput, 'listen' | 'storagePath'> {
+/** Where a peer reaches the upstream: the registry itself, or a shaped link in front of it. */
+interface UpstreamEndpoint {
+  host: string;
+  url: string;
+}
+
+function pullgateConfig(up: UpstreamEndpoint): Omit<PullgateConfigInput, 'listen' | 'storagePath'> {
   return {
     defaultRegistry: up.host,
     registries: [{ key: up.host, url: up.url, username: PULLER.username, password: PULLER.password }],
@@ -126,12 +150,12 @@ function pullgateConfig(up: Registry): Omit<PullgateConfigInput, 'listen' | 'sto
   };
 }
 
-async function startPullgateFresh(ws: Workspace, s: Setup, name: string): Promise<Pullgate> {
-  return startPullgate(ws, name, pullgateConfig(s.upstream));
+async function startPullgateFresh(ws: Workspace, s: Setup, name: string, up: UpstreamEndpoint = s.upstream): Promise<Pullgate> {
+  return startPullgate(ws, name, pullgateConfig(up));
 }
 
-async function startDistributionProxy(ws: Workspace, s: Setup, name: string): Promise<Registry> {
-  return startRegistry(ws, name, { type: 'none' }, { proxy: { remoteurl: s.upstream.url, ...PULLER } });
+async function startDistributionProxy(ws: Workspace, s: Setup, name: string, up: UpstreamEndpoint = s.upstream): Promise<Registry> {
+  return startRegistry(ws, name, { type: 'none' }, { proxy: { remoteurl: up.url, ...PULLER } });
 }
 
 /** Stops a peer started for one measurement and deletes its storage (its log stays until the end). */
@@ -350,38 +374,58 @@ async function coldPullThrough(ws: Workspace, s: Setup, peer: { host: string; da
   return { seconds, cpu: (await procCpuSeconds(pidOf(peer.daemon))) - cpu0 };
 }
 
-async function measureColdPulls(ws: Workspace, s: Setup, res: Results): Promise<void> {
+/**
+ * COLD_REPS rounds of: a direct pull from `up`, a pull through a fresh pullgate, one through a fresh
+ * distribution proxy, both in front of `up`, into `into`.
+ */
+async function measureColdPulls(ws: Workspace, s: Setup, res: Results, into: ColdPulls, up: UpstreamEndpoint, label: string): Promise<void> {
   const ref = `${REPO.multi}:${TAG}`;
   const creds = `${PULLER.username}:${PULLER.password}`;
-  res.cold.imageBytes = s.multi.layers.reduce((n, l) => n + l.size, s.multi.config.size);
-  res.cold.layers = s.multi.layers.length;
+  into.imageBytes = s.multi.layers.reduce((n, l) => n + l.size, s.multi.config.size);
+  into.layers = s.multi.layers.length;
   let current: Daemon[] = [];
-  await phase(res, `cold pull of ${ref} (${res.cold.layers} layers), skopeo copy, ${COLD_REPS}× with fresh caches`, () => [...current, s.upstream.daemon], async () => {
+  await phase(res, `cold pull of ${ref} (${into.layers} layers) ${label}, skopeo copy, ${COLD_REPS}× with fresh caches`, () => [...current, s.upstream.daemon], async () => {
     // Not counted: brings the upstream's files into the page cache and skopeo's binary into memory.
-    await timedPull(ws, `${s.upstream.host}/${ref}`, s.multi, creds);
+    await timedPull(ws, `${up.host}/${ref}`, s.multi, creds);
     for (let i = 0; i < COLD_REPS; i += 1) {
-      const direct = await timedPull(ws, `${s.upstream.host}/${ref}`, s.multi, creds);
-      res.cold.direct.push(direct);
+      const direct = await timedPull(ws, `${up.host}/${ref}`, s.multi, creds);
+      into.direct.push(direct);
 
       const pgName = `pullgate-cold-${i}`;
-      const pg = await startPullgateFresh(ws, s, pgName);
+      const pg = await startPullgateFresh(ws, s, pgName, up);
       current = [pg.daemon];
       const viaPg = await coldPullThrough(ws, s, pg, ref);
-      res.cold.pullgate.push(viaPg.seconds);
-      res.cold.pullgateCpu.push(viaPg.cpu);
+      into.pullgate.push(viaPg.seconds);
+      into.pullgateCpu.push(viaPg.cpu);
       await discard(ws, pgName, pg.daemon);
 
       const distName = `distribution-cold-${i}`;
-      const dist = await startDistributionProxy(ws, s, distName);
+      const dist = await startDistributionProxy(ws, s, distName, up);
       current = [dist.daemon];
       const viaDist = await coldPullThrough(ws, s, dist, ref);
-      res.cold.distribution.push(viaDist.seconds);
-      res.cold.distributionCpu.push(viaDist.cpu);
+      into.distribution.push(viaDist.seconds);
+      into.distributionCpu.push(viaDist.cpu);
       await discard(ws, distName, dist.daemon);
       current = [];
-      log(`cold pull #${i + 1}: direct ${direct.toFixed(2)} s, pullgate ${viaPg.seconds.toFixed(2)} s, distribution ${viaDist.seconds.toFixed(2)} s`);
+      log(`cold pull #${i + 1} ${label}: direct ${direct.toFixed(2)} s, pullgate ${viaPg.seconds.toFixed(2)} s, distribution ${viaDist.seconds.toFixed(2)} s`);
     }
   });
+}
+
+function linkText(shape: LinkShape): string {
+  return `${fmt(shape.mbitPerSecond)} Mbit/s, ${fmt(shape.rttMs)} ms RTT`;
+}
+
+/** The cold pulls again, every peer (and the direct pull) reaching the upstream through one shaped link. */
+async function measureShapedColdPulls(ws: Workspace, s: Setup, res: Results, shape: LinkShape): Promise<void> {
+  const into: ShapedColdPulls = { ...emptyColdPulls(), shape };
+  res.coldShaped.push(into);
+  const link = await startShapedLink(s.upstream.host, shape);
+  try {
+    await measureColdPulls(ws, s, res, into, link, `over a ${linkText(shape)} link`);
+  } finally {
+    await link.close();
+  }
 }
 
 /** Upstream GETs of one blob since the mark: answered with the content (2xx/3xx), challenged (401), other. */
@@ -544,17 +588,8 @@ function figuresTable(r: Results): Table {
         '',
         '',
       ],
-      [
-        `Cold pull, ${r.cold.layers} layers / ${coldMiB} MiB, skopeo copy (median of ${r.cold.direct.length})`,
-        secs(r.cold.pullgate),
-        '',
-        '',
-        secs(r.cold.distribution),
-        secs(r.cold.direct),
-        '',
-        ratio(median(r.cold.pullgate), median(r.cold.distribution)),
-        ratio(median(r.cold.pullgate), median(r.cold.direct)),
-      ],
+      coldRow(r.cold, `Cold pull on loopback, ${r.cold.layers} layers / ${coldMiB} MiB, skopeo copy (median of ${r.cold.direct.length})`),
+      ...r.coldShaped.map((c) => coldRow(c, `Cold pull over a ${linkText(c.shape)} link (median of ${c.direct.length})`)),
       [
         `Upstream blob GETs, ${CLIENTS} concurrent cold clients, ${blobMiB} MiB blob`,
         r.fanout.pullgate === undefined ? '—' : blobGetsText(r.fanout.pullgate.gets),
@@ -579,6 +614,29 @@ function figuresTable(r: Results): Table {
       ],
     ],
   };
+}
+
+function coldRow(c: ColdPulls, label: string): string[] {
+  return [
+    label,
+    secs(c.pullgate),
+    '',
+    '',
+    secs(c.distribution),
+    secs(c.direct),
+    '',
+    ratio(median(c.pullgate), median(c.distribution)),
+    ratio(median(c.pullgate), median(c.direct)),
+  ];
+}
+
+function coldVerdict(c: ColdPulls, label: string): Verdict {
+  const x = median(c.pullgate) / median(c.direct);
+  return [
+    label,
+    `${ratio(median(c.pullgate), median(c.direct))} (${secs(c.pullgate)} vs ${secs(c.direct)})`,
+    verdict(Number.isFinite(x) && c.pullgate.length === c.direct.length ? x <= 1.1 : undefined),
+  ];
 }
 
 function coldPeak(rss: NonNullable<Results['rss']>): number {
@@ -616,12 +674,8 @@ function targetsTable(r: Results): Table {
     `${ratio(rps(r.tag.pullgate), rps(r.tag.nginxSmall))} (${cell(rps(r.tag.pullgate), 0)} vs ${cell(rps(r.tag.nginxSmall), 0)} req/s)`,
     verdict(Number.isFinite(tagNginx) ? tagNginx >= 0.4 && ok(r.tag.pullgate) : undefined),
   ]);
-  const cold = median(r.cold.pullgate) / median(r.cold.direct);
-  rows.push([
-    'Cold pull ≤ 1.1× direct',
-    `${ratio(median(r.cold.pullgate), median(r.cold.direct))} (${secs(r.cold.pullgate)} vs ${secs(r.cold.direct)})`,
-    verdict(Number.isFinite(cold) && r.cold.pullgate.length === r.cold.direct.length ? cold <= 1.1 : undefined),
-  ]);
+  rows.push(coldVerdict(r.cold, 'Cold pull ≤ 1.1× direct, on loopback'));
+  for (const c of r.coldShaped) rows.push(coldVerdict(c, `Cold pull ≤ 1.1× direct, over a ${linkText(c.shape)} link`));
   const fo = r.fanout.pullgate;
   rows.push([
     `1 upstream GET for ${CLIENTS} cold clients`,
@@ -684,12 +738,19 @@ function notes(r: Results): string[] {
       );
     }
   }
-  if (r.cold.direct.length > 0) {
-    const list = (xs: readonly number[]): string => xs.map((x) => x.toFixed(2)).join(', ');
+  const list = (xs: readonly number[]): string => xs.map((x) => x.toFixed(2)).join(', ');
+  for (const [c, where] of [[r.cold, 'on loopback'], ...r.coldShaped.map((x) => [x, `over a ${linkText(x.shape)} link`] as const)] as const) {
+    if (c.direct.length === 0) continue;
     out.push(
-      `Cold pulls (s, each through a fresh pullgate / distribution with an empty cache, warmed first by a pull of another image; after one uncounted direct pull): ` +
-        `direct ${list(r.cold.direct)}; pullgate ${list(r.cold.pullgate)}; distribution ${list(r.cold.distribution)}. ` +
-        `CPU seconds used by the peer during each pull: pullgate ${list(r.cold.pullgateCpu)}; distribution ${list(r.cold.distributionCpu)}.`,
+      `Cold pulls ${where} (s, each through a fresh pullgate / distribution with an empty cache, warmed first by a pull of another image; after one uncounted direct pull): ` +
+        `direct ${list(c.direct)}; pullgate ${list(c.pullgate)}; distribution ${list(c.distribution)}. ` +
+        `CPU seconds used by the peer during each pull: pullgate ${list(c.pullgateCpu)}; distribution ${list(c.distributionCpu)}.`,
+    );
+  }
+  if (r.coldShaped.length > 0) {
+    out.push(
+      'Shaped links (bench/lib/shaped-link.ts): a relay in the bench process in front of the upstream registry (not its token server) adds half the RTT in each direction ' +
+        'and lets the bytes towards the clients through at the link rate, shared by all connections in arrival order; the direct pull and both mirrors use the same link.',
     );
   }
   for (const [label, f] of [['pullgate', r.fanout.pullgate], ['distribution', r.fanout.distribution]] as const) {
@@ -812,7 +873,8 @@ async function main(): Promise<number> {
     tag: {},
     tagUpstream: {},
     digest: {},
-    cold: { pullgate: [], distribution: [], direct: [], pullgateCpu: [], distributionCpu: [], imageBytes: 0, layers: 0 },
+    cold: emptyColdPulls(),
+    coldShaped: [],
     fanout: {},
     errors: [],
   };
@@ -821,7 +883,8 @@ async function main(): Promise<number> {
   try {
     const s = await setUp(ws);
     if (selected('warm')) await phase(res, 'warm peers', () => [s.upstream.daemon], () => measureWarm(ws, s, res));
-    if (selected('cold')) await measureColdPulls(ws, s, res);
+    if (selected('cold')) await measureColdPulls(ws, s, res, res.cold, s.upstream, 'on loopback');
+    if (selected('wan')) for (const shape of LINKS) await measureShapedColdPulls(ws, s, res, shape);
     if (selected('fanout')) await measureFanOut(ws, s, res);
     if (selected('rss')) await measureRss(ws, s, res);
   } catch (err) {

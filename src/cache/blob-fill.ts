@@ -8,6 +8,21 @@ import { digestAlgorithm } from '../routing/reference.js';
 
 /** Bytes of a fill kept in memory (a ring) for readers close behind the writer. */
 const RECENT_WINDOW = 4 * 1024 * 1024;
+/**
+ * Full-size rings kept for the next fills. A fresh 4 MiB buffer is fresh pages, and faulting them in
+ * cost more CPU than copying the bytes into them (a cold pull is several fills at once).
+ */
+const SPARE_RINGS = 2;
+const spareRings: Buffer[] = [];
+
+function takeRing(size: number): Buffer {
+  if (size === RECENT_WINDOW) return spareRings.pop() ?? Buffer.allocUnsafeSlow(size);
+  return Buffer.allocUnsafeSlow(size);
+}
+
+function giveRing(ring: Buffer): void {
+  if (ring.length === RECENT_WINDOW && spareRings.length < SPARE_RINGS) spareRings.push(ring);
+}
 
 export type FillState = 'filling' | 'verified' | 'failed';
 
@@ -93,7 +108,7 @@ export class BlobFill extends EventEmitter {
   private ring: Buffer | undefined;
 
   advance(buffers: Buffer[], length: number): void {
-    this.ring ??= Buffer.allocUnsafeSlow(Math.min(RECENT_WINDOW, Math.max(1, this.size ?? RECENT_WINDOW)));
+    this.ring ??= takeRing(Math.min(RECENT_WINDOW, Math.max(1, this.size ?? RECENT_WINDOW)));
     const ring = this.ring;
     let offset = this.written;
     for (const data of buffers) {
@@ -156,6 +171,8 @@ export class BlobFill extends EventEmitter {
       this.fail(failure);
       throw failure;
     } finally {
+      // Readers copy from the ring synchronously and check for it first, so it can go to the next fill now.
+      if (this.ring !== undefined) giveRing(this.ring);
       this.ring = undefined;
       closeSync(this.fd);
     }

@@ -72,6 +72,28 @@ describe('TailReader following a BlobFill', () => {
     expect(late.equals(bytes)).toBe(true);
   });
 
+  it('keeps a slow reader on its own bytes when its fill has ended and the next fill reuses the ring', async () => {
+    const first = randomBytes(6 * MiB);
+    const second = randomBytes(6 * MiB);
+    const fillA = tempFill(first);
+    const bodyA = new PassThrough();
+    const slow = new TailReader(fillA, 0, undefined, () => undefined);
+    const runningA = fillA.run(bodyA);
+    await feed(bodyA, first);
+    await runningA;
+    // The slow reader has not read a byte yet; fill B now writes other bytes into the ring A gave back.
+    const fillB = tempFill(second);
+    const bodyB = new PassThrough();
+    const follower = new TailReader(fillB, 0, undefined, () => undefined);
+    const runningB = fillB.run(bodyB);
+    const followed = drain(follower, 256 * 1024);
+    const slowRead = drain(slow, 256 * 1024);
+    await feed(bodyB, second);
+    await runningB;
+    expect((await slowRead).equals(first)).toBe(true);
+    expect((await followed).equals(second)).toBe(true);
+  });
+
   it('holds back the last byte until the digest is verified, and fails every reader on a mismatch', async () => {
     const bytes = randomBytes(2 * MiB);
     const fill = tempFill(bytes);
