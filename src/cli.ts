@@ -10,6 +10,7 @@ import path from 'node:path';
 import { registerCacheCommands } from './cli/cache-commands.js';
 import { registerHostsCommand } from './cli/hosts-command.js';
 import { registerDoctorCommand } from './cli/doctor-command.js';
+import { registerWarmCommand } from './cli/warm-command.js';
 
 function load(file: string | undefined): Config {
   return loadConfigFile(configPath(file, process.env), process.env);
@@ -63,6 +64,7 @@ configCommand
 registerCacheCommands(program, load);
 registerHostsCommand(program, load);
 registerDoctorCommand(program, load);
+registerWarmCommand(program, load);
 
 try {
   await program.parseAsync(process.argv);
