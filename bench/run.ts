@@ -247,24 +247,14 @@ async function measureWarm(ws: Workspace, s: Setup, res: Results): Promise<void>
   const layerBytes = s.small.blobs.get(layer.digest);
   if (layerBytes === undefined) throw new Error('20 MiB layer bytes missing');
   res.blob.bytes = layer.size;
-  const nginx = await startNginx(
-    ws,
-    'nginx',
-    new Map([
-      ['small.txt', Buffer.from('ok\n')],
-      ['manifest.json', s.small.manifest],
-      ['blob.bin', layerBytes],
-    ]),
-  );
-  const node = await startNodeFloor(
-    ws,
-    'node-ceiling',
-    new Map([
-      ['small.txt', Buffer.from('ok\n')],
-      ['manifest.json', s.small.manifest],
-      ['blob.bin', layerBytes],
-    ]),
-  );
+  // The static-file peers serve the same bytes pullgate does.
+  const files = new Map([
+    ['small.txt', Buffer.from('ok\n')],
+    ['manifest.json', s.small.manifest],
+    ['blob.bin', layerBytes],
+  ]);
+  const nginx = await startNginx(ws, 'nginx', files);
+  const node = await startNodeFloor(ws, 'node-ceiling', files);
   const daemons = (): Daemon[] => [pg.daemon, dist.daemon, nginx.daemon, node.daemon, s.upstream.daemon];
   const blobPath = `/v2/${REPO.small}/blobs/${layer.digest}`;
   const tagPath = `/v2/${REPO.small}/manifests/${TAG}`;

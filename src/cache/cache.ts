@@ -25,8 +25,9 @@ const MANIFEST_MEMORY_BYTES = 64 * 1024 * 1024;
 /** How often buffered access times are written to SQLite. */
 const TOUCH_FLUSH_MS = 5_000;
 
-function tagKey(registry: string, repository: string, tag: string): string {
-  return `${registry}\n${repository}\n${tag}`;
+/** Memo key of a tag or a link: one name (tag or digest) within one repository of one registry. */
+function repositoryKey(registry: string, repository: string, name: string): string {
+  return `${registry}\n${repository}\n${name}`;
 }
 
 export interface CachedManifest {
@@ -47,7 +48,6 @@ export class Cache {
   /** Completion of every fill in flight (stored or discarded), for drain(). */
   private readonly settling = new Set<Promise<void>>();
   private readonly pins = new Map<string, number>();
-  /** Blob streams open right now (sizes their reads). */
   private readonly manifests: LRUCache<string, CachedManifest>;
   /** Tag rows in memory (write-through to SQLite), so a tag hit costs no query. */
   private readonly tags = new LRUCache<string, TagRow>({ max: 100_000 });
@@ -90,7 +90,7 @@ export class Cache {
   }
 
   isLinked(registry: string, repository: string, digest: string): boolean {
-    const key = tagKey(registry, repository, digest);
+    const key = repositoryKey(registry, repository, digest);
     if (this.linked.has(key)) return true;
     const linked = this.index.isLinked(registry, repository, digest);
     if (linked) this.linked.set(key, true);
@@ -200,7 +200,7 @@ export class Cache {
   }
 
   tag(registry: string, repository: string, tag: string): TagRow | undefined {
-    const key = tagKey(registry, repository, tag);
+    const key = repositoryKey(registry, repository, tag);
     const memory = this.tags.get(key);
     if (memory !== undefined) return memory;
     const row = this.index.tag(registry, repository, tag);
@@ -210,7 +210,7 @@ export class Cache {
 
   putTag(registry: string, repository: string, tag: string, row: TagRow): void {
     this.index.putTag(registry, repository, tag, row);
-    this.tags.set(tagKey(registry, repository, tag), row);
+    this.tags.set(repositoryKey(registry, repository, tag), row);
   }
 
   private grow(bytes: number): void {

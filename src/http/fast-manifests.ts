@@ -5,6 +5,7 @@ import { route } from '../routing/route.js';
 import { accessRecord } from './access-log.js';
 import type { ClientAuth } from './client-auth.js';
 import type { ManifestAnswer } from '../proxy/types.js';
+import { manifestHeaders } from './manifest-headers.js';
 import type { RequestFacts, Services } from './services.js';
 import { parseV2Path } from './v2-path.js';
 
@@ -53,18 +54,7 @@ export function fastManifestHandler(options: FastManifestOptions): (req: Incomin
       return false;
     }
     if (answer === undefined) return false;
-    res.writeHead(200, [
-      'docker-distribution-api-version',
-      'registry/2.0',
-      'content-type',
-      answer.mediaType,
-      'docker-content-digest',
-      answer.digest,
-      'etag',
-      `"${answer.digest}"`,
-      'content-length',
-      String(answer.size),
-    ]);
+    res.writeHead(200, manifestHeaders(answer));
     res.end(answer.body);
     const id = requestId();
     const size = answer.size;

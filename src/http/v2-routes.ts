@@ -4,6 +4,7 @@ import { InvalidParameter, NotFound, Unsupported } from '../errors.js';
 import { assertDigest, parseManifestReference } from '../routing/reference.js';
 import { route, type Route } from '../routing/route.js';
 import { clientSignal } from './client-signal.js';
+import { manifestHeaders } from './manifest-headers.js';
 import { ChunkSender } from './send-chunks.js';
 import { READ_ONLY_MESSAGE, parseV2Path } from './v2-path.js';
 
@@ -42,12 +43,7 @@ async function manifest(request: FastifyRequest, reply: FastifyReply, target: Ro
     },
   });
   if (request.facts) request.facts.source = answer.source;
-  void reply
-    .headers(API_VERSION)
-    .header('content-type', answer.mediaType)
-    .header('docker-content-digest', answer.digest)
-    .header('etag', `"${answer.digest}"`)
-    .header('content-length', answer.size);
+  void reply.headers(manifestHeaders(answer));
   await reply.send(answer.body);
 }
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Dispatcher } from 'undici';
-import { parseImageRef } from '../doctor/image-ref.js';
+import { type ImageRef, parseImageRef } from '../doctor/image-ref.js';
 import { describeError } from '../errors.js';
 import { digestOf } from '../proxy/digest.js';
 import { DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../proxy/manifests.js';
@@ -57,6 +57,7 @@ interface FetchedManifest {
 
 /** One image behind the mirror: its manifests and blobs fetched through it, so the mirror caches them. */
 class ImageWarmer {
+  private readonly ref: ImageRef;
   private readonly base: string;
   private readonly headers: Record<string, string>;
   private manifests = 0;
@@ -67,13 +68,14 @@ class ImageWarmer {
     private readonly deps: WarmDeps,
     private readonly events: WarmEvents,
   ) {
-    this.base = `${target.mirror.replace(/\/+$/, '')}/v2/${parseImageRef(image).name}`;
+    this.ref = parseImageRef(image);
+    this.base = `${target.mirror.replace(/\/+$/, '')}/v2/${this.ref.name}`;
     this.headers = target.authorization === undefined ? {} : { authorization: target.authorization };
   }
 
   async run(): Promise<WarmSummary> {
     const started = this.deps.now();
-    const images = await this.collect(parseImageRef(this.image).reference, undefined, 0);
+    const images = await this.collect(this.ref.reference, undefined, 0);
     const byDigest = new Map<string, BlobRef>();
     const skipped = new Set<string>();
     for (const { content } of images) {
