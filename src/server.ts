@@ -17,6 +17,15 @@ export async function serve(config: Config, deps: Deps): Promise<{ app: FastifyI
   if (config.unsetVariables.length > 0) {
     deps.logger.warn({ variables: config.unsetVariables }, 'config refers to unset environment variables');
   }
+  // Start-up lines go out now, not when the buffer fills: `kubectl logs` must show a running server.
+  deps.logger.flush();
+  const crash = (err: unknown): void => {
+    // fatal is written synchronously (see logging.ts) before the process ends
+    deps.logger.fatal({ err }, 'pullgate stopped on an unexpected error');
+    process.exit(1);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
