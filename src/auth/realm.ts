@@ -1,16 +1,6 @@
 import { isIP } from 'node:net';
 import { getDomain } from 'tldts';
-
-/** True when `target` is on the prefix's origin and under its path. */
-function underPrefix(target: URL, prefix: string): boolean {
-  let allowed: URL;
-  try {
-    allowed = new URL(prefix);
-  } catch {
-    return false;
-  }
-  return allowed.origin === target.origin && target.pathname.startsWith(allowed.pathname);
-}
+import { withinUrlPrefix } from './url-prefix.js';
 
 /** The registrable domain (eTLD+1), private suffixes such as fly.dev counted as boundaries. */
 function registrable(host: string): string | null {
@@ -28,7 +18,7 @@ export function realmRefusal(realm: string, registryUrl: string, allowedPrefixes
     return `realm "${realm}" is not a URL`;
   }
   if (target.username !== '' || target.password !== '') return `realm ${target.host} carries user info`;
-  if (allowedPrefixes.some((prefix) => underPrefix(target, prefix))) return undefined;
+  if (allowedPrefixes.some((prefix) => withinUrlPrefix(target, prefix))) return undefined;
   if (target.protocol !== 'https:' && !(target.protocol === 'http:' && registry.protocol === 'http:')) {
     return `realm ${target.origin} is not https while the registry is ${registry.protocol.replace(':', '')}`;
   }

@@ -99,3 +99,34 @@ describe('realmRefusal: refused realms', () => {
     expect(realmRefusal('https://attacker.fly.dev/token', 'https://myregistry.fly.dev', [])).toBeDefined();
   });
 });
+
+describe('realmRefusal: allowed prefixes match whole origins and path segments', () => {
+  const registry = 'https://registry.example.com';
+  const allowed = ['http://127.0.0.2:5621/ok'];
+
+  it('admits the prefix itself and paths below it', () => {
+    expect(realmRefusal('http://127.0.0.2:5621/ok', registry, allowed)).toBeUndefined();
+    expect(realmRefusal('http://127.0.0.2:5621/ok/token', registry, allowed)).toBeUndefined();
+  });
+
+  it('does not admit a sibling path that merely starts with the same text', () => {
+    expect(realmRefusal('http://127.0.0.2:5621/okay/token', registry, allowed)).toBeDefined();
+    expect(realmRefusal('http://127.0.0.2:5621/ok-not/token', registry, allowed)).toBeDefined();
+  });
+
+  it('does not admit another port, scheme or host', () => {
+    expect(realmRefusal('http://127.0.0.2:5622/ok/token', registry, allowed)).toBeDefined();
+    expect(realmRefusal('https://127.0.0.2:5621/ok/token', registry, allowed)).toBeDefined();
+    expect(realmRefusal('http://127.0.0.3:5621/ok/token', registry, allowed)).toBeDefined();
+  });
+
+  it('treats a prefix ending in / as a directory and a bare origin as the whole origin', () => {
+    expect(realmRefusal('http://127.0.0.2:5621/ok/token', registry, ['http://127.0.0.2:5621/ok/'])).toBeUndefined();
+    expect(realmRefusal('http://127.0.0.2:5621/ok', registry, ['http://127.0.0.2:5621/ok/'])).toBeDefined();
+    expect(realmRefusal('http://127.0.0.2:5621/anything/token', registry, ['http://127.0.0.2:5621'])).toBeUndefined();
+  });
+
+  it('does not let dot segments climb out of the prefix', () => {
+    expect(realmRefusal('http://127.0.0.2:5621/ok/../okay/token', registry, allowed)).toBeDefined();
+  });
+});
