@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { parseListen, configPath, loadConfigFile } from './config/load.js';
 import { renderConfig } from './config/mask.js';
+import { configWarnings } from './config/warnings.js';
 import type { Config } from './config/config.js';
 import { defaultDeps } from './deps.js';
 import { ConfigError } from './errors.js';
@@ -11,6 +12,8 @@ import { registerCacheCommands } from './cli/cache-commands.js';
 import { registerHostsCommand } from './cli/hosts-command.js';
 import { registerDoctorCommand } from './cli/doctor-command.js';
 import { registerWarmCommand } from './cli/warm-command.js';
+import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
+import { VERSION } from './version.js';
 
 function load(file: string | undefined): Config {
   return loadConfigFile(configPath(file, process.env), process.env);
@@ -22,7 +25,9 @@ function fail(err: unknown): never {
   process.exit(2);
 }
 
-const program = new Command('pullgate').description('authenticating pull-through mirror for OCI and Docker registries');
+exitQuietlyWhenStdoutCloses();
+
+const program = new Command('pullgate').description('authenticating pull-through mirror for OCI and Docker registries').version(VERSION);
 
 program
   .command('serve')
@@ -55,6 +60,7 @@ configCommand
       const config = load(file);
       process.stdout.write(`# ${config.source}: valid\n`);
       for (const name of config.unsetVariables) process.stdout.write(`# warning: \${${name}} is unset and has no default\n`);
+      for (const warning of configWarnings(config)) process.stdout.write(`# warning: ${warning}\n`);
       process.stdout.write(renderConfig(config));
     } catch (err) {
       fail(err);

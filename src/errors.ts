@@ -32,6 +32,19 @@ export class RegistryNotConfigured extends PullgateError {
   }
 }
 
+/** A name without a registry prefix, and no `defaultRegistry` to send it to. */
+export class NoDefaultRegistry extends PullgateError {
+  constructor(
+    readonly clientName: string,
+    readonly registries: string[],
+  ) {
+    super(
+      `"${clientName}" names no registry and no defaultRegistry is configured; prefix the name with a registry ` +
+        `(one of ${registries.join(', ')}), or set defaultRegistry in the pullgate config`,
+    );
+  }
+}
+
 export type NotFoundKind = 'blob' | 'manifest' | 'name';
 
 /** Upstream (or the cache) does not have the object. */
@@ -53,6 +66,24 @@ export class UpstreamDenied extends PullgateError {
     readonly hint: string,
   ) {
     super(message);
+  }
+}
+
+/** Why an identity token exchange (Chainguard assumable identity) was refused. */
+export type IdentityRefusal = 'identity-not-found' | 'not-allowed' | 'expired-token' | 'no-token-source' | 'token-source-failed';
+
+/**
+ * The issuer's STS would not exchange the workload's OIDC token for a registry token, or there
+ * was no OIDC token to exchange. `reason` lets the doctor explain it without parsing messages.
+ */
+export class IdentityRefused extends UpstreamDenied {
+  constructor(
+    registry: string,
+    readonly reason: IdentityRefusal,
+    message: string,
+    hint: string,
+  ) {
+    super(registry, reason === 'not-allowed' ? 403 : 401, message, hint);
   }
 }
 
@@ -97,8 +128,15 @@ export class DigestMismatch extends PullgateError {
   }
 }
 
-/** Upstream sent a manifest pullgate refuses to relay (too large, wrong type). */
-export class ManifestRejected extends PullgateError {}
+/** Upstream sent a manifest pullgate refuses to relay or cache (too large, not JSON, wrong or ambiguous type). */
+export class ManifestRejected extends PullgateError {
+  constructor(
+    readonly registry: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
 
 /** The mirror is read-only; push and delete are not supported. */
 export class Unsupported extends PullgateError {}

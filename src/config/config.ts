@@ -9,6 +9,8 @@ export interface RegistryConfig {
   auth: RawAuth & { type: AuthType };
   /** URL prefixes that may receive credentials besides the registry's own host and registrable domain. */
   realms: string[];
+  /** URL prefixes (host may start with `*.`) that redirects may lead to besides the registry's own origin. */
+  redirects: string[];
   ca: string | undefined;
   insecure: boolean;
 }
@@ -19,10 +21,18 @@ export interface Config {
   storage: { path: string; maxSizeBytes: number };
   cache: { tagTtlMs: number; staleIfErrorMs: number };
   upstream: { timeoutMs: number; maxRedirects: number };
-  defaultRegistry: string;
+  /** Registry for names without a registry prefix; undefined when none is configured (such names get a 404). */
+  defaultRegistry: string | undefined;
   registries: Map<string, RegistryConfig>;
   aliases: Map<string, string>;
-  clients: { anonymous: boolean; htpasswd: string | undefined };
+  clients: {
+    anonymous: boolean;
+    htpasswd: string | undefined;
+    /** Failed logins per client address before a lockout, the first lockout (doubling) and its cap. */
+    loginThrottle: { failures: number; lockoutMs: number; maxLockoutMs: number };
+    /** Open connections at most; time for a request's headers; keep-alive idle; a response making no progress. */
+    connections: { max: number; headersTimeoutMs: number; keepAliveMs: number; idleMs: number };
+  };
   log: { level: string };
   /** Where the config came from, for messages. */
   source: string;

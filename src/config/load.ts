@@ -11,6 +11,8 @@ import { parseDuration, parseSize } from './units.js';
 /** The embedded default config shipped in the package. */
 export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../config/pullgate.yaml', import.meta.url));
 
+/** Docker Hub's registry key, the default registry when it is configured. */
+const DOCKER_HUB_KEY = 'docker.io';
 /** Where Docker Hub's API lives; every other key defaults to https://<key>. */
 const DOCKER_HUB_API = 'https://registry-1.docker.io';
 
@@ -40,6 +42,7 @@ function authProblems(key: string, auth: RawAuth): string[] {
     gcp: [],
     acr: [],
     github: ['username', 'token', 'tokenFile'],
+    chainguard: ['identity', 'issuer', 'audience', 'token', 'tokenFile'],
   };
   for (const field of Object.keys(auth)) {
     if (field !== 'type' && !(allowed[auth.type] ?? []).includes(field)) {
@@ -56,12 +59,18 @@ function authProblems(key: string, auth: RawAuth): string[] {
     const given = [auth.token, auth.tokenFile, auth.identityToken].filter((value) => value !== undefined).length;
     if (given !== 1) problems.push(`${where}: give exactly one of token, tokenFile, identityToken`);
   }
+  if (auth.type === 'chainguard') {
+    if (auth.identity === undefined || auth.identity === '') {
+      problems.push(`${where}.identity: required for auth type "chainguard" (the id from chainctl iam identities create)`);
+    }
+    if (auth.token !== undefined && auth.tokenFile !== undefined) problems.push(`${where}: give at most one of token, tokenFile`);
+  }
   return problems;
 }
 
 function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string): RegistryConfig {
   const entry = raw ?? {};
-  const url = (entry.url ?? (key === 'docker.io' ? DOCKER_HUB_API : `https://${key}`)).replace(/\/+$/, '');
+  const url = (entry.url ?? (key === DOCKER_HUB_KEY ? DOCKER_HUB_API : `https://${key}`)).replace(/\/+$/, '');
   const auth: RawAuth = entry.auth ?? { type: 'auto' };
   const relative = (file: string | undefined): string | undefined =>
     file === undefined ? undefined : path.resolve(baseDir, file);
@@ -75,6 +84,7 @@ function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string):
       ...(auth.path !== undefined ? { path: relative(auth.path) } : {}),
     },
     realms: entry.realms ?? [],
+    redirects: entry.redirects ?? [],
     ca: relative(entry.ca),
     insecure: entry.insecure ?? false,
   };
@@ -94,8 +104,11 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
     if (registries.has(alias)) problems.push(`aliases.${alias}: clashes with a registry key`);
     aliases.set(alias, target);
   }
-  if (!registries.has(raw.defaultRegistry)) {
-    problems.push(`defaultRegistry: "${raw.defaultRegistry}" is not a key of registries`);
+  if (registries.size === 0) problems.push('registries: none configured; pullgate mirrors only the registries listed here (e.g. registries: { docker.io: {} })');
+  // docker.io is the default only when it is configured: a ghcr.io-only mirror has no default.
+  const defaultRegistry = raw.defaultRegistry ?? (registries.has(DOCKER_HUB_KEY) ? DOCKER_HUB_KEY : undefined);
+  if (defaultRegistry !== undefined && !registries.has(defaultRegistry)) {
+    problems.push(`defaultRegistry: "${defaultRegistry}" is not a key of registries`);
   }
   if (!raw.clients.anonymous && raw.clients.htpasswd === undefined) {
     problems.push('clients: anonymous is false, so clients.htpasswd is required');
@@ -122,19 +135,42 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
       timeoutMs: parse('upstream.timeout', () => parseDuration(raw.upstream.timeout), 0),
       maxRedirects: raw.upstream.maxRedirects,
     },
-    defaultRegistry: raw.defaultRegistry,
+    defaultRegistry,
     registries,
     aliases,
     clients: {
       anonymous: raw.clients.anonymous,
       htpasswd: raw.clients.htpasswd === undefined ? undefined : path.resolve(baseDir, raw.clients.htpasswd),
+      loginThrottle: {
+        failures: raw.clients.loginThrottle.failures,
+        lockoutMs: parse('clients.loginThrottle.lockout', () => parseDuration(raw.clients.loginThrottle.lockout), 1_000),
+        maxLockoutMs: parse('clients.loginThrottle.maxLockout', () => parseDuration(raw.clients.loginThrottle.maxLockout), 900_000),
+      },
+      connections: {
+        max: raw.clients.connections.max,
+        headersTimeoutMs: parse('clients.connections.headersTimeout', () => parseDuration(raw.clients.connections.headersTimeout), 20_000),
+        keepAliveMs: parse('clients.connections.keepAlive', () => parseDuration(raw.clients.connections.keepAlive), 30_000),
+        idleMs: parse('clients.connections.idle', () => parseDuration(raw.clients.connections.idle), 60_000),
+      },
     },
     log: { level: raw.log.level },
     source,
     unsetVariables,
   };
+  problems.push(...clientLimitProblems(config.clients));
   if (problems.length > 0) throw new ConfigError(formatProblems(source, problems));
   return config;
+}
+
+/** What the schema cannot say about the client limits: a zero that would mean "never". */
+function clientLimitProblems(clients: Config['clients']): string[] {
+  const problems: string[] = [];
+  const { connections, loginThrottle } = clients;
+  if (connections.headersTimeoutMs <= 0) problems.push('clients.connections.headersTimeout: must be more than 0');
+  if (connections.keepAliveMs <= 0) problems.push('clients.connections.keepAlive: must be more than 0');
+  if (loginThrottle.lockoutMs <= 0) problems.push('clients.loginThrottle.lockout: must be more than 0');
+  if (loginThrottle.maxLockoutMs < loginThrottle.lockoutMs) problems.push('clients.loginThrottle.maxLockout: must not be less than lockout');
+  return problems;
 }
 
 function formatProblems(source: string, problems: string[]): string {

@@ -1,6 +1,6 @@
 import { Ajv, type ErrorObject } from 'ajv';
 
-export const AUTH_TYPES = ['auto', 'anonymous', 'basic', 'token', 'docker-config', 'ecr', 'gcp', 'acr', 'github'] as const;
+export const AUTH_TYPES = ['auto', 'anonymous', 'basic', 'token', 'docker-config', 'ecr', 'gcp', 'acr', 'github', 'chainguard'] as const;
 export type AuthType = (typeof AUTH_TYPES)[number];
 
 /** `registries.<host>.auth` as written in the file (after `${VAR}` interpolation). */
@@ -14,6 +14,12 @@ export interface RawAuth {
   identityToken?: string;
   /** docker-config: an explicit config.json / auth.json / .dockerconfigjson path. */
   path?: string;
+  /** chainguard: the assumable identity's id (UIDP). */
+  identity?: string;
+  /** chainguard: the issuer whose STS exchanges the OIDC token. */
+  issuer?: string;
+  /** chainguard: the audience asked of GitHub Actions for the OIDC token. */
+  audience?: string;
 }
 
 export interface RawRegistry {
@@ -21,6 +27,8 @@ export interface RawRegistry {
   auth?: RawAuth;
   /** Extra token realms (URL prefixes) that may receive this registry's credentials. */
   realms?: string[];
+  /** Redirect targets (URL prefixes, `https://*.example.com/…` allowed) trusted besides the registry's own origin. */
+  redirects?: string[];
   /** PEM file with the CA that signs this registry's certificate. */
   ca?: string;
   /** Accept any certificate (lab registries only). */
@@ -33,10 +41,15 @@ export interface RawConfig {
   storage: { path: string; maxSize: string };
   cache: { tagTTL: string; staleIfError: string };
   upstream: { timeout: string; maxRedirects: number };
-  defaultRegistry: string;
+  defaultRegistry?: string;
   registries: Record<string, RawRegistry | null>;
   aliases: Record<string, string>;
-  clients: { anonymous: boolean; htpasswd?: string };
+  clients: {
+    anonymous: boolean;
+    htpasswd?: string;
+    loginThrottle: { failures: number; lockout: string; maxLockout: string };
+    connections: { max: number; headersTimeout: string; keepAlive: string; idle: string };
+  };
   log: { level: string };
 }
 
@@ -77,7 +90,7 @@ export const CONFIG_SCHEMA = {
         maxRedirects: { type: 'integer', minimum: 0, maximum: 10, default: 5 },
       },
     },
-    defaultRegistry: { type: 'string', pattern: HOST_KEY, default: 'docker.io' },
+    defaultRegistry: { type: 'string', pattern: HOST_KEY },
     registries: {
       type: 'object',
       default: {},
@@ -88,6 +101,7 @@ export const CONFIG_SCHEMA = {
         properties: {
           url: { type: 'string', pattern: '^https?://[^/?#@]+/?$' },
           realms: { type: 'array', items: { type: 'string', pattern: '^https?://' } },
+          redirects: { type: 'array', items: { type: 'string', pattern: '^https?://(\\*\\.)?[^*/?#@]+(/[^*?#]*)?$' } },
           ca: { type: 'string', minLength: 1 },
           insecure: { type: 'boolean' },
           auth: {
@@ -103,6 +117,9 @@ export const CONFIG_SCHEMA = {
               tokenFile: { type: 'string', minLength: 1 },
               identityToken: { type: 'string' },
               path: { type: 'string', minLength: 1 },
+              identity: { type: 'string' },
+              issuer: { type: 'string', pattern: '^https?://[^/?#@]+/?$' },
+              audience: { type: 'string', minLength: 1 },
             },
           },
         },
@@ -111,7 +128,7 @@ export const CONFIG_SCHEMA = {
     aliases: {
       type: 'object',
       default: {},
-      propertyNames: { pattern: '^[a-z0-9][a-z0-9_-]*$' },
+      propertyNames: { pattern: '^[a-z0-9][a-z0-9._-]*$' },
       additionalProperties: { type: 'string', pattern: HOST_KEY },
     },
     clients: {
@@ -121,6 +138,27 @@ export const CONFIG_SCHEMA = {
       properties: {
         anonymous: { type: 'boolean', default: true },
         htpasswd: { type: 'string', minLength: 1 },
+        loginThrottle: {
+          type: 'object',
+          default: {},
+          additionalProperties: false,
+          properties: {
+            failures: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
+            lockout: { type: 'string', pattern: DURATION, default: '1s' },
+            maxLockout: { type: 'string', pattern: DURATION, default: '15m' },
+          },
+        },
+        connections: {
+          type: 'object',
+          default: {},
+          additionalProperties: false,
+          properties: {
+            max: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1024 },
+            headersTimeout: { type: 'string', pattern: DURATION, default: '20s' },
+            keepAlive: { type: 'string', pattern: DURATION, default: '30s' },
+            idle: { type: 'string', pattern: DURATION, default: '60s' },
+          },
+        },
       },
     },
     log: {
@@ -154,6 +192,11 @@ const FORMAT_HINTS: Record<string, string> = {
   tagTTL: ' (expected a duration such as 30s, 5m, 24h)',
   staleIfError: ' (expected a duration such as 30s, 5m, 24h)',
   timeout: ' (expected a duration such as 30s, 5m, 24h)',
+  lockout: ' (expected a duration such as 30s, 5m, 24h)',
+  maxLockout: ' (expected a duration such as 30s, 5m, 24h)',
+  headersTimeout: ' (expected a duration such as 30s, 5m, 24h)',
+  keepAlive: ' (expected a duration such as 30s, 5m, 24h)',
+  idle: ' (expected a duration such as 30s, 5m, 24h)',
   defaultRegistry: ' (expected host or host:port, lower case)',
 };
 

@@ -7,6 +7,7 @@ import {
   ManifestRejected,
   NotFound,
   RangeNotSatisfiable,
+  NoDefaultRegistry,
   RegistryNotConfigured,
   Unsupported,
   UpstreamDenied,
@@ -59,6 +60,7 @@ export function toOciError(err: unknown): OciError {
   if (err instanceof InvalidReference) return oci(err.kind === 'digest' ? 'DIGEST_INVALID' : 'TAG_INVALID', err.message);
   if (err instanceof InvalidParameter) return oci('PAGINATION_NUMBER_INVALID', err.message);
   if (err instanceof RegistryNotConfigured) return oci('NAME_UNKNOWN', err.message, { registry: err.registry });
+  if (err instanceof NoDefaultRegistry) return oci('NAME_UNKNOWN', err.message);
   if (err instanceof NotFound) {
     return oci(err.kind === 'blob' ? 'BLOB_UNKNOWN' : err.kind === 'name' ? 'NAME_UNKNOWN' : 'MANIFEST_UNKNOWN', err.message);
   }
@@ -78,7 +80,7 @@ export function toOciError(err: unknown): OciError {
       actual: err.actual,
     });
   }
-  if (err instanceof ManifestRejected) return oci('MANIFEST_INVALID', err.message);
+  if (err instanceof ManifestRejected) return oci('UPSTREAM_ERROR', err.message, { registry: err.registry });
   if (err instanceof Unsupported) return oci('UNSUPPORTED', err.message);
   if (err instanceof RangeNotSatisfiable) return oci('RANGE_INVALID', err.message, undefined, { 'content-range': `bytes */${err.size}` });
   if (err instanceof ConfigError) return oci('UNAVAILABLE', err.message);

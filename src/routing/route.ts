@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/config.js';
-import { InvalidName, RegistryNotConfigured } from '../errors.js';
+import { InvalidName, NoDefaultRegistry, RegistryNotConfigured } from '../errors.js';
 import { assertRepositoryName } from './reference.js';
 
 /** Where a client's repository name goes upstream. */
@@ -76,5 +76,6 @@ function resolve(table: RoutingTable, name: string, ns: string | undefined): Rou
     return finish(prefixed, rest);
   }
   if (slash !== -1 && hostLike(first)) throw new RegistryNotConfigured(first);
+  if (table.defaultRegistry === undefined) throw new NoDefaultRegistry(name, [...table.registries.keys()]);
   return finish(table.defaultRegistry, name);
 }

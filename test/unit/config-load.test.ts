@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Config, RegistryConfig } from '../../src/config/config.js';
 import { DEFAULT_CONFIG_PATH, loadConfigText, parseListen } from '../../src/config/load.js';
+import { configWarnings } from '../../src/config/warnings.js';
 import { ConfigError } from '../../src/errors.js';
 import { thrownAs } from './support.js';
 
@@ -52,6 +53,7 @@ describe('loadConfigText: defaults', () => {
       url: 'https://registry-1.docker.io',
       auth: { type: 'auto' },
       realms: [],
+      redirects: [],
       ca: undefined,
       insecure: false,
     });
@@ -94,6 +96,23 @@ describe('loadConfigText: defaults', () => {
     expect(parseListen(':5000')).toEqual({ host: '127.0.0.1', port: 5000 });
   });
 
+  it('defaults to docker.io only when docker.io is configured; otherwise names need a registry prefix', () => {
+    expect(load('registries:\n  docker.io: {}\n  ghcr.io: {}\n').defaultRegistry).toBe('docker.io');
+    expect(load('registries:\n  ghcr.io: {}\n').defaultRegistry).toBeUndefined();
+    expect(load('registries:\n  ghcr.io: {}\ndefaultRegistry: ghcr.io\n').defaultRegistry).toBe('ghcr.io');
+  });
+
+  it('warns about an alias that can shadow a Docker Hub namespace, not about one with a dot', () => {
+    const config = load('registries:\n  docker.io: {}\n  cgr.dev: {}\naliases:\n  cg: cgr.dev\n  cg.mirror: cgr.dev\n');
+    const warnings = configWarnings(config);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('aliases.cg:');
+    expect(warnings[0]).toContain('registry-mirrors');
+    expect(configWarnings(load(readFileSync(DEFAULT_CONFIG_PATH, 'utf8')))).toEqual([]);
+    const noHub = load('registries:\n  ghcr.io: {}\n  cgr.dev: {}\naliases:\n  cg: cgr.dev\n');
+    expect(configWarnings(noHub)).toEqual([]);
+  });
+
   it('keeps aliases', () => {
     const config = load('registries:\n  docker.io: {}\n  cgr.dev: {}\naliases:\n  cg: cgr.dev\n');
     expect([...config.aliases]).toEqual([['cg', 'cgr.dev']]);
@@ -104,7 +123,7 @@ describe('loadConfigText: defaults', () => {
     expect(config.defaultRegistry).toBe('docker.io');
     expect(config.registries.has('docker.io')).toBe(true);
     expect(config.registries.has('cgr.dev')).toBe(true);
-    expect(config.aliases.get('cg')).toBe('cgr.dev');
+    expect(config.aliases.size).toBe(0);
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 5000 });
   });
 });
@@ -192,8 +211,8 @@ describe('loadConfigText: errors name the path', () => {
     expect(err.message).toContain('defaultRegistry: "ghcr.io" is not a key of registries');
   });
 
-  it('an empty config has no default registry', () => {
-    expect(loadError('').message).toContain('defaultRegistry');
+  it('an empty config, which mirrors nothing', () => {
+    expect(loadError('').message).toContain('registries: none configured');
   });
 
   it('an upper-case registry key', () => {

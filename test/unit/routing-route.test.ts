@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { RegistryConfig } from '../../src/config/config.js';
-import { InvalidName, RegistryNotConfigured } from '../../src/errors.js';
+import { InvalidName, NoDefaultRegistry, RegistryNotConfigured } from '../../src/errors.js';
 import { route, type RoutingTable } from '../../src/routing/route.js';
 import { thrownAs } from './support.js';
 
 /** A complete RegistryConfig with anonymous auth, as the loader would build it for `key: {}`. */
 function registry(key: string, url = `https://${key}`): RegistryConfig {
-  return { key, url, auth: { type: 'anonymous' }, realms: [], ca: undefined, insecure: false };
+  return { key, url, auth: { type: 'anonymous' }, realms: [], redirects: [], ca: undefined, insecure: false };
 }
 
 const TABLE: RoutingTable = {
@@ -74,6 +74,13 @@ describe('route: names without ?ns=', () => {
     expect(thrownAs(() => route(TABLE, 'localhost:5002/foo', undefined), RegistryNotConfigured).registry).toBe(
       'localhost:5002',
     );
+  });
+
+  it('without a default registry, refuses a name with no registry prefix and names the registries', () => {
+    const table: RoutingTable = { ...TABLE, defaultRegistry: undefined };
+    const err = thrownAs(() => route(table, 'org/app', undefined), NoDefaultRegistry);
+    expect(err.message).toContain('ghcr.io');
+    expect(route(table, 'ghcr.io/org/app', undefined)).toEqual({ registry: 'ghcr.io', repository: 'org/app' });
   });
 
   it('refuses a registry name with no repository', () => {
