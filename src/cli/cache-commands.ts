@@ -54,6 +54,7 @@ export function registerCacheCommands(program: Command, load: (file: string | un
     .action((options: { config?: string }) =>
       withCache(options.config, (store) => {
         const rows = store.index.all().sort((a, b) => b.last_access - a.last_access);
+        process.stdout.write('DIGEST\tKIND\tSIZE\tLAST ACCESS\tREPOSITORIES\n');
         for (const row of rows) {
           const repos = store.index.linksOf(row.digest).map((link) => `${link.registry}/${link.repository}`);
           process.stdout.write(`${row.digest}\t${row.kind}\t${formatSize(row.size)}\t${when(row.last_access)}\t${repos.join(',') || '-'}\n`);

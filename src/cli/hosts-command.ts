@@ -1,30 +1,41 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { Argument, Option, type Command } from 'commander';
 import type { Config } from '../config/config.js';
-import { clientFiles, type ClientKind } from './client-config.js';
+import { CLIENT_KINDS, clientFiles, printable, type ClientKind } from './client-config.js';
+import { mirrorAddress } from './mirror-address.js';
+import { writeClientFiles } from './write-client-files.js';
 
-/** `pullgate hosts containerd|docker|podman [--out DIR]`: print or write client-side mirror config. */
+interface HostsOptions {
+  config?: string;
+  out?: string;
+  mirror?: string;
+}
+
+/**
+ * `pullgate hosts containerd|docker|podman|butane [--out DIR] [--mirror HOST:PORT]`: prints the
+ * client-side mirror config (docker: bare JSON), or writes it under DIR, merging into an existing
+ * daemon.json. Exit 2 on a usage error, e.g. a listen address of 0.0.0.0 without --mirror.
+ */
 export function registerHostsCommand(program: Command, load: (file: string | undefined) => Config): void {
   program
     .command('hosts')
-    .description('print the client-side mirror config for every configured registry')
-    .addArgument(new Argument('<client>', 'containerd, docker or podman').choices(['containerd', 'docker', 'podman']))
-    .option('-c, --config <file>', 'config file')
-    .option('--out <dir>', 'write the files under DIR (e.g. /etc/containerd/certs.d) instead of printing them')
-    .addOption(new Option('--mirror <host:port>', 'address clients use to reach pullgate (default: listen)'))
-    .action((client: ClientKind, options: { config?: string; out?: string; mirror?: string }) => {
+    .description('print (or write under --out) the client-side mirror config for every configured registry')
+    .addArgument(new Argument('<client>', CLIENT_KINDS.join(', ')).choices(CLIENT_KINDS))
+    .option('-c, --config <file>', 'config file (default: $PULLGATE_CONFIG, else the embedded config/pullgate.yaml)')
+    .option(
+      '--out <dir>',
+      'write the files under DIR instead of printing them: containerd /etc/containerd/certs.d, docker /etc/docker (daemon.json is merged), podman /etc/containers/registries.conf.d',
+    )
+    .addOption(new Option('--mirror <host:port>', "address clients use to reach pullgate (default: the config's listen; required when that is 0.0.0.0 or ::)"))
+    .action((client: ClientKind, options: HostsOptions) => {
       const config = load(options.config);
-      const mirror = options.mirror ?? `${config.listen.host.includes(':') ? `[${config.listen.host}]` : config.listen.host}:${config.listen.port}`;
-      for (const file of clientFiles(config, client, mirror)) {
-        if (options.out === undefined) {
-          process.stdout.write(`# --- ${file.path}\n${file.content}\n`);
-        } else {
-          const target = path.join(options.out, file.path);
-          mkdirSync(path.dirname(target), { recursive: true });
-          writeFileSync(target, file.content);
-          process.stdout.write(`wrote ${target}\n`);
-        }
+      let text: string;
+      try {
+        const files = clientFiles(config, client, mirrorAddress(config.listen, options.mirror));
+        text = options.out === undefined ? printable(files) : writeClientFiles(options.out, files).map((line) => `${line}\n`).join('');
+      } catch (err) {
+        process.stderr.write(`pullgate: hosts: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exit(2);
       }
+      process.stdout.write(text);
     });
 }
