@@ -75,4 +75,10 @@ describe('the pullgate CLI', () => {
     expect(result.stderr).toMatch(/daemon\.json: not valid JSON/);
     expect(readFileSync(path.join(out, 'daemon.json'), 'utf8')).toBe('{ "log-level": "warn", }');
   });
+
+  it('cache ls starts with a header row', async () => {
+    const storage = mkdtempSync(path.join(dir, 'storage-'));
+    const result = await run(['cache', 'ls'], { PULLGATE_STORAGE: storage });
+    expect(result).toEqual({ status: 0, stdout: 'DIGEST\tKIND\tSIZE\tLAST ACCESS\tREPOSITORIES\n', stderr: '' });
+  });
 });
