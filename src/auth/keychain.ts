@@ -2,6 +2,7 @@ import type { RegistryConfig } from '../config/config.js';
 import { ConfigCredentialSource } from './config-source.js';
 import type { CredentialSource } from './credential.js';
 import { AcrLookup } from './sources/acr.js';
+import { chainguardLookup } from './sources/chainguard.js';
 import { autoLookups } from './sources/auto.js';
 import { CredentialHelpers } from './sources/credential-helper.js';
 import { dockerConfigLookups } from './sources/docker-config.js';
@@ -35,6 +36,8 @@ export function keychainFor(registry: RegistryConfig, deps: KeychainDeps): Crede
       return chain([new GcpLookup(deps.env, deps.clock, deps.dispatcher)]);
     case 'acr':
       return chain([new AcrLookup(key, registry.url, deps.env, deps.clock, deps.dispatcher)]);
+    case 'chainguard':
+      return chain([chainguardLookup(registry, deps)]);
     case 'github':
       return chain([new GithubLookup({ username: auth.username, token: auth.token, tokenFile: auth.tokenFile }, deps.env)]);
     case 'auto':

@@ -5,7 +5,7 @@ import { keychainFor, type KeychainDeps } from '../auth/keychain.js';
 import { realmRefusal } from '../auth/realm.js';
 import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
 import type { Config, RegistryConfig } from '../config/config.js';
-import { UpstreamDenied, describeError } from '../errors.js';
+import { IdentityRefused, UpstreamDenied, describeError } from '../errors.js';
 import { parseManifestReference } from '../routing/reference.js';
 import { route, type Route } from '../routing/route.js';
 import { drain, header, send, upstreamErrorMessage, type HttpResponse } from '../upstream/http.js';
@@ -32,6 +32,23 @@ class StepFailed extends Error {
     readonly explanation: Explanation,
   ) {
     super(what);
+  }
+}
+
+/** The cause of a refused identity exchange, in Chainguard's terms. */
+function identityCause(err: UpstreamDenied): string {
+  if (!(err instanceof IdentityRefused)) return `${err.registry} refused the credentials (${err.status})`;
+  switch (err.reason) {
+    case 'identity-not-found':
+      return 'the issuer does not know this identity ("Identity not found")';
+    case 'not-allowed':
+      return "the OIDC token's subject or audience is not one the identity accepts";
+    case 'expired-token':
+      return 'the OIDC token has expired';
+    case 'no-token-source':
+      return 'there is no OIDC token to exchange';
+    case 'token-source-failed':
+      return 'the OIDC token could not be obtained';
   }
 }
 
@@ -68,6 +85,8 @@ export async function runDoctor(image: string, config: Config, deps: DoctorDeps,
     try {
       credential = await keychainFor(registry, deps).get(target.repository);
     } catch (err) {
+      // An identity exchange the issuer refused carries its own cause and fix (IdentityRefused).
+      if (err instanceof UpstreamDenied) throw new StepFailed('credentials', err.message, { cause: identityCause(err), fix: err.hint });
       throw new StepFailed('credentials', describeError(err), { cause: 'the credential source could not be read', fix: 'fix the file or variable named above' });
     }
     line('credentials', credential.source);

@@ -1,5 +1,6 @@
 import type { RegistryConfig } from '../../config/config.js';
 import { AcrLookup, isAcrHost } from './acr.js';
+import { CGR_HOST, chainguardLookup } from './chainguard.js';
 import type { CredentialHelpers } from './credential-helper.js';
 import { dockerConfigLookups } from './docker-config.js';
 import { EcrLookup, parseEcrHost, sdkEcrApi } from './ecr.js';
@@ -18,7 +19,8 @@ function hostsOf(registry: RegistryConfig): string[] {
 /**
  * The cloud provider's source inferred from the registry host: ECR (AWS SDK), GCR / Artifact
  * Registry (service-account key or metadata server), ACR (only when `AZURE_*` or
- * `IDENTITY_ENDPOINT` say an Azure identity is available), ghcr.io with `GITHUB_TOKEN`.
+ * `IDENTITY_ENDPOINT` say an Azure identity is available), ghcr.io with `GITHUB_TOKEN`, cgr.dev
+ * with `CHAINGUARD_IDENTITY` (a Chainguard assumable identity).
  */
 export function cloudLookups(registry: RegistryConfig, deps: KeychainDeps): Lookup[] {
   const { env, clock } = deps;
@@ -29,6 +31,7 @@ export function cloudLookups(registry: RegistryConfig, deps: KeychainDeps): Look
       return [new AcrLookup(host, registry.url, env, clock, deps.dispatcher)];
     }
     if (host === GHCR_HOST && env.GITHUB_TOKEN) return [new GithubLookup({ username: undefined, token: undefined, tokenFile: undefined }, env)];
+    if (host === CGR_HOST && env.CHAINGUARD_IDENTITY) return [chainguardLookup(registry, deps)];
   }
   return [];
 }

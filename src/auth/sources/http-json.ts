@@ -1,4 +1,5 @@
 import { request, type Dispatcher } from 'undici';
+import { isRecord } from '../../util/is-record.js';
 import { USER_AGENT } from '../../version.js';
 
 /** Time limit for a cloud identity call (metadata server, AAD, ACR exchange). */
@@ -14,10 +15,19 @@ export interface JsonAnswer {
 /** Sends one request and reads a small JSON answer; network failures throw with the URL's origin named. */
 export async function fetchJson(
   url: string,
-  options: { method?: 'GET' | 'POST'; headers?: Record<string, string>; form?: Record<string, string>; dispatcher: Dispatcher | undefined },
+  options: {
+    method?: 'GET' | 'POST';
+    headers?: Record<string, string>;
+    /** Sent as application/x-www-form-urlencoded. */
+    form?: Record<string, string>;
+    /** Sent as application/json (when no form is given). */
+    json?: unknown;
+    dispatcher: Dispatcher | undefined;
+  },
 ): Promise<JsonAnswer> {
-  const body = options.form ? new URLSearchParams(options.form).toString() : undefined;
-  const headers = { 'user-agent': USER_AGENT, ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}), ...options.headers };
+  const body = options.form ? new URLSearchParams(options.form).toString() : options.json !== undefined ? JSON.stringify(options.json) : undefined;
+  const type = options.form ? 'application/x-www-form-urlencoded' : 'application/json';
+  const headers = { 'user-agent': USER_AGENT, ...(body !== undefined ? { 'content-type': type } : {}), ...options.headers };
   let response: Dispatcher.ResponseData;
   try {
     response = await request(url, {
@@ -39,7 +49,7 @@ export async function fetchJson(
   } catch {
     parsed = undefined;
   }
-  const record = parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  const record = isRecord(parsed) ? parsed : undefined;
   return { status: response.statusCode, body: record };
 }
 

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../../deps.js';
+import { PullgateError } from '../../errors.js';
 import { ANONYMOUS_SECRET, credential, type Credential, type CredentialSource, type Secret } from '../credential.js';
 import type { HelperRunner } from './credential-helper.js';
 import type { EcrApi } from './ecr.js';
@@ -62,6 +63,9 @@ export class LookupChain implements CredentialSource {
       try {
         found = await lookup.find(target, notes);
       } catch (err) {
+        // A domain error (an identity the issuer refused, an unreachable issuer) is the answer
+        // for this registry: pulling anonymously instead would only hide it.
+        if (err instanceof PullgateError) throw err;
         notes.push(`${lookup.name}: ${err instanceof Error ? err.message : String(err)}`);
         continue;
       }
