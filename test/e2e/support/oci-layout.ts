@@ -53,11 +53,18 @@ function hostPlatform(): { os: string; architecture: string } {
   return { os: 'linux', architecture: arch[process.arch] ?? process.arch };
 }
 
+/** What goes into an image's config besides the layers' diff_ids: the runtime settings and labels. */
+export interface ImageRuntimeConfig {
+  Cmd: string[];
+  Env: string[];
+  Labels: Record<string, string>;
+}
+
 /**
- * Builds an image of one big random file, optional further random files and one small text file (one layer each)
- * as an OCI image layout in `dir`.
+ * Writes an image of the given uncompressed layer tars (gzipped, in order) and runtime config as an OCI image
+ * layout in `dir`, the manifest tagged `tag` in index.json.
  */
-export async function buildOciImage(dir: string, spec: ImageSpec): Promise<BuiltImage> {
+export async function writeOciImage(dir: string, tag: string, tars: readonly Buffer[], runtime: ImageRuntimeConfig): Promise<BuiltImage> {
   const blobs = new Map<string, Buffer>();
   const blobDir = join(dir, 'blobs', 'sha256');
   await mkdir(blobDir, { recursive: true });
@@ -68,20 +75,13 @@ export async function buildOciImage(dir: string, spec: ImageSpec): Promise<Built
     return { mediaType, digest, size: data.length };
   };
 
-  const tars = [
-    buildTar([{ path: 'e2e' }, { path: 'e2e/big.bin', data: deterministicBytes(`${spec.seed}/big`, spec.bigFileBytes) }]),
-    ...(spec.extraLayerBytes ?? []).map((bytes, i) =>
-      buildTar([{ path: 'e2e' }, { path: `e2e/extra-${i}.bin`, data: deterministicBytes(`${spec.seed}/extra-${i}`, bytes) }]),
-    ),
-    buildTar([{ path: 'e2e' }, { path: 'e2e/hello.txt', data: Buffer.from(`hello from ${spec.seed}:${spec.tag}\n`) }]),
-  ];
   const layers: Descriptor[] = [];
   for (const tar of tars) layers.push(await putBlob(OCI_LAYER_GZIP, gzipSync(tar, { level: 6 })));
 
   const configJson = {
     created: '2024-01-01T00:00:00Z',
     ...hostPlatform(),
-    config: { Cmd: ['/bin/sh'], Env: ['PATH=/usr/bin:/bin'], Labels: { 'e2e.seed': spec.seed } },
+    config: runtime,
     rootfs: { type: 'layers', diff_ids: tars.map(sha256Digest) },
     history: tars.map(() => ({ created: '2024-01-01T00:00:00Z', created_by: 'pullgate e2e layout builder' })),
   };
@@ -93,10 +93,25 @@ export async function buildOciImage(dir: string, spec: ImageSpec): Promise<Built
   const index = {
     schemaVersion: 2,
     mediaType: OCI_INDEX,
-    manifests: [{ ...manifestDesc, annotations: { 'org.opencontainers.image.ref.name': spec.tag } }],
+    manifests: [{ ...manifestDesc, annotations: { 'org.opencontainers.image.ref.name': tag } }],
   };
   await writeFile(join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
   await writeFile(join(dir, 'index.json'), JSON.stringify(index));
 
-  return { dir, tag: spec.tag, manifest, manifestDigest: manifestDesc.digest, config, layers, blobs };
+  return { dir, tag, manifest, manifestDigest: manifestDesc.digest, config, layers, blobs };
+}
+
+/**
+ * Builds an image of one big random file, optional further random files and one small text file (one layer each)
+ * as an OCI image layout in `dir`.
+ */
+export async function buildOciImage(dir: string, spec: ImageSpec): Promise<BuiltImage> {
+  const tars = [
+    buildTar([{ path: 'e2e' }, { path: 'e2e/big.bin', data: deterministicBytes(`${spec.seed}/big`, spec.bigFileBytes) }]),
+    ...(spec.extraLayerBytes ?? []).map((bytes, i) =>
+      buildTar([{ path: 'e2e' }, { path: `e2e/extra-${i}.bin`, data: deterministicBytes(`${spec.seed}/extra-${i}`, bytes) }]),
+    ),
+    buildTar([{ path: 'e2e' }, { path: 'e2e/hello.txt', data: Buffer.from(`hello from ${spec.seed}:${spec.tag}\n`) }]),
+  ];
+  return writeOciImage(dir, spec.tag, tars, { Cmd: ['/bin/sh'], Env: ['PATH=/usr/bin:/bin'], Labels: { 'e2e.seed': spec.seed } });
 }

@@ -2,6 +2,8 @@
 export interface TarEntry {
   path: string;
   data?: Buffer;
+  /** Permission bits (default 0o755 for a directory, 0o644 for a file; 0o755 for an executable). */
+  mode?: number;
 }
 
 const BLOCK = 512;
@@ -21,7 +23,7 @@ function headerFor(entry: TarEntry): Buffer {
   const isDir = entry.data === undefined;
   const name = isDir && !entry.path.endsWith('/') ? `${entry.path}/` : entry.path;
   writeString(header, name, 0, 100);
-  writeOctal(header, isDir ? 0o755 : 0o644, 100, 8);
+  writeOctal(header, entry.mode ?? (isDir ? 0o755 : 0o644), 100, 8);
   writeOctal(header, 0, 108, 8); // uid
   writeOctal(header, 0, 116, 8); // gid
   writeOctal(header, entry.data?.length ?? 0, 124, 12);
