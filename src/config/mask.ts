@@ -22,6 +22,7 @@ export function renderConfig(config: Config): string {
       url: registry.url,
       auth,
       ...(registry.realms.length > 0 ? { realms: registry.realms } : {}),
+      ...(registry.redirects.length > 0 ? { redirects: registry.redirects } : {}),
       ...(registry.ca !== undefined ? { ca: registry.ca } : {}),
       ...(registry.insecure ? { insecure: true } : {}),
     };

@@ -15,6 +15,7 @@ export class UpstreamBlobs {
       path: `/blobs/${req.digest}`,
       headers: req.range ? { range: req.range } : {},
       signal: req.signal,
+      redirects: 'storage',
     });
     if (response.status !== 200 && response.status !== 206) {
       throw await failureFor(req.route.registry, response, 'blob', `blob ${req.digest} in ${req.route.repository}`);

@@ -1,6 +1,6 @@
 import type { Cache, CachedManifest } from '../cache/cache.js';
 import type { Clock } from '../deps.js';
-import { UpstreamRateLimited, UpstreamUnavailable } from '../errors.js';
+import { DigestMismatch, UpstreamRateLimited, UpstreamUnavailable } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { accepts, widenAccept } from './accept.js';
 import { DEFAULT_MANIFEST_ACCEPT, type UpstreamManifests } from './manifests.js';
@@ -81,7 +81,7 @@ export class ManifestProxy {
     const cached = this.cache.manifest(digest);
     if (cached !== undefined && accepts(req.accept, cached.mediaType)) {
       // Cached via another repository (fresh() answered the linked case): upstream must confirm this one may see it.
-      await this.remote.get({ ...req, method: 'HEAD' });
+      await this.upstream({ ...req, method: 'HEAD' });
       this.cache.link(registry, repository, digest);
       this.metrics.hits.manifest.inc();
       return this.answer(cached, req, 'cache');
@@ -101,7 +101,7 @@ export class ManifestProxy {
       const staleAllowed = age < this.policy.tagTtlMs + this.policy.staleIfErrorMs;
       if (staleAllowed && this.health.isDown(registry)) return this.stale(cached, req);
       try {
-        const head = await this.remote.get({
+        const head = await this.upstream({
           ...req,
           method: 'HEAD',
           accept: widenAccept(req.accept, DEFAULT_MANIFEST_ACCEPT),
@@ -127,8 +127,18 @@ export class ManifestProxy {
       media_type: fetched.mediaType,
       validated_at: this.clock.now(),
     });
-    if (!accepts(req.accept, fetched.mediaType)) return this.remote.get(req);
+    if (!accepts(req.accept, fetched.mediaType)) return this.upstream(req);
     return { ...fetched, body: req.method === 'HEAD' ? undefined : fetched.body };
+  }
+
+  /** One upstream manifest request; content that did not match its digest is counted per registry. */
+  private async upstream(req: ManifestRequest): Promise<ManifestAnswer> {
+    try {
+      return await this.remote.get(req);
+    } catch (err) {
+      if (err instanceof DigestMismatch) this.metrics.digestMismatches.inc({ registry: req.route.registry });
+      throw err;
+    }
   }
 
   private stale(cached: CachedManifest, req: ManifestRequest): ManifestAnswer {
@@ -142,8 +152,8 @@ export class ManifestProxy {
     const key = JSON.stringify([registry, repository, req.reference.value, accept ?? '']);
     let pending = this.inflight.get(key);
     if (pending === undefined) {
-      pending = this.remote
-        .get({ ...req, method: 'GET', accept, signal: AbortSignal.timeout(60_000) })
+      pending = this
+        .upstream({ ...req, method: 'GET', accept, signal: AbortSignal.timeout(60_000) })
         .then((fetched) => {
           if (fetched.body !== undefined) {
             this.cache.putManifest({ digest: fetched.digest, mediaType: fetched.mediaType, bytes: fetched.body }, registry, repository);

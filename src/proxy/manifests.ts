@@ -1,12 +1,14 @@
 import { DigestMismatch, ManifestRejected } from '../errors.js';
+import { assertDigest } from '../routing/reference.js';
 import { BodyTooLarge, drain, header, readBody } from '../upstream/http.js';
 import { failureFor } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
+import { accepts } from './accept.js';
 import { digestOf } from './digest.js';
+import { MAX_MANIFEST_BYTES, bareMediaType, isManifestMediaType, validateManifest } from './manifest-validate.js';
 import type { ManifestAnswer, ManifestRequest } from './types.js';
 
-/** Largest manifest relayed (the OCI spec's recommended minimum a registry must accept). */
-export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+export { MAX_MANIFEST_BYTES };
 
 /** What pullgate asks for when the client sent no Accept: every current manifest and index type. */
 export const DEFAULT_MANIFEST_ACCEPT = [
@@ -16,23 +18,27 @@ export const DEFAULT_MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
 
-function mediaTypeOf(body: Buffer, contentType: string | undefined): string {
-  if (contentType && contentType !== 'application/json' && contentType !== 'text/plain') return contentType.split(';')[0]?.trim() ?? contentType;
+/** The header's digest when it is a well-formed one, else undefined. */
+function wellFormedDigest(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
   try {
-    const parsed: unknown = JSON.parse(body.toString('utf8'));
-    if (parsed && typeof parsed === 'object' && 'mediaType' in parsed && typeof parsed.mediaType === 'string') return parsed.mediaType;
+    assertDigest(value);
+    return value;
   } catch {
-    // not JSON: fall through to the generic type
+    return undefined;
   }
-  return contentType ?? 'application/json';
 }
 
-/** Fetches manifests from upstream: GET verified against a requested digest, HEAD without a body. */
+/**
+ * Fetches manifests from upstream: GET validated (manifest-validate.ts) and verified against the
+ * requested digest or, for a tag, the upstream's Docker-Content-Digest; HEAD without a body.
+ */
 export class UpstreamManifests {
   constructor(private readonly upstreams: Upstreams) {}
 
   async get(req: ManifestRequest): Promise<ManifestAnswer> {
-    const client = this.upstreams.get(req.route.registry);
+    const registry = req.route.registry;
+    const client = this.upstreams.get(registry);
     const response = await client.request({
       method: req.method,
       repository: req.route.repository,
@@ -41,28 +47,47 @@ export class UpstreamManifests {
       signal: req.signal,
     });
     const what = `manifest ${req.route.repository}:${req.reference.value}`;
-    if (response.status !== 200) throw await failureFor(req.route.registry, response, 'manifest', what);
+    if (response.status !== 200) throw await failureFor(registry, response, 'manifest', what);
     const contentType = header(response.headers, 'content-type');
     const upstreamDigest = header(response.headers, 'docker-content-digest');
     const length = Number(header(response.headers, 'content-length'));
     if (req.method === 'HEAD') {
       drain(response.body);
-      const digest = req.reference.kind === 'digest' ? req.reference.value : upstreamDigest;
-      if (digest !== undefined && Number.isFinite(length) && contentType !== undefined) {
-        return { digest, mediaType: contentType, size: length, body: undefined, source: 'upstream' };
-      }
+      const digest = req.reference.kind === 'digest' ? req.reference.value : wellFormedDigest(upstreamDigest);
+      const mediaType = bareMediaType(contentType);
+      const plausible = isManifestMediaType(mediaType) && accepts(req.accept, mediaType) && Number.isInteger(length) && length >= 0 && length <= MAX_MANIFEST_BYTES;
+      // Headers that do not describe a manifest the client may have: the GET decides (and validates).
+      if (digest !== undefined && plausible) return { digest, mediaType, size: length, body: undefined, source: 'upstream' };
       const full = await this.get({ ...req, method: 'GET' });
       return { ...full, body: undefined };
+    }
+    const context = { registry, what };
+    if (Number.isFinite(length) && length > MAX_MANIFEST_BYTES) {
+      drain(response.body);
+      throw new ManifestRejected(registry, `${registry} sent an unusable ${what}: it is larger than ${MAX_MANIFEST_BYTES} bytes; nothing was cached`);
     }
     let body: Buffer;
     try {
       body = await readBody(response.body, MAX_MANIFEST_BYTES);
     } catch (err) {
-      if (err instanceof BodyTooLarge) throw new ManifestRejected(`${what} is larger than ${MAX_MANIFEST_BYTES} bytes`);
+      if (err instanceof BodyTooLarge) throw new ManifestRejected(registry, `${registry} sent an unusable ${what}: it is larger than ${MAX_MANIFEST_BYTES} bytes; nothing was cached`);
       throw err;
     }
-    const digest = digestOf(body, req.reference.kind === 'digest' ? req.reference.value : upstreamDigest);
-    if (req.reference.kind === 'digest' && digest !== req.reference.value) throw new DigestMismatch(req.reference.value, digest);
-    return { digest, mediaType: mediaTypeOf(body, contentType), size: body.length, body, source: 'upstream' };
+    const mediaType = validateManifest(body, contentType, req.accept, context);
+    if (req.reference.kind === 'digest') {
+      const digest = digestOf(body, req.reference.value);
+      if (digest !== req.reference.value) throw new DigestMismatch(req.reference.value, digest);
+      return { digest, mediaType, size: body.length, body, source: 'upstream' };
+    }
+    if (upstreamDigest === undefined) {
+      return { digest: digestOf(body), mediaType, size: body.length, body, source: 'upstream' };
+    }
+    const claimed = wellFormedDigest(upstreamDigest);
+    if (claimed === undefined) {
+      throw new ManifestRejected(registry, `${registry} sent a malformed Docker-Content-Digest for ${what}; nothing was cached`);
+    }
+    const digest = digestOf(body, claimed);
+    if (digest !== claimed) throw new DigestMismatch(claimed, digest);
+    return { digest, mediaType, size: body.length, body, source: 'upstream' };
   }
 }

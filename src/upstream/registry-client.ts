@@ -8,6 +8,7 @@ import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeErr
 import type { Dispatcher } from 'undici';
 import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './http.js';
 import { deniedHint } from './hints.js';
+import type { RedirectPolicy, RedirectScope } from './redirect-policy.js';
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Headers that may be forwarded to a redirect target (never Authorization). */
@@ -29,6 +30,8 @@ export interface UpstreamRequest {
   query?: string;
   headers: Record<string, string>;
   signal?: AbortSignal;
+  /** Where redirects may lead: `registry` (the default) or `storage` for blobs (see RedirectPolicy). */
+  redirects?: RedirectScope;
 }
 
 export interface RegistryClientDeps {
@@ -39,11 +42,14 @@ export interface RegistryClientDeps {
   credentials: CredentialSource;
   timeoutMs: number;
   maxRedirects: number;
+  /** Decides which redirect targets may be followed. */
+  redirectPolicy: RedirectPolicy;
 }
 
 /**
  * Talks to one upstream registry: learns its challenge, injects Basic or per-scope bearer
- * credentials, re-exchanges once on a 401, and follows blob redirects without Authorization.
+ * credentials, re-exchanges once on a 401, and follows redirects the RedirectPolicy allows, without
+ * Authorization.
  */
 export class RegistryClient {
   /** The registry's challenge once learned (from a 401 or the /v2/ ping); null = open registry. */
@@ -161,10 +167,13 @@ export class RegistryClient {
       if (hop >= this.deps.maxRedirects) {
         throw new UpstreamProtocolError(this.registry.key, `${this.registry.key} redirected more than ${this.deps.maxRedirects} times`);
       }
-      const target = new URL(location, response.url);
-      if (target.protocol !== 'https:' && target.protocol !== 'http:') {
-        throw new UpstreamProtocolError(this.registry.key, `${this.registry.key} redirected to a ${target.protocol} URL`);
+      let target: URL;
+      try {
+        target = new URL(location, response.url);
+      } catch {
+        throw new UpstreamProtocolError(this.registry.key, `${this.registry.key} redirected to an invalid URL`);
       }
+      await this.allowRedirect(target, req);
       const headers: Record<string, string> = {};
       for (const name of REDIRECT_SAFE_HEADERS) {
         const value = req.headers[name];
@@ -179,5 +188,16 @@ export class RegistryClient {
       );
     }
     return response;
+  }
+
+  /** Throws unless the RedirectPolicy allows following `target`; nothing is sent to a refused target. */
+  private async allowRedirect(target: URL, req: UpstreamRequest): Promise<void> {
+    let refusal: string | undefined;
+    try {
+      refusal = await this.deps.redirectPolicy.refusal(target, req.redirects ?? 'registry');
+    } catch (err) {
+      throw new UpstreamUnavailable(this.registry.key, `${this.registry.key} redirected to ${target.host}, which does not resolve: ${describeError(err)}`, true);
+    }
+    if (refusal !== undefined) throw new UpstreamProtocolError(this.registry.key, `refusing to follow the redirect: ${refusal}`);
   }
 }

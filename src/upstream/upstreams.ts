@@ -5,6 +5,7 @@ import { TokenCache } from '../auth/token-cache.js';
 import type { Config, RegistryConfig } from '../config/config.js';
 import type { Deps } from '../deps.js';
 import { ConfigError } from '../errors.js';
+import { RedirectPolicy, systemResolve, type Resolve } from './redirect-policy.js';
 import { RegistryClient } from './registry-client.js';
 import { exchangeToken } from './token-exchange.js';
 
@@ -27,7 +28,8 @@ export class Upstreams {
   readonly tokens: TokenCache;
   private readonly clients = new Map<string, RegistryClient>();
 
-  constructor(config: Config, deps: Deps) {
+  /** `resolve` looks up redirect targets' addresses (the system resolver unless a test injects one). */
+  constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve) {
     this.tokens = new TokenCache(
       (request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs }),
       deps.clock,
@@ -42,6 +44,7 @@ export class Upstreams {
           credentials: keychainFor(registry, deps),
           timeoutMs: config.upstream.timeoutMs,
           maxRedirects: config.upstream.maxRedirects,
+          redirectPolicy: new RedirectPolicy(registry.key, registry.url, registry.redirects, resolve),
         }),
       );
     }

@@ -21,7 +21,7 @@ afterEach(() => {
 const b64 = (text: string): string => Buffer.from(text).toString('base64');
 
 function registry(key: string, auth: RegistryConfig['auth'] = { type: 'auto' }): RegistryConfig {
-  return { key, url: `https://${key}`, auth, realms: [], ca: undefined, insecure: false };
+  return { key, url: `https://${key}`, auth, realms: [], redirects: [], ca: undefined, insecure: false };
 }
 
 describe('environment keychain', () => {

@@ -43,7 +43,7 @@ const CASES: Case[] = [
   { name: 'UpstreamUnavailable (unreachable)', error: new UpstreamUnavailable('quay.io', 'ECONNREFUSED', false), code: 'UNAVAILABLE', status: 503 },
   { name: 'UpstreamProtocolError', error: new UpstreamProtocolError('gcr.io', 'bad token body'), code: 'UPSTREAM_ERROR', status: 502 },
   { name: 'DigestMismatch', error: new DigestMismatch(DIGEST_A, DIGEST_B), code: 'UPSTREAM_ERROR', status: 502 },
-  { name: 'ManifestRejected', error: new ManifestRejected('manifest too large'), code: 'MANIFEST_INVALID', status: 400 },
+  { name: 'ManifestRejected', error: new ManifestRejected('ghcr.io', 'manifest too large'), code: 'UPSTREAM_ERROR', status: 502 },
   { name: 'Unsupported', error: new Unsupported('read-only'), code: 'UNSUPPORTED', status: 405 },
   { name: 'RangeNotSatisfiable', error: new RangeNotSatisfiable(1234), code: 'RANGE_INVALID', status: 416 },
   { name: 'ConfigError', error: new ConfigError('config: broken'), code: 'UNAVAILABLE', status: 503 },
