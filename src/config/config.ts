@@ -1,4 +1,6 @@
+import type { ClusterConfig } from './cluster-config.js';
 import type { AuthType, RawAuth } from './schema.js';
+import type { TlsConfig } from '../http/tls-files.js';
 
 /** One upstream registry as pullgate uses it. */
 export interface RegistryConfig {
@@ -15,10 +17,26 @@ export interface RegistryConfig {
   insecure: boolean;
 }
 
+/** `storage.s3` resolved: an S3-compatible bucket shared by every replica. */
+export interface S3Config {
+  /** Undefined for AWS S3. */
+  endpoint: string | undefined;
+  region: string;
+  bucket: string;
+  /** `""` or ending in `/`. */
+  prefix: string;
+  forcePathStyle: boolean;
+  /** Answer blob GETs with a 307 to a short-lived presigned URL. */
+  redirect: boolean;
+  /** Objects not read for this long are deleted by `cache prune`; undefined keeps them. */
+  maxAgeMs: number | undefined;
+}
+
 /** The resolved configuration: validated, defaulted, with durations and sizes parsed. */
 export interface Config {
   listen: { host: string; port: number };
-  storage: { path: string; maxSizeBytes: number };
+  /** `path`/`maxSizeBytes`: the local tier; `s3`: the shared store in front of which the local tier sits, when configured. */
+  storage: { path: string; maxSizeBytes: number; s3: S3Config | undefined };
   cache: { tagTtlMs: number; staleIfErrorMs: number };
   upstream: { timeoutMs: number; maxRedirects: number };
   /** Registry for names without a registry prefix; undefined when none is configured (such names get a 404). */
@@ -34,6 +52,10 @@ export interface Config {
     connections: { max: number; headersTimeoutMs: number; keepAliveMs: number; idleMs: number };
   };
   log: { level: string };
+  /** HTTPS on the listener (files re-read when they change); undefined = plain HTTP. */
+  tls: TlsConfig | undefined;
+  /** Replicas sharing one store; undefined = a single process. */
+  cluster: ClusterConfig | undefined;
   /** Where the config came from, for messages. */
   source: string;
   /** `${VAR}` references that were unset and had no default. */

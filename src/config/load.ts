@@ -3,9 +3,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError } from '../errors.js';
-import type { Config, RegistryConfig } from './config.js';
+import type { Config, RegistryConfig, S3Config } from './config.js';
+import { resolveCluster } from './cluster-config.js';
 import { interpolate } from './interpolate.js';
-import { checkSchema, type RawAuth, type RawConfig, type RawRegistry } from './schema.js';
+import { checkSchema, type RawAuth, type RawConfig, type RawRegistry, type RawS3 } from './schema.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** The embedded default config shipped in the package. */
@@ -33,11 +34,11 @@ function authProblems(key: string, auth: RawAuth): string[] {
   const where = `registries.${key}.auth`;
   const problems: string[] = [];
   const allowed: Record<string, readonly string[]> = {
-    auto: [],
+    auto: ['rktPaths'],
     anonymous: [],
     basic: ['username', 'password', 'passwordFile'],
     token: ['token', 'tokenFile', 'identityToken', 'username'],
-    'docker-config': ['path'],
+    'docker-config': ['path', 'rktPaths'],
     ecr: [],
     gcp: [],
     acr: [],
@@ -82,6 +83,7 @@ function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string):
       ...(auth.passwordFile !== undefined ? { passwordFile: relative(auth.passwordFile) } : {}),
       ...(auth.tokenFile !== undefined ? { tokenFile: relative(auth.tokenFile) } : {}),
       ...(auth.path !== undefined ? { path: relative(auth.path) } : {}),
+      ...(auth.rktPaths !== undefined ? { rktPaths: auth.rktPaths.map((dir) => path.resolve(baseDir, dir)) } : {}),
     },
     realms: entry.realms ?? [],
     redirects: entry.redirects ?? [],
@@ -126,6 +128,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
     storage: {
       path: path.resolve(baseDir, raw.storage.path),
       maxSizeBytes: parse('storage.maxSize', () => parseSize(raw.storage.maxSize), 0),
+      s3: raw.storage.s3 === undefined ? undefined : resolveS3(raw.storage.s3, parse),
     },
     cache: {
       tagTtlMs: parse('cache.tagTTL', () => parseDuration(raw.cache.tagTTL), 0),
@@ -154,12 +157,35 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
       },
     },
     log: { level: raw.log.level },
+    tls:
+      raw.tls === undefined
+        ? undefined
+        : {
+            cert: path.resolve(baseDir, raw.tls.cert),
+            key: path.resolve(baseDir, raw.tls.key),
+            clientCA: raw.tls.clientCA === undefined ? undefined : path.resolve(baseDir, raw.tls.clientCA),
+          },
+    cluster: raw.cluster === undefined ? undefined : resolveCluster(raw.cluster, parseListen, problems),
     source,
     unsetVariables,
   };
   problems.push(...clientLimitProblems(config.clients));
   if (problems.length > 0) throw new ConfigError(formatProblems(source, problems));
   return config;
+}
+
+/** `storage.s3` with the prefix normalised (`cache` → `cache/`) and maxAge parsed. */
+function resolveS3(raw: RawS3, parse: <T>(where: string, fn: () => T, fallback: T) => T): S3Config {
+  const prefix = raw.prefix.replace(/^\/+/, '').replace(/\/+$/, '');
+  return {
+    endpoint: raw.endpoint?.replace(/\/+$/, ''),
+    region: raw.region,
+    bucket: raw.bucket,
+    prefix: prefix === '' ? '' : `${prefix}/`,
+    forcePathStyle: raw.forcePathStyle,
+    redirect: raw.redirect,
+    maxAgeMs: raw.maxAge === undefined ? undefined : parse('storage.s3.maxAge', () => parseDuration(raw.maxAge ?? '0'), undefined),
+  };
 }
 
 /** What the schema cannot say about the client limits: a zero that would mean "never". */

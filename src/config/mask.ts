@@ -37,5 +37,16 @@ export function renderConfig(config: Config): string {
     aliases: Object.fromEntries(config.aliases),
     clients: { anonymous: config.clients.anonymous, ...(config.clients.htpasswd ? { htpasswd: config.clients.htpasswd } : {}) },
     log: config.log,
+    ...(config.tls !== undefined ? { tls: { cert: config.tls.cert, key: config.tls.key, ...(config.tls.clientCA !== undefined ? { clientCA: config.tls.clientCA } : {}) } } : {}),
+    ...(config.cluster !== undefined
+      ? {
+          cluster: {
+            listen: `${config.cluster.listen.host}:${config.cluster.listen.port}`,
+            peers: config.cluster.peers.map((p) => (p.kind === 'static' ? p.address : `dns:${p.name}:${p.port}`)),
+            secret: maskSecret(config.cluster.secret),
+            ...(config.cluster.self !== undefined ? { self: config.cluster.self } : {}),
+          },
+        }
+      : {}),
   });
 }

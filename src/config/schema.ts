@@ -20,6 +20,8 @@ export interface RawAuth {
   issuer?: string;
   /** chainguard: the audience asked of GitHub Actions for the OIDC token. */
   audience?: string;
+  /** auto / docker-config: rkt `auth.d` directories to read instead of the two fixed ones. */
+  rktPaths?: string[];
 }
 
 export interface RawRegistry {
@@ -35,10 +37,21 @@ export interface RawRegistry {
   insecure?: boolean;
 }
 
+/** `storage.s3`: the shared S3-compatible store (credentials from the AWS SDK's default chain). */
+export interface RawS3 {
+  endpoint?: string;
+  region: string;
+  bucket: string;
+  prefix: string;
+  forcePathStyle: boolean;
+  redirect: boolean;
+  maxAge?: string;
+}
+
 /** The config document after schema validation and defaulting. */
 export interface RawConfig {
   listen: string;
-  storage: { path: string; maxSize: string };
+  storage: { path: string; maxSize: string; s3?: RawS3 };
   cache: { tagTTL: string; staleIfError: string };
   upstream: { timeout: string; maxRedirects: number };
   defaultRegistry?: string;
@@ -51,9 +64,16 @@ export interface RawConfig {
     connections: { max: number; headersTimeout: string; keepAlive: string; idle: string };
   };
   log: { level: string };
+  /** PEM files for HTTPS on the listener; `clientCA` turns on mutual TLS. */
+  tls?: { cert: string; key: string; clientCA?: string };
+  /** Replicas that share one store and one upstream fetch per blob. */
+  cluster?: { listen: string; peers: string[]; secret: string; self?: string };
 }
 
 const HOST_KEY = '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$';
+const LISTEN = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$';
+/** A peer: `host:port`, `[v6]:port`, or `dns:<name>:port` (every address the name resolves to). */
+const PEER = '^(dns:)?(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$';
 const DURATION = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$|^0$';
 const SIZE = '^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?[bB]|[bB])?$';
 
@@ -62,7 +82,7 @@ export const CONFIG_SCHEMA = {
   type: 'object',
   additionalProperties: false,
   properties: {
-    listen: { type: 'string', default: '127.0.0.1:5000', pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$' },
+    listen: { type: 'string', default: '127.0.0.1:5000', pattern: LISTEN },
     storage: {
       type: 'object',
       default: {},
@@ -70,6 +90,20 @@ export const CONFIG_SCHEMA = {
       properties: {
         path: { type: 'string', minLength: 1, default: './data' },
         maxSize: { type: 'string', pattern: SIZE, default: '20GiB' },
+        s3: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['bucket'],
+          properties: {
+            endpoint: { type: 'string', pattern: '^https?://[^\\s/]+(/.*)?$' },
+            region: { type: 'string', minLength: 1, default: 'us-east-1' },
+            bucket: { type: 'string', pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{1,254}$' },
+            prefix: { type: 'string', default: '', pattern: '^[^\\s]*$' },
+            forcePathStyle: { type: 'boolean', default: false },
+            redirect: { type: 'boolean', default: false },
+            maxAge: { type: 'string', pattern: DURATION },
+          },
+        },
       },
     },
     cache: {
@@ -120,6 +154,7 @@ export const CONFIG_SCHEMA = {
               identity: { type: 'string' },
               issuer: { type: 'string', pattern: '^https?://[^/?#@]+/?$' },
               audience: { type: 'string', minLength: 1 },
+              rktPaths: { type: 'array', items: { type: 'string', minLength: 1 } },
             },
           },
         },
@@ -161,6 +196,27 @@ export const CONFIG_SCHEMA = {
         },
       },
     },
+    tls: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['cert', 'key'],
+      properties: {
+        cert: { type: 'string', minLength: 1 },
+        key: { type: 'string', minLength: 1 },
+        clientCA: { type: 'string', minLength: 1 },
+      },
+    },
+    cluster: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['listen', 'peers', 'secret'],
+      properties: {
+        listen: { type: 'string', pattern: LISTEN },
+        peers: { type: 'array', minItems: 1, items: { type: 'string', pattern: PEER } },
+        secret: { type: 'string' },
+        self: { type: 'string', pattern: PEER },
+      },
+    },
     log: {
       type: 'object',
       default: {},
@@ -188,6 +244,7 @@ function dotted(pointer: string): string {
 const FORMAT_HINTS: Record<string, string> = {
   url: ' (expected http(s)://host[:port], without user info or path)',
   listen: ' (expected HOST:PORT)',
+  self: ' (expected HOST:PORT)',
   maxSize: ' (expected a size such as 512MiB or 20GiB)',
   tagTTL: ' (expected a duration such as 30s, 5m, 24h)',
   staleIfError: ' (expected a duration such as 30s, 5m, 24h)',

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Config, RegistryConfig } from '../../src/config/config.js';
 import { DEFAULT_CONFIG_PATH, loadConfigText, parseListen } from '../../src/config/load.js';
+import { renderConfig } from '../../src/config/mask.js';
 import { configWarnings } from '../../src/config/warnings.js';
 import { ConfigError } from '../../src/errors.js';
 import { thrownAs } from './support.js';
@@ -245,5 +246,43 @@ describe('loadConfigText: errors name the path', () => {
     expect(err.message).toContain('"colour"');
     expect(err.message).toContain('"shape"');
     expect(err.message).toContain('registries.ghcr.io.auth.type');
+  });
+});
+
+describe('loadConfigText: tls and cluster', () => {
+  it('resolves tls paths against the base directory', () => {
+    const config = load('registries:\n  docker.io: {}\ntls: { cert: certs/tls.crt, key: certs/tls.key, clientCA: ca.pem }\n');
+    expect(config.tls).toEqual({ cert: path.join(BASE, 'certs/tls.crt'), key: path.join(BASE, 'certs/tls.key'), clientCA: path.join(BASE, 'ca.pem') });
+    expect(load('registries:\n  docker.io: {}\n').tls).toBeUndefined();
+  });
+
+  it('requires both tls.cert and tls.key', () => {
+    expect(loadError('registries:\n  docker.io: {}\ntls: { cert: a.crt }\n').message).toContain('tls: must have required property');
+  });
+
+  it('resolves cluster peers, static and dns:, and masks the secret in config check', () => {
+    const secret = 'a'.repeat(32);
+    const config = load(`registries:\n  docker.io: {}\ncluster:\n  listen: 0.0.0.0:5001\n  peers: [10.0.0.1:5001, "dns:pullgate-peers.ns.svc.cluster.local:5001"]\n  secret: \${S}\n`, { S: secret });
+    expect(config.cluster?.listen).toEqual({ host: '0.0.0.0', port: 5001 });
+    expect(config.cluster?.peers).toEqual([
+      { kind: 'static', address: '10.0.0.1:5001' },
+      { kind: 'dns', name: 'pullgate-peers.ns.svc.cluster.local', port: 5001 },
+    ]);
+    const printed = renderConfig(config);
+    expect(printed).not.toContain(secret);
+    expect(printed).toContain('secret: "***"');
+  });
+
+  it('refuses an unset or short cluster secret, naming the path and never the value', () => {
+    const err = loadError('registries:\n  docker.io: {}\ncluster: { listen: 0.0.0.0:5001, peers: [a:1], secret: "${UNSET_SECRET}" }\n');
+    expect(err.message).toContain('cluster.secret: must be at least 16 characters');
+    expect(err.message).toContain('empty or unset');
+    const short = loadError('registries:\n  docker.io: {}\ncluster: { listen: 0.0.0.0:5001, peers: [a:1], secret: hunter2 }\n');
+    expect(short.message).toContain('too short');
+    expect(short.message).not.toContain('hunter2');
+  });
+
+  it('refuses a malformed peer', () => {
+    expect(loadError('registries:\n  docker.io: {}\ncluster: { listen: 0.0.0.0:5001, peers: ["http://a:1"], secret: aaaaaaaaaaaaaaaaaaaa }\n').message).toContain('cluster.peers.0: has the wrong format');
   });
 });
