@@ -2,7 +2,7 @@ import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
 
 /** The external programs the real-peer tests drive; each must be on PATH. */
-export const REQUIRED_TOOLS = ['docker-registry', 'skopeo', 'containerd', 'ctr', 'openssl'] as const;
+export const REQUIRED_TOOLS = ['docker-registry', 'skopeo', 'containerd', 'ctr', 'openssl', 'podman'] as const;
 
 export type Tool = (typeof REQUIRED_TOOLS)[number];
 
@@ -24,7 +24,8 @@ export function requireTools(tools: readonly Tool[] = REQUIRED_TOOLS): void {
   if (missing.length > 0) {
     throw new Error(
       `e2e: missing tools: ${missing.join(', ')}. ` +
-        'Run `bash scripts/install-test-deps.sh` (installs the Debian packages docker-registry, skopeo, containerd, openssl).',
+        'Run `bash scripts/install-test-deps.sh` (installs the Debian packages docker-registry, skopeo, containerd, openssl, ' +
+        'docker.io, podman, busybox-static).',
     );
   }
 }
