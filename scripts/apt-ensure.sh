@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs Debian packages for tools that are missing, and nothing when all are present.
 # Usage: apt-ensure.sh LABEL TOOL=PACKAGE[|FALLBACK] ...   (FALLBACK: used when PACKAGE is not in
-# this release's archive). Idempotent; uses sudo only when not root; package services are not
+# this release's archive; TOOL is a command found on PATH or in /usr/sbin, or an absolute path when
+# a same-named command elsewhere on PATH must not count). Idempotent; uses sudo only when not root; package services are not
 # started during the install (tests and benchmarks run their own instances).
 set -euo pipefail
 label=$1
