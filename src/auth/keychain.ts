@@ -10,6 +10,7 @@ import { EcrLookup, parseEcrHost, sdkEcrApi } from './sources/ecr.js';
 import { parseEnvKeychain } from './sources/env-keychain.js';
 import { GcpLookup } from './sources/gcp.js';
 import { GithubLookup } from './sources/github.js';
+import { RktLookup } from './sources/rkt.js';
 import { LookupChain, type KeychainDeps, type Lookup } from './sources/lookup.js';
 
 export type { KeychainDeps } from './sources/lookup.js';
@@ -29,7 +30,7 @@ export function keychainFor(registry: RegistryConfig, deps: KeychainDeps): Crede
     case 'token':
       return new ConfigCredentialSource(registry);
     case 'docker-config':
-      return chain(dockerConfigLookups(auth.path, deps.env, helpers));
+      return chain([...dockerConfigLookups(auth.path, deps.env, helpers), ...(auth.rktPaths ? [new RktLookup(auth.rktPaths)] : [])]);
     case 'ecr':
       return chain([new EcrLookup(parseEcrHost(key) ? key : new URL(registry.url).host, deps.ecrApi ?? sdkEcrApi, deps.env, deps.clock)]);
     case 'gcp':

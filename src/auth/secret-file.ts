@@ -1,21 +1,19 @@
-import { readFile, stat } from 'node:fs/promises';
+import { WatchedFile } from './watched-file.js';
 
 /**
- * Reads a secret from a file and re-reads it only when the file changes (mtime, size or inode,
- * which also catches the `..data` symlink swap of a Kubernetes Secret mount). Trailing newlines
- * are trimmed.
+ * Reads a secret from a file and re-reads it only when the file changes (a rotated Kubernetes
+ * Secret or projected token). Trailing newlines are trimmed; a missing file throws ENOENT.
  */
 export class SecretFile {
-  private cached: { stamp: string; value: string } | undefined;
+  private readonly file: WatchedFile<string>;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    this.file = new WatchedFile(path, (content) => content.toString('utf8').replace(/[\r\n]+$/, ''));
+  }
 
   async read(): Promise<string> {
-    const info = await stat(this.path);
-    const stamp = `${info.ino}:${info.size}:${info.mtimeMs}`;
-    if (this.cached?.stamp === stamp) return this.cached.value;
-    const value = (await readFile(this.path, 'utf8')).replace(/[\r\n]+$/, '');
-    this.cached = { stamp, value };
+    const value = await this.file.read();
+    if (value === undefined) throw Object.assign(new Error(`${this.path} does not exist`), { code: 'ENOENT' });
     return value;
   }
 }

@@ -1,40 +1,34 @@
-import { readFile, stat } from 'node:fs/promises';
+import { WatchedFile } from '../watched-file.js';
+import { configFromArchive, isGzip } from './archive.js';
 import { EMPTY_AUTH_FILE, parseAuthFile, type AuthFile } from './parse.js';
+
+/** Parses a credentials file's bytes: JSON, or a gzip tar holding `.docker/config.json` (Mesos). */
+function parseContent(content: Buffer, where: string): AuthFile {
+  const text = isGzip(content) ? configFromArchive(content, where) : content.toString('utf8');
+  return text.trim() === '' ? EMPTY_AUTH_FILE : parseAuthFile(text, where);
+}
 
 /**
  * One credentials file on disk, parsed again only when it changes (inode, size or mtime — which
  * also catches the `..data` symlink swap of a Kubernetes Secret mount). A missing file reads as
- * empty; an unreadable or malformed one throws an error naming the path.
+ * undefined; an unreadable or malformed one throws an error naming the path. A Mesos
+ * `docker.tar.gz` is read in memory.
  */
 export class WatchedAuthFile {
-  private cached: { stamp: string; file: AuthFile } | undefined;
+  private readonly file: WatchedFile<AuthFile>;
 
-  constructor(readonly path: string) {}
+  constructor(readonly path: string) {
+    this.file = new WatchedFile(path, (content) => parseContent(content, path));
+  }
 
   /** The parsed file, or undefined when it does not exist. */
   async read(): Promise<AuthFile | undefined> {
-    let stamp: string;
     try {
-      const info = await stat(this.path);
-      if (info.isDirectory()) throw new Error(`${this.path} is a directory, not a credentials file`);
-      stamp = `${info.ino}:${info.size}:${info.mtimeMs}`;
+      return await this.file.read();
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') {
-        this.cached = undefined;
-        return undefined;
-      }
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== undefined) throw new Error(`cannot read ${this.path}: ${code}`);
       throw err;
     }
-    if (this.cached?.stamp === stamp) return this.cached.file;
-    let content: string;
-    try {
-      content = await readFile(this.path, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new Error(`cannot read ${this.path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-    const file = content.trim() === '' ? EMPTY_AUTH_FILE : parseAuthFile(content, this.path);
-    this.cached = { stamp, file };
-    return file;
   }
 }

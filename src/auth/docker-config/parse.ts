@@ -1,3 +1,4 @@
+import { isRecord } from '../../util/is-record.js';
 import type { Secret } from '../credential.js';
 
 /** The parts of a docker `config.json`, containers `auth.json` or Kubernetes dockercfg that carry logins. */
@@ -11,10 +12,6 @@ export interface AuthFile {
 }
 
 export const EMPTY_AUTH_FILE: AuthFile = { auths: new Map(), credHelpers: new Map(), credsStore: undefined };
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
-}
 
 function text(record: Record<string, unknown>, field: string): string {
   const value = record[field];

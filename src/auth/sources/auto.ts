@@ -44,7 +44,7 @@ export function autoLookups(registry: RegistryConfig, deps: KeychainDeps, envEnt
   return [
     ...(envEntries.length > 0 ? [new EnvKeychainLookup(envEntries)] : []),
     ...dockerConfigLookups(undefined, deps.env, helpers),
-    new RktLookup(deps.rktDirs),
+    new RktLookup(registry.auth.rktPaths ?? deps.rktDirs),
     ...cloudLookups(registry, deps),
   ];
 }

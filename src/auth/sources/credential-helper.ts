@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import type { Clock } from '../../deps.js';
 import type { Secret } from '../credential.js';
+import { isRecord } from '../../util/is-record.js';
 
 /** What running a helper produced. `error` is set when it could not be started (ENOENT …). */
 export interface HelperResult {
@@ -62,8 +63,8 @@ export function parseHelperOutput(stdout: string): Secret | undefined {
   } catch {
     return undefined;
   }
-  if (parsed === null || typeof parsed !== 'object') return undefined;
-  const record = parsed as Record<string, unknown>;
+  if (!isRecord(parsed)) return undefined;
+  const record = parsed;
   const username = typeof record.Username === 'string' ? record.Username : '';
   const secret = typeof record.Secret === 'string' ? record.Secret : '';
   if (secret === '' && username === '') return undefined;

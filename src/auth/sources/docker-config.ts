@@ -16,6 +16,7 @@ function labelFor(file: string): string {
   if (base === '.dockerconfigjson') return 'Kubernetes secret';
   if (base === '.dockercfg') return 'legacy dockercfg';
   if (base === 'auth.json') return 'containers auth file';
+  if (/\.(?:tar\.gz|tgz)$/.test(base)) return 'Mesos docker archive';
   return 'docker config';
 }
 

@@ -1,7 +1,9 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Secret } from '../credential.js';
+import { isRecord } from '../../util/is-record.js';
 import { bestMatch } from '../docker-config/match.js';
+import { fileStamp } from '../watched-file.js';
 import type { Found, Lookup, Target } from './lookup.js';
 
 /** Where rkt kept its auth configs: vendor defaults first, local overrides last (they win). */
@@ -10,10 +12,6 @@ export const RKT_AUTH_DIRS = ['/usr/lib/rkt/auth.d', '/etc/rkt/auth.d'];
 interface RktEntry {
   file: string;
   secret: Secret;
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
 /**
@@ -58,8 +56,7 @@ export class RktLookup implements Lookup {
       for (const name of names) {
         const file = path.join(dir, name);
         try {
-          const info = await stat(file);
-          stamps.push(`${file}:${info.ino}:${info.size}:${info.mtimeMs}`);
+          stamps.push(`${file}:${fileStamp(await stat(file))}`);
           files.push(file);
         } catch {
           // vanished between readdir and stat
