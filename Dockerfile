@@ -1,6 +1,7 @@
 # Multi-stage build: compile TypeScript (and better-sqlite3's native addon) in a full image,
 # ship only dist/, production node_modules and the default config, running as the non-root `node` user.
-FROM node:20-bookworm-slim AS build
+# Node 24 (LTS); the code also runs on Node 20.19+ and 22 (package.json engines).
+FROM node:24-bookworm-slim AS build
 WORKDIR /src
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -11,8 +12,10 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 WORKDIR /app
+# Used by the embedded config (config/pullgate.yaml) for commands run in the container (cache ls, …);
+# `serve` gets the same two values on its command line (CMD below), so a mounted config uses them too.
 ENV NODE_ENV=production \
     PULLGATE_LISTEN=0.0.0.0:5000 \
     PULLGATE_STORAGE=/var/lib/pullgate
@@ -28,4 +31,8 @@ HEALTHCHECK --interval=30s --timeout=3s \
   CMD node -e "fetch('http://127.0.0.1:5000/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
 # The node flags of `npm start` (package.json): a small young generation keeps RSS low while blobs stream.
 ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/cli.js"]
-CMD ["serve"]
+# Listens on every interface of the container, on the port EXPOSEd above, and keeps the cache in the
+# volume, whatever `listen:` and `storage.path` a mounted config says. Clients are whatever the config's
+# `clients:` allows: anonymous in the embedded config, so publish the port only where every client
+# that can reach it may pull with your registry credentials (docker-compose.yml: host loopback only).
+CMD ["serve", "--listen", "0.0.0.0:5000", "--storage", "/var/lib/pullgate"]
