@@ -1,8 +1,8 @@
 // What the static-file peers (nginx, node:http alone) share: the files they serve, and waiting for them to answer.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Daemon } from '../../test/e2e/support/proc.js';
-import { waitForHttp } from '../../test/e2e/support/wait.js';
+import type { Daemon } from '../../support/proc.js';
+import { waitForHttp } from '../../support/wait.js';
 
 export interface FileServer {
   url: string;

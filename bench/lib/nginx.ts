@@ -2,9 +2,9 @@
 import { accessSync, constants } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { freePort } from '../../test/e2e/support/ports.js';
-import { startDaemon } from '../../test/e2e/support/proc.js';
-import type { Workspace } from '../../test/e2e/support/workspace.js';
+import { freePort } from '../../support/ports.js';
+import { startDaemon } from '../../support/proc.js';
+import type { Workspace } from '../../support/workspace.js';
 import { type FileServer, fileServerReady, writeFiles } from './file-server.js';
 
 export type Nginx = FileServer;

@@ -1,10 +1,10 @@
 // The Node ceiling (node-floor-server.mjs) as a bench peer: what node:http alone achieves on this machine,
 // run with pullgate's own node flags, so a ratio to nginx can be split into Node's share and pullgate's.
 import { join } from 'node:path';
-import { freePort } from '../../test/e2e/support/ports.js';
-import { startDaemon } from '../../test/e2e/support/proc.js';
-import { REPO_ROOT, startFlags } from '../../test/e2e/support/pullgate.js';
-import type { Workspace } from '../../test/e2e/support/workspace.js';
+import { freePort } from '../../support/ports.js';
+import { startDaemon } from '../../support/proc.js';
+import { REPO_ROOT, startFlags } from '../../support/pullgate.js';
+import type { Workspace } from '../../support/workspace.js';
 import { type FileServer, fileServerReady, writeFiles } from './file-server.js';
 
 export type NodeFloor = FileServer;

@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { get } from 'node:http';
-import { type AccessEntry, readAccessLog } from '../../test/e2e/support/access-log.js';
+import { type AccessEntry, readAccessLog } from '../../support/access-log.js';
 
 export interface GetResult {
   status: number;

@@ -1,5 +1,5 @@
 // Runs wrk against one URL and parses its summary (requests, req/s, transfer/s, errors).
-import { runOk } from '../../test/e2e/support/proc.js';
+import { runOk } from '../../support/proc.js';
 
 export interface WrkOptions {
   threads: number;

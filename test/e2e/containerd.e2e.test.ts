@@ -1,10 +1,10 @@
 // Real peers: containerd (ctr with a hosts.toml mirror) pulls anonymously through pullgate from a registry that needs credentials.
 import { describe, expect, it } from 'vitest';
-import { readAccessLog } from './support/access-log.js';
+import { readAccessLog } from '../../support/access-log.js';
 import { type Containerd, imageDigestFromLs, startContainerd, writeHostsToml } from './support/containerd.js';
-import { logsOf } from './support/diagnostics.js';
-import { freePort } from './support/ports.js';
-import { type Pullgate, startPullgate } from './support/pullgate.js';
+import { logsOf } from '../../support/diagnostics.js';
+import { freePort } from '../../support/ports.js';
+import { type Pullgate, startPullgate } from '../../support/pullgate.js';
 import { useSuite } from './support/suite.js';
 import { type AuthFlavour, type Upstream, startUpstream } from './support/upstream.js';
 

@@ -2,10 +2,10 @@
 // instead of the YAML, and skopeo pulls through it from a distribution registry that needs credentials.
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { logsOf } from './support/diagnostics.js';
-import { sha256Digest } from './support/oci-layout.js';
-import { startPullgate } from './support/pullgate.js';
-import { skopeoInspectRaw } from './support/skopeo.js';
+import { logsOf } from '../../support/diagnostics.js';
+import { sha256Digest } from '../../support/oci-layout.js';
+import { startPullgate } from '../../support/pullgate.js';
+import { skopeoInspectRaw } from '../../support/skopeo.js';
 import { useSuite } from './support/suite.js';
 import { type AuthFlavour, startUpstream } from './support/upstream.js';
 

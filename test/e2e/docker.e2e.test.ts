@@ -3,12 +3,12 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { readAccessLog } from './support/access-log.js';
+import { readAccessLog } from '../../support/access-log.js';
 import { type SeededRegistry, startClientUpstreams } from './support/client-upstreams.js';
-import { logsOf } from './support/diagnostics.js';
+import { logsOf } from '../../support/diagnostics.js';
 import { startDockerd } from './support/dockerd.js';
-import { runOk } from './support/proc.js';
-import { PULLGATE_CLI, startFlags } from './support/pullgate.js';
+import { runOk } from '../../support/proc.js';
+import { PULLGATE_CLI, startFlags } from '../../support/pullgate.js';
 import { waitForPullgateRequest } from './support/pullgate-log.js';
 import { useSuite } from './support/suite.js';
 

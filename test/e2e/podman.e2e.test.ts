@@ -2,12 +2,12 @@
 // drop-in that `pullgate hosts podman --out` wrote; its debug log must show it used the mirror location.
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { readAccessLog } from './support/access-log.js';
+import { readAccessLog } from '../../support/access-log.js';
 import { type SeededRegistry, startClientUpstreams } from './support/client-upstreams.js';
-import { logsOf } from './support/diagnostics.js';
+import { logsOf } from '../../support/diagnostics.js';
 import { isolatedPodman } from './support/podman.js';
-import { runOk } from './support/proc.js';
-import { PULLGATE_CLI, startFlags } from './support/pullgate.js';
+import { runOk } from '../../support/proc.js';
+import { PULLGATE_CLI, startFlags } from '../../support/pullgate.js';
 import { useSuite } from './support/suite.js';
 
 describe('podman through the registries.conf drop-in from `pullgate hosts podman`', () => {

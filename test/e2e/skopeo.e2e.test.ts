@@ -1,12 +1,12 @@
 // Real peers: skopeo pulls anonymously through pullgate from a distribution registry that needs credentials.
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { readAccessLog } from './support/access-log.js';
-import { logsOf } from './support/diagnostics.js';
-import { diffBlobs, readLayout } from './support/oci-compare.js';
-import { OCI_MANIFEST, sha256Digest } from './support/oci-layout.js';
-import { startPullgate } from './support/pullgate.js';
-import { skopeoInspectRaw, skopeoPull } from './support/skopeo.js';
+import { readAccessLog } from '../../support/access-log.js';
+import { logsOf } from '../../support/diagnostics.js';
+import { diffBlobs, readLayout } from '../../support/oci-compare.js';
+import { OCI_MANIFEST, sha256Digest } from '../../support/oci-layout.js';
+import { startPullgate } from '../../support/pullgate.js';
+import { skopeoInspectRaw, skopeoPull } from '../../support/skopeo.js';
 import { useSuite } from './support/suite.js';
 import { type AuthFlavour, startUpstream } from './support/upstream.js';
 

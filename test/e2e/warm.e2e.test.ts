@@ -2,12 +2,12 @@
 // pulls the image through a pullgate serving that storage while the upstream registry is stopped.
 import { writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { logsOf } from './support/diagnostics.js';
-import { diffBlobs, readLayout } from './support/oci-compare.js';
-import { freePort } from './support/ports.js';
-import { run } from './support/proc.js';
-import { PULLGATE_CLI, renderPullgateConfig, startPullgate, startFlags } from './support/pullgate.js';
-import { skopeoPull } from './support/skopeo.js';
+import { logsOf } from '../../support/diagnostics.js';
+import { diffBlobs, readLayout } from '../../support/oci-compare.js';
+import { freePort } from '../../support/ports.js';
+import { run } from '../../support/proc.js';
+import { PULLGATE_CLI, renderPullgateConfig, startPullgate, startFlags } from '../../support/pullgate.js';
+import { skopeoPull } from '../../support/skopeo.js';
 import { useSuite } from './support/suite.js';
 import { startUpstream } from './support/upstream.js';
 

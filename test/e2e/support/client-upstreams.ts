@@ -1,10 +1,10 @@
-import { type Pullgate, startPullgate } from './pullgate.js';
-import { type Registry, startRegistry } from './registry.js';
+import { type Pullgate, startPullgate } from '../../../support/pullgate.js';
+import { type Registry, startRegistry } from '../../../support/registry.js';
 import { type RunnableImage, buildRunnableImage, readStaticBusybox } from './runnable-image.js';
-import { createSigningKey } from './signing-key.js';
-import { skopeoPush } from './skopeo.js';
-import { type TokenServer, startTokenServer } from './token-server.js';
-import type { Workspace } from './workspace.js';
+import { createSigningKey } from '../../../support/signing-key.js';
+import { skopeoPush } from '../../../support/skopeo.js';
+import { type TokenServer, startTokenServer } from '../../../support/token-server.js';
+import type { Workspace } from '../../../support/workspace.js';
 
 /** One seeded upstream: a registry that needs credentials and the runnable image pushed to it. */
 export interface SeededRegistry {

@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type Daemon, type RunResult, run, runOk, startDaemon } from './proc.js';
-import { waitFor } from './wait.js';
-import type { Workspace } from './workspace.js';
+import { type Daemon, type RunResult, run, runOk, startDaemon } from '../../../support/proc.js';
+import { waitFor } from '../../../support/wait.js';
+import type { Workspace } from '../../../support/workspace.js';
 
 /** A private containerd daemon (own root, state and sockets under the workspace) and a `ctr` bound to it. */
 export interface Containerd {

@@ -2,9 +2,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { onOverlayfs, unmountUnder } from './mounts.js';
-import { type Daemon, type RunOptions, type RunResult, run, runOk, startDaemon } from './proc.js';
-import { waitFor } from './wait.js';
-import type { Workspace } from './workspace.js';
+import { type Daemon, type RunOptions, type RunResult, run, runOk, startDaemon } from '../../../support/proc.js';
+import { waitFor } from '../../../support/wait.js';
+import type { Workspace } from '../../../support/workspace.js';
 
 /** Debian's Docker Engine (package docker.io) and its matching CLI, by absolute path: another `docker` on PATH may be a different client. */
 export const DOCKERD = '/usr/sbin/dockerd';

@@ -1,5 +1,5 @@
 import { readFile, statfs } from 'node:fs/promises';
-import { run } from './proc.js';
+import { run } from '../../../support/proc.js';
 
 /** statfs magic of overlayfs: overlay2 cannot stack on it. */
 const OVERLAYFS_MAGIC = 0x794c7630;

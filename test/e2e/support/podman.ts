@@ -1,8 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { unmountUnder } from './mounts.js';
-import { type RunOptions, type RunResult, run, runOk } from './proc.js';
-import type { Workspace } from './workspace.js';
+import { type RunOptions, type RunResult, run, runOk } from '../../../support/proc.js';
+import type { Workspace } from '../../../support/workspace.js';
 
 /** podman (rootful, no daemon) with its own storage, run state and config files under the workspace. */
 export interface Podman {

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { waitFor } from './wait.js';
+import { waitFor } from '../../../support/wait.js';
 
 /** One request line of pullgate's own JSON log (`msg: "request"`, src/http/access-log.ts). */
 export interface PullgateRequest {

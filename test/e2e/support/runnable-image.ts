@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { type BuiltImage, writeOciImage } from './oci-layout.js';
-import { buildTar } from './tar.js';
+import { type BuiltImage, writeOciImage } from '../../../support/oci-layout.js';
+import { buildTar } from '../../../support/tar.js';
 
 /** The static executable the runnable images carry (Debian package busybox-static). */
 export const BUSYBOX_PATH = '/bin/busybox';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, beforeEach } from 'vitest';
-import { requireTools } from './tools.js';
-import { Workspace } from './workspace.js';
+import { requireTools } from '../../../support/tools.js';
+import { Workspace } from '../../../support/workspace.js';
 
 /** A suite's workspace and whatever its setup started. */
 export interface Suite<T> {

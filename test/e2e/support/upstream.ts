@@ -1,9 +1,9 @@
-import { type BuiltImage, buildOciImage } from './oci-layout.js';
-import { type Registry, startRegistry } from './registry.js';
-import { createSigningKey } from './signing-key.js';
-import { skopeoPush } from './skopeo.js';
-import { type TokenServer, startTokenServer } from './token-server.js';
-import type { Workspace } from './workspace.js';
+import { type BuiltImage, buildOciImage } from '../../../support/oci-layout.js';
+import { type Registry, startRegistry } from '../../../support/registry.js';
+import { createSigningKey } from '../../../support/signing-key.js';
+import { skopeoPush } from '../../../support/skopeo.js';
+import { type TokenServer, startTokenServer } from '../../../support/token-server.js';
+import type { Workspace } from '../../../support/workspace.js';
 
 export type AuthFlavour = 'htpasswd' | 'token';
 

@@ -7,7 +7,7 @@ import { type Daemon, startDaemon } from './proc.js';
 import { waitForHttp } from './wait.js';
 import type { Workspace } from './workspace.js';
 
-export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..', '..');
+export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
 /** The CLI under test: the build output, or `$PULLGATE_E2E_CLI` (e.g. an installed copy). */
 export const PULLGATE_CLI = process.env.PULLGATE_E2E_CLI ?? join(REPO_ROOT, 'dist', 'cli.js');
 
