@@ -55,13 +55,16 @@ export class UpstreamManifests {
       drain(response.body);
       const digest = req.reference.kind === 'digest' ? req.reference.value : wellFormedDigest(upstreamDigest);
       const mediaType = bareMediaType(contentType);
-      const plausible = isManifestMediaType(mediaType) && accepts(req.accept, mediaType) && Number.isInteger(length) && length >= 0 && length <= MAX_MANIFEST_BYTES;
+      const plausible = isManifestMediaType(mediaType) && (req.reference.kind === 'digest' || accepts(req.accept, mediaType)) && Number.isInteger(length) && length >= 0 && length <= MAX_MANIFEST_BYTES;
       // Headers that do not describe a manifest the client may have: the GET decides (and validates).
       if (digest !== undefined && plausible) return { digest, mediaType, size: length, body: undefined, source: 'upstream' };
       const full = await this.get({ ...req, method: 'GET' });
       return { ...full, body: undefined };
     }
     const context = { registry, what };
+    // By digest the content is fixed and verified, so any manifest type is relayed (as registries do);
+    // by tag the upstream chose the document, so it must be one the request accepts.
+    const accept = req.reference.kind === 'digest' ? undefined : req.accept;
     if (Number.isFinite(length) && length > MAX_MANIFEST_BYTES) {
       drain(response.body);
       throw new ManifestRejected(registry, `${registry} sent an unusable ${what}: it is larger than ${MAX_MANIFEST_BYTES} bytes; nothing was cached`);
@@ -73,7 +76,7 @@ export class UpstreamManifests {
       if (err instanceof BodyTooLarge) throw new ManifestRejected(registry, `${registry} sent an unusable ${what}: it is larger than ${MAX_MANIFEST_BYTES} bytes; nothing was cached`);
       throw err;
     }
-    const mediaType = validateManifest(body, contentType, req.accept, context);
+    const mediaType = validateManifest(body, contentType, accept, context);
     if (req.reference.kind === 'digest') {
       const digest = digestOf(body, req.reference.value);
       if (digest !== req.reference.value) throw new DigestMismatch(req.reference.value, digest);

@@ -1,0 +1,229 @@
+import type { ServerResponse } from 'node:http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { FakeRegistry, makeImage, sha256, type FakeImage } from '../helpers/fake-registry.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { harness, type Harness } from '../helpers/harness.js';
+import { METADATA_BODY, Recorder } from '../helpers/recorder.js';
+
+/**
+ * A compromised or hostile upstream (issue 10 §1): the fake registry listens on 127.0.0.1, and an
+ * internal service it points pullgate at (the Recorder) on 127.0.0.2, another loopback address.
+ */
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
+const TAG_PATH = '/v2/team/app/manifests/1.0';
+const TAG_URL = '/v2/reg.example/team/app/manifests/1.0';
+
+interface Setup {
+  fake: FakeRegistry;
+  recorder: Recorder;
+  pg: Harness;
+  image: FakeImage;
+}
+
+async function setup(extraRegistryYaml = (_recorder: Recorder): string => ''): Promise<Setup> {
+  const clock = new FakeClock();
+  const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+  cleanups.push(() => fake.stop());
+  const recorder = await new Recorder().start();
+  cleanups.push(() => recorder.stop());
+  const image = fake.add(makeImage('team/app', '1.0', 1, 4096));
+  const pg = harness(`defaultRegistry: reg.example\nregistries:\n  reg.example:\n    url: ${fake.origin}\n${extraRegistryYaml(recorder)}`, { clock });
+  cleanups.push(() => pg.close());
+  return { fake, recorder, pg, image };
+}
+
+function send(res: ServerResponse, status: number, body: string | Buffer, headers: Record<string, string>): void {
+  res.writeHead(status, { 'content-length': String(Buffer.byteLength(body)), ...headers });
+  res.end(body);
+}
+
+function upstreamError(res: { statusCode: number; body: string }): { code: string; message: string } {
+  expect(res.statusCode).toBe(502);
+  const body = JSON.parse(res.body) as { errors: { code: string; message: string }[] };
+  const first = body.errors[0];
+  if (first === undefined) throw new Error('no error in the body');
+  expect(first.code).toBe('UPSTREAM_ERROR');
+  return first;
+}
+
+/** Once the upstream behaves, the same tag is fetched from it again (nothing was cached) and served. */
+async function recoversWithoutCache(s: Setup): Promise<void> {
+  expect(s.pg.cache.tag('reg.example', 'team/app', '1.0')).toBeUndefined();
+  const before = s.fake.count(TAG_PATH);
+  s.fake.routes.delete(TAG_PATH);
+  const good = await s.pg.app.inject({ url: TAG_URL });
+  expect(good.statusCode).toBe(200);
+  expect(good.headers['docker-content-digest']).toBe(s.image.digest);
+  expect(good.rawPayload.equals(s.image.manifest)).toBe(true);
+  expect(s.fake.count(TAG_PATH)).toBe(before + 1);
+}
+
+describe('hostile upstream: manifest redirects', () => {
+  it('does not follow a tag redirect to another (internal) address: 502, no request reaches it, nothing cached', async () => {
+    const s = await setup();
+    s.fake.routes.set(TAG_PATH, (_req, res) => send(res, 302, '', { location: `${s.recorder.origin}/latest/meta-data/` }));
+    const res = await s.pg.app.inject({ url: TAG_URL });
+    const error = upstreamError(res);
+    expect(error.message).toContain(s.recorder.origin);
+    expect(error.message).toContain('registries.reg.example.redirects');
+    expect(res.body).not.toContain('ami-id');
+    expect(s.recorder.seen).toHaveLength(0);
+    await recoversWithoutCache(s);
+  });
+
+  it('refuses a redirect to the registry host on another port too (another origin)', async () => {
+    const s = await setup();
+    const other = await new Recorder('127.0.0.1').start();
+    cleanups.push(() => other.stop());
+    s.fake.routes.set(TAG_PATH, (_req, res) => send(res, 307, '', { location: `${other.origin}/v2/team/app/manifests/1.0` }));
+    upstreamError(await s.pg.app.inject({ url: TAG_URL }));
+    expect(other.seen).toHaveLength(0);
+  });
+
+  it('follows a redirect within the registry\'s own origin', async () => {
+    const s = await setup();
+    s.fake.routes.set('/v2/team/app/manifests/moved', (_req, res) => send(res, 301, '', { location: TAG_PATH }));
+    const res = await s.pg.app.inject({ url: '/v2/reg.example/team/app/manifests/moved' });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['docker-content-digest']).toBe(s.image.digest);
+  });
+
+  it('follows a redirect to a prefix listed under redirects, by whole path segments', async () => {
+    const s = await setup((recorder) => `    redirects: ["${recorder.origin}/ok"]\n`);
+    s.recorder.handler = (_req, res) => send(res, 200, s.image.manifest, { 'content-type': OCI_MANIFEST, 'docker-content-digest': s.image.digest });
+    s.fake.routes.set(TAG_PATH, (_req, res) => send(res, 302, '', { location: `${s.recorder.origin}/ok/manifest` }));
+    const ok = await s.pg.app.inject({ url: TAG_URL });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.headers['docker-content-digest']).toBe(s.image.digest);
+    expect(s.recorder.seen.map((r) => r.path)).toEqual(['/ok/manifest']);
+    s.fake.routes.set('/v2/team/app/manifests/2.0', (_req, res) => send(res, 302, '', { location: `${s.recorder.origin}/okay/manifest` }));
+    upstreamError(await s.pg.app.inject({ url: '/v2/reg.example/team/app/manifests/2.0' }));
+    expect(s.recorder.seen).toHaveLength(1);
+  });
+});
+
+describe('hostile upstream: manifest bodies', () => {
+  it('rejects a text/plain body served for a tag: 502, not cached', async () => {
+    const s = await setup();
+    s.fake.routes.set(TAG_PATH, (_req, res) => send(res, 200, METADATA_BODY, { 'content-type': 'text/plain', 'docker-content-digest': sha256(Buffer.from(METADATA_BODY)) }));
+    const res = await s.pg.app.inject({ url: TAG_URL });
+    expect(upstreamError(res).message).toContain('text/plain');
+    expect(res.body).not.toContain('ami-id');
+    expect(s.pg.cache.manifest(sha256(Buffer.from(METADATA_BODY)))).toBeUndefined();
+    await recoversWithoutCache(s);
+  });
+
+  it('rejects a document with both manifests and layers (CVE-2021-41190) by tag and by digest', async () => {
+    const s = await setup();
+    const confused = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(Buffer.from('{}')), size: 2 },
+        layers: [],
+        manifests: [{ mediaType: OCI_MANIFEST, digest: s.image.digest, size: s.image.manifest.length }],
+      }),
+    );
+    const digest = sha256(confused);
+    const serve = (_req: unknown, res: ServerResponse): void => send(res, 200, confused, { 'content-type': OCI_MANIFEST, 'docker-content-digest': digest });
+    s.fake.routes.set(TAG_PATH, serve);
+    s.fake.routes.set(`/v2/team/app/manifests/${digest}`, serve);
+    expect(upstreamError(await s.pg.app.inject({ url: TAG_URL })).message).toContain('CVE-2021-41190');
+    expect(upstreamError(await s.pg.app.inject({ url: `/v2/reg.example/team/app/manifests/${digest}` })).message).toContain('CVE-2021-41190');
+    expect(s.pg.cache.manifest(digest)).toBeUndefined();
+    // Asked again, it is asked upstream again: nothing was cached.
+    upstreamError(await s.pg.app.inject({ url: `/v2/reg.example/team/app/manifests/${digest}` }));
+    expect(s.fake.count(`/v2/team/app/manifests/${digest}`)).toBe(2);
+    await recoversWithoutCache(s);
+  });
+
+  it('rejects a mediaType that disagrees with the Content-Type', async () => {
+    const s = await setup();
+    s.fake.routes.set(TAG_PATH, (_req, res) => send(res, 200, s.image.manifest, { 'content-type': OCI_INDEX, 'docker-content-digest': s.image.digest }));
+    expect(upstreamError(await s.pg.app.inject({ url: TAG_URL })).message).toContain('disagrees');
+    await recoversWithoutCache(s);
+  });
+
+  it('rejects a tag whose Docker-Content-Digest is not the body\'s hash, and counts it', async () => {
+    const s = await setup();
+    const claimed = sha256(Buffer.from('something else'));
+    s.fake.routes.set(TAG_PATH, (_req, res) => send(res, 200, s.image.manifest, { 'content-type': OCI_MANIFEST, 'docker-content-digest': claimed }));
+    const res = await s.pg.app.inject({ url: TAG_URL });
+    upstreamError(res);
+    expect(res.body).toContain(claimed);
+    expect(res.body).toContain(s.image.digest);
+    expect(s.pg.cache.manifest(s.image.digest)).toBeUndefined();
+    const metrics = await s.pg.app.inject({ url: '/metrics' });
+    expect(metrics.body).toMatch(/pullgate_digest_mismatches_total\{registry="reg.example"\} 1\b/);
+    await recoversWithoutCache(s);
+  });
+
+  it('rejects a manifest whose Content-Length is over 4 MiB without reading it', async () => {
+    const s = await setup();
+    const big = Buffer.alloc(4 * 1024 * 1024 + 1, 0x20);
+    s.fake.routes.set(TAG_PATH, (_req, res) => send(res, 200, big, { 'content-type': OCI_MANIFEST }));
+    expect(upstreamError(await s.pg.app.inject({ url: TAG_URL })).message).toContain('larger than 4194304 bytes');
+    await recoversWithoutCache(s);
+  });
+
+  it('cuts off an endless manifest body at the limit', async () => {
+    const s = await setup();
+    let written = 0;
+    let closed: () => void = () => undefined;
+    const ended = new Promise<void>((resolve) => (closed = resolve));
+    s.fake.routes.set(TAG_PATH, (_req, res) => {
+      res.writeHead(200, { 'content-type': OCI_MANIFEST });
+      res.write('{"schemaVersion":2,"layers":[');
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const pump = (): void => {
+        while (!res.destroyed && !res.writableEnded) {
+          written += chunk.length;
+          if (!res.write(chunk)) {
+            res.once('drain', pump);
+            return;
+          }
+        }
+      };
+      res.on('close', () => closed());
+      pump();
+    });
+    expect(upstreamError(await s.pg.app.inject({ url: TAG_URL })).message).toContain('larger than 4194304 bytes');
+    await ended;
+    // pullgate stopped reading: what was written is the limit plus what socket buffers held, not more and more.
+    expect(written).toBeGreaterThan(4 * 1024 * 1024);
+    expect(written).toBeLessThan(64 * 1024 * 1024);
+    await recoversWithoutCache(s);
+  });
+});
+
+describe('hostile upstream: blob redirects', () => {
+  it('refuses a blob redirect to an internal address that is not the registry\'s own', async () => {
+    const s = await setup();
+    const [digest = ''] = s.image.blobs.keys();
+    s.fake.faults.redirectBlobsTo = s.recorder.origin;
+    const res = await s.pg.app.inject({ url: `/v2/reg.example/team/app/blobs/${digest}` });
+    const error = upstreamError(res);
+    expect(error.message).toContain('loopback address (127.0.0.2)');
+    expect(s.recorder.seen).toHaveLength(0);
+    expect(s.pg.cache.lookup(digest)).toBeUndefined();
+  });
+
+  it('follows a blob redirect to an internal address listed under redirects, without Authorization', async () => {
+    const s = await setup((recorder) => `    redirects: ["${recorder.origin}/cdn/"]\n`);
+    const [digest = '', bytes = Buffer.alloc(0)] = [...s.image.blobs.entries()][0] ?? [];
+    s.recorder.handler = (req, res) => send(res, 200, bytes, { 'content-type': 'application/octet-stream' });
+    s.fake.faults.redirectBlobsTo = s.recorder.origin;
+    const res = await s.pg.app.inject({ url: `/v2/reg.example/team/app/blobs/${digest}` });
+    expect(res.statusCode).toBe(200);
+    expect(sha256(res.rawPayload)).toBe(digest);
+    expect(s.recorder.seen).toHaveLength(1);
+    expect(s.recorder.seen[0]?.authorization).toBeUndefined();
+  });
+});
