@@ -1,5 +1,5 @@
 import { stringify } from 'yaml';
-import type { Config } from './config.js';
+import type { Config, S3Config } from './config.js';
 import { formatDuration, formatSize } from './units.js';
 
 const SECRET_FIELDS = new Set(['password', 'token', 'identityToken']);
@@ -8,6 +8,19 @@ const SECRET_FIELDS = new Set(['password', 'token', 'identityToken']);
 export function maskSecret(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
   return value === '' ? '(empty)' : '***';
+}
+
+/** `storage.s3` as written (it holds no secret: the keys come from the AWS SDK's default chain). */
+function renderS3(s3: S3Config): Record<string, unknown> {
+  return {
+    ...(s3.endpoint === undefined ? {} : { endpoint: s3.endpoint }),
+    region: s3.region,
+    bucket: s3.bucket,
+    prefix: s3.prefix,
+    forcePathStyle: s3.forcePathStyle,
+    redirect: s3.redirect,
+    ...(s3.maxAgeMs === undefined ? {} : { maxAge: formatDuration(s3.maxAgeMs) }),
+  };
 }
 
 /** Renders the resolved config as YAML for `pullgate config check`, with every secret masked. */
@@ -29,7 +42,7 @@ export function renderConfig(config: Config): string {
   }
   return stringify({
     listen: `${config.listen.host}:${config.listen.port}`,
-    storage: { path: config.storage.path, maxSize: formatSize(config.storage.maxSizeBytes) },
+    storage: { path: config.storage.path, maxSize: formatSize(config.storage.maxSizeBytes), ...(config.storage.s3 === undefined ? {} : { s3: renderS3(config.storage.s3) }) },
     cache: { tagTTL: formatDuration(config.cache.tagTtlMs), staleIfError: formatDuration(config.cache.staleIfErrorMs) },
     upstream: { timeout: formatDuration(config.upstream.timeoutMs), maxRedirects: config.upstream.maxRedirects },
     defaultRegistry: config.defaultRegistry,

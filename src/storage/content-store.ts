@@ -1,0 +1,68 @@
+import type { Readable } from 'node:stream';
+
+/** What a store knows about one stored object. */
+export interface ContentInfo {
+  digest: string;
+  size: number;
+  /** When the object was written (or, in a store that refreshes it on read, last refreshed), in ms. */
+  modifiedAt: number;
+}
+
+/** `created`: this call made the object appear; `exists`: it was already there (another writer won). */
+export type PutOutcome = 'created' | 'exists';
+
+/** Bytes `start`..`end`, both inclusive, as in an HTTP Range. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/** One page of a listing in digest order; `next` is the cursor of the following page, if any. */
+export interface ContentPage {
+  items: ContentInfo[];
+  next: string | undefined;
+}
+
+/**
+ * Verified blobs and manifests by digest. Callers verify content before they put it; a store makes an
+ * object visible only once it is complete (never a half object under its digest), and two writers of
+ * the same digest leave exactly one intact object. Implementations: filesystem, memory, S3.
+ */
+export interface ContentStore {
+  /** Where the content lives, for messages and `cache stats` (`/var/cache/pullgate`, `s3://bucket/prefix/`). */
+  readonly location: string;
+  /**
+   * Stores the verified content of a local file of `size` bytes. With `move`, the store may take the
+   * file (rename it into place) and the caller must not use it afterwards; without, the file is left as it is.
+   */
+  putFile(digest: string, file: string, size: number, options?: { move?: boolean }): Promise<PutOutcome>;
+  /** Stores small verified content (a manifest) from memory. */
+  putBytes(digest: string, bytes: Buffer): Promise<PutOutcome>;
+  /** The object's bytes (all, or an inclusive range within it) as a stream; undefined when it is not stored. */
+  openRead(digest: string, range?: ByteRange): Promise<Readable | undefined>;
+  stat(digest: string): Promise<ContentInfo | undefined>;
+  /** Removes the object; nothing happens when it is not there. */
+  delete(digest: string): Promise<void>;
+  /** Up to `limit` objects in digest order, starting after the cursor `after`. */
+  list(options?: { after?: string; limit?: number }): Promise<ContentPage>;
+}
+
+/** Default page size of `list`. */
+export const DEFAULT_PAGE = 1000;
+
+/** Every object of a store in digest order, page by page. */
+export async function* listAll(store: ContentStore, pageSize = DEFAULT_PAGE): AsyncGenerator<ContentInfo> {
+  let after: string | undefined;
+  do {
+    const page = await store.list({ after, limit: pageSize });
+    yield* page.items;
+    after = page.next;
+  } while (after !== undefined);
+}
+
+/** `sha256:<hex>` → [`sha256`, `<hex>`]; throws on anything that could escape a path or key. */
+export function splitDigest(digest: string): [algorithm: string, hex: string] {
+  const match = /^([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/.exec(digest);
+  if (match === null || match[1] === undefined || match[2] === undefined) throw new Error(`not a digest: ${JSON.stringify(digest)}`);
+  return [match[1], match[2]];
+}

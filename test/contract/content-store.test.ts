@@ -1,0 +1,15 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { FsContentStore } from '../../src/storage/fs-store.js';
+import { MemoryContentStore } from '../../src/storage/memory-store.js';
+import { runContentStoreContract } from './content-store.contract.js';
+
+// The S3 store runs the same contract against a real Ceph RGW in test/e2e/s3-store.e2e.test.ts.
+runContentStoreContract('memory', () => Promise.resolve({ store: new MemoryContentStore(new FakeClock()) }));
+
+runContentStoreContract('filesystem', async () => {
+  const root = await mkdtemp(path.join(tmpdir(), 'pullgate-fs-store-'));
+  return { store: new FsContentStore(root), teardown: () => rm(root, { recursive: true, force: true }) };
+});
