@@ -1,0 +1,54 @@
+import type { BlobRow, TagRow } from '../cache/cache-index.js';
+
+export type { BlobRow, TagRow } from '../cache/cache-index.js';
+
+/** A repository of a registry that upstream confirmed may see a digest. */
+export interface RepositoryLink {
+  registry: string;
+  repository: string;
+}
+
+/**
+ * What the cache knows about its content: blobs and manifests (size, kind, last access), the
+ * repositories each was confirmed for, and tags with when they were last validated. Methods are
+ * asynchronous so an index may live elsewhere than in this process; `touch` only notes an access
+ * (written by `flushTouches`), so a hit never waits for the index. Implementations: SQLite, memory.
+ */
+export interface ContentIndex {
+  blob(digest: string): Promise<BlobRow | undefined>;
+  /** Records a verified blob (an existing row keeps its size and gets the newer access time) and links it to `origin`. */
+  addBlob(row: Omit<BlobRow, 'last_access'>, origin?: RepositoryLink): Promise<void>;
+  /** Forgets a blob and its links. */
+  deleteBlob(digest: string): Promise<void>;
+  /** Notes an access at `now` (ms); never moves an access time backwards. */
+  touch(digest: string, now: number): void;
+  flushTouches(): Promise<void>;
+  totals(): Promise<{ bytes: number; count: number }>;
+  /** Every row, by digest or least recently used first. */
+  blobs(order: 'digest' | 'lru'): AsyncIterable<BlobRow>;
+  isLinked(registry: string, repository: string, digest: string): Promise<boolean>;
+  link(registry: string, repository: string, digest: string): Promise<void>;
+  linksOf(digest: string): Promise<RepositoryLink[]>;
+  tag(registry: string, repository: string, tag: string): Promise<TagRow | undefined>;
+  putTag(registry: string, repository: string, tag: string, row: TagRow): Promise<void>;
+  tagCount(): Promise<number>;
+  /** Writes what is buffered and releases the index. */
+  close(): Promise<void>;
+}
+
+/** Rows already in memory as an async iterable (for indexes whose reads are synchronous). */
+export function iterateRows<T>(rows: readonly T[]): AsyncIterable<T> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      let at = 0;
+      return {
+        next: (): Promise<IteratorResult<T>> => {
+          const value = rows[at];
+          if (at >= rows.length || value === undefined) return Promise.resolve({ value: undefined, done: true });
+          at++;
+          return Promise.resolve({ value, done: false });
+        },
+      };
+    },
+  };
+}

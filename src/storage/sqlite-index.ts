@@ -1,0 +1,89 @@
+import { CacheIndex, type BlobRow, type TagRow } from '../cache/cache-index.js';
+import { openDatabase, type Db } from '../cache/database.js';
+import { type ContentIndex, iterateRows, type RepositoryLink } from './content-index.js';
+
+/**
+ * The embedded index: SQLite in WAL mode next to the local content. `sync` is the same index without
+ * promises, for the cache's local hit path, which must not pay an extra turn of the event loop.
+ */
+export class SqliteContentIndex implements ContentIndex {
+  readonly sync: CacheIndex;
+
+  private constructor(private readonly db: Db) {
+    this.sync = new CacheIndex(db);
+  }
+
+  /** Opens (creating and migrating) the index file; `:memory:` for a throw-away one. */
+  static open(file: string): SqliteContentIndex {
+    return new SqliteContentIndex(openDatabase(file));
+  }
+
+  blob(digest: string): Promise<BlobRow | undefined> {
+    return settle(() => this.sync.blob(digest));
+  }
+
+  addBlob(row: Omit<BlobRow, 'last_access'>, origin?: RepositoryLink): Promise<void> {
+    return settle(() => this.sync.addBlob(row, origin));
+  }
+
+  deleteBlob(digest: string): Promise<void> {
+    return settle(() => this.sync.deleteBlob(digest));
+  }
+
+  touch(digest: string, now: number): void {
+    this.sync.touch(digest, now);
+  }
+
+  flushTouches(): Promise<void> {
+    return settle(() => this.sync.flushTouches());
+  }
+
+  totals(): Promise<{ bytes: number; count: number }> {
+    return settle(() => this.sync.totals());
+  }
+
+  blobs(order: 'digest' | 'lru'): AsyncIterable<BlobRow> {
+    // Rows are read at once: a caller that deletes while iterating must not disturb an open cursor.
+    return iterateRows(order === 'lru' ? [...this.sync.leastRecentlyUsed()] : this.sync.all());
+  }
+
+  isLinked(registry: string, repository: string, digest: string): Promise<boolean> {
+    return settle(() => this.sync.isLinked(registry, repository, digest));
+  }
+
+  link(registry: string, repository: string, digest: string): Promise<void> {
+    return settle(() => this.sync.link(registry, repository, digest));
+  }
+
+  linksOf(digest: string): Promise<RepositoryLink[]> {
+    return settle(() => this.sync.linksOf(digest));
+  }
+
+  tag(registry: string, repository: string, tag: string): Promise<TagRow | undefined> {
+    return settle(() => this.sync.tag(registry, repository, tag));
+  }
+
+  putTag(registry: string, repository: string, tag: string, row: TagRow): Promise<void> {
+    return settle(() => this.sync.putTag(registry, repository, tag, row));
+  }
+
+  tagCount(): Promise<number> {
+    return settle(() => this.sync.tagCount());
+  }
+
+  close(): Promise<void> {
+    return settle(() => {
+      this.sync.flushTouches();
+      this.db.close();
+    });
+  }
+}
+
+/** Runs a synchronous step as a promise (a throw becomes a rejection). */
+function settle<T>(step: () => T): Promise<T> {
+  try {
+    return Promise.resolve(step());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
