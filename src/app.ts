@@ -1,11 +1,10 @@
 import { mkdir, unlink, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import type { Deps } from './deps.js';
 import { registerAccessLog } from './http/access-log.js';
-import { registerErrorHandling } from './http/error-plugin.js';
+import { frameworkErrors, registerErrorHandling } from './http/error-plugin.js';
 import { registerHealthRoutes } from './http/health-routes.js';
 import type { Services } from './http/services.js';
 import { registerV2Routes } from './http/v2-routes.js';
@@ -14,6 +13,7 @@ import { registerMetricsRoute } from './http/metrics-route.js';
 import { Htpasswd } from './auth/htpasswd.js';
 import { ClientAuth, registerClientAuth } from './http/client-auth.js';
 import { fastManifestHandler } from './http/fast-manifests.js';
+import { clientErrorHandler, createListener } from './http/listener.js';
 import { Metrics } from './metrics.js';
 import { BlobProxy } from './proxy/blob-proxy.js';
 import { UpstreamBlobs } from './proxy/blobs.js';
@@ -66,14 +66,13 @@ export function buildServices(config: Config, deps: Deps, metrics = new Metrics(
   };
 }
 
-function numberOr(value: unknown, fallback: number): number {
-  return typeof value === 'number' ? value : fallback;
-}
-
 /** Builds the Fastify app (not listening): wiring only. */
 export function buildApp(config: Config, deps: Deps, services: Services = buildServices(config, deps)): FastifyInstance {
   const logger: FastifyBaseLogger = deps.logger;
-  const auth = !config.clients.anonymous && config.clients.htpasswd !== undefined ? new ClientAuth(Htpasswd.load(config.clients.htpasswd)) : undefined;
+  const auth =
+    !config.clients.anonymous && config.clients.htpasswd !== undefined
+      ? new ClientAuth(Htpasswd.load(config.clients.htpasswd), { clock: deps.clock, throttle: config.clients.loginThrottle })
+      : undefined;
   let requests = 0;
   const requestId = (): string => `req-${(requests++).toString(36)}`;
   let closing = false;
@@ -83,21 +82,15 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     logController: new LogController({ disableRequestLogging: true }),
     genReqId: requestId,
     exposeHeadRoutes: false,
-    return503OnClosing: true,
+    // The listener answers 503 itself (OCI JSON) once closing starts.
+    return503OnClosing: false,
     bodyLimit: 1024 * 1024,
     routerOptions: { maxParamLength: 2048 },
-    // Fastify's own server settings (its defaults), with the manifest hot path in front of its handler.
-    serverFactory: (handler, options) => {
-      const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-        if (!fast(req, res)) handler(req, res);
-      });
-      server.keepAliveTimeout = numberOr(options.keepAliveTimeout, server.keepAliveTimeout);
-      server.requestTimeout = numberOr(options.requestTimeout, server.requestTimeout);
-      server.setTimeout(numberOr(options.connectionTimeout, 0));
-      const perSocket = numberOr(options.maxRequestsPerSocket, 0);
-      if (perSocket > 0) server.maxRequestsPerSocket = perSocket;
-      return server;
-    },
+    frameworkErrors,
+    clientErrorHandler: clientErrorHandler(logger),
+    // The manifest hot path in front of Fastify's handler; timeouts and limits from clients.connections.
+    serverFactory: (handler) =>
+      createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing }),
   });
   app.decorate('pullgate', services);
   app.addHook('preClose', (done) => {

@@ -3,6 +3,7 @@ import { Command } from 'commander';
 import { parseListen, configPath, loadConfigFile } from './config/load.js';
 import { renderConfig } from './config/mask.js';
 import { configWarnings } from './config/warnings.js';
+import { exposureWarnings } from './config/exposure.js';
 import type { Config } from './config/config.js';
 import { defaultDeps } from './deps.js';
 import { ConfigError } from './errors.js';
@@ -61,6 +62,7 @@ configCommand
       process.stdout.write(`# ${config.source}: valid\n`);
       for (const name of config.unsetVariables) process.stdout.write(`# warning: \${${name}} is unset and has no default\n`);
       for (const warning of configWarnings(config)) process.stdout.write(`# warning: ${warning}\n`);
+      for (const warning of exposureWarnings(config)) process.stdout.write(`# WARNING: ${warning}\n`);
       process.stdout.write(renderConfig(config));
     } catch (err) {
       fail(err);

@@ -57,13 +57,17 @@ export class NotFound extends PullgateError {
   }
 }
 
-/** Upstream refused pullgate's credentials (401) or their permissions (403). */
+/**
+ * Upstream refused pullgate's credentials (401) or their permissions (403). `message` and `hint`
+ * go to the client and name the credential's kind only; `source` (account, file) goes to the log.
+ */
 export class UpstreamDenied extends PullgateError {
   constructor(
     readonly registry: string,
     readonly status: 401 | 403,
     message: string,
     readonly hint: string,
+    readonly source?: string,
   ) {
     super(message);
   }
@@ -84,6 +88,26 @@ export class IdentityRefused extends UpstreamDenied {
     hint: string,
   ) {
     super(registry, reason === 'not-allowed' ? 403 : 401, message, hint);
+  }
+}
+
+/** A client's own credentials for pullgate (clients.htpasswd) are missing, not HTTP Basic, or wrong. */
+export class ClientUnauthorized extends PullgateError {
+  constructor(
+    readonly reason: 'missing' | 'malformed' | 'wrong',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Too many failed client logins from one address (or too many being checked): try again later. */
+export class LoginThrottled extends PullgateError {
+  constructor(
+    readonly retryAfterSeconds: number,
+    message: string,
+  ) {
+    super(message);
   }
 }
 

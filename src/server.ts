@@ -3,6 +3,7 @@ import { buildApp } from './app.js';
 import type { Config } from './config/config.js';
 import type { Deps } from './deps.js';
 import { configWarnings } from './config/warnings.js';
+import { exposureWarnings } from './config/exposure.js';
 
 /** How long in-flight pulls may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
@@ -19,6 +20,7 @@ export async function serve(config: Config, deps: Deps): Promise<{ app: FastifyI
     deps.logger.warn({ variables: config.unsetVariables }, 'config refers to unset environment variables');
   }
   for (const warning of configWarnings(config)) deps.logger.warn(warning);
+  for (const warning of exposureWarnings(config)) deps.logger.warn({ exposure: true }, warning);
   // Start-up lines go out now, not when the buffer fills: `kubectl logs` must show a running server.
   deps.logger.flush();
   const crash = (err: unknown): void => {

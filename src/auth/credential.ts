@@ -18,6 +18,22 @@ export interface Credential {
   fingerprint: string;
 }
 
+/**
+ * Names a credential for messages clients see: the config entry and the kind of secret, never the
+ * account, a file path or the secret (those are in `source`, for the operator's log and doctor).
+ */
+export function clientSafeSource(registry: string, credential: Credential): string {
+  const kind =
+    credential.secret.kind === 'basic'
+      ? 'a username and password'
+      : credential.secret.kind === 'refresh'
+        ? 'an identity token'
+        : credential.secret.kind === 'bearer'
+          ? 'a registry token'
+          : 'none: anonymous';
+  return `registries.${registry}.auth (${kind})`;
+}
+
 /** Builds a Credential, computing its fingerprint. */
 export function credential(secret: Secret, source: string): Credential {
   const material =

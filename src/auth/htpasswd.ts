@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import bcrypt from 'bcryptjs';
 import { ConfigError } from '../errors.js';
 
+/** bcrypt (cost 10) of a random string nobody knows: the decoy when the file has no users. */
+const DECOY_HASH = '$2b$10$14GNlMoE.Vy6yDG9zjsoz.1W4H62XzLZVmS1FvI/Q3BJWZTiYORqy';
+
 /** Users and bcrypt hashes from an htpasswd file (the format distribution's htpasswd auth reads). */
 export class Htpasswd {
   private constructor(private readonly users: Map<string, string>) {}
@@ -31,6 +34,16 @@ export class Htpasswd {
 
   get size(): number {
     return this.users.size;
+  }
+
+  /** The user's bcrypt hash; undefined for an unknown user. */
+  hash(user: string): string | undefined {
+    return this.users.get(user);
+  }
+
+  /** A hash to compare against for an unknown user (the first user's, so the cost matches), never a match for a login. */
+  get decoyHash(): string {
+    return this.users.values().next().value ?? DECOY_HASH;
   }
 
   /** True when the user exists and the password matches its hash. */

@@ -1,3 +1,5 @@
+import { jwtExpiry } from './jwt.js';
+
 /** A bearer token and when pullgate must stop using it. */
 export interface IssuedToken {
   token: string;
@@ -10,20 +12,6 @@ export interface IssuedToken {
 export const MIN_TOKEN_LIFETIME_MS = 60_000;
 /** issued_at is trusted only this far from pullgate's clock; beyond it the exchange time is used. */
 const MAX_CLOCK_SKEW_MS = 5 * 60_000;
-
-function jwtExpiry(token: string): number | undefined {
-  const payload = token.split('.')[1];
-  if (payload === undefined) return undefined;
-  try {
-    const claims: unknown = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8'));
-    if (claims !== null && typeof claims === 'object' && 'exp' in claims && typeof claims.exp === 'number') {
-      return claims.exp * 1000;
-    }
-  } catch {
-    return undefined;
-  }
-  return undefined;
-}
 
 function field(body: Record<string, unknown>, name: string): unknown {
   return body[name];

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
+import { authProblems } from '../auth/auth-types.js';
+import { DOCKER_HUB, DOCKER_HUB_API } from '../docker-hub.js';
 import { ConfigError } from '../errors.js';
 import type { Config, RegistryConfig, S3Config } from './config.js';
 import { resolveCluster } from './cluster-config.js';
@@ -12,10 +14,6 @@ import { parseDuration, parseSize } from './units.js';
 /** The embedded default config shipped in the package. */
 export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../config/pullgate.yaml', import.meta.url));
 
-/** Docker Hub's registry key, the default registry when it is configured. */
-const DOCKER_HUB_KEY = 'docker.io';
-/** Where Docker Hub's API lives; every other key defaults to https://<key>. */
-const DOCKER_HUB_API = 'https://registry-1.docker.io';
 
 /** Picks the config file: `--config`, else `$PULLGATE_CONFIG`, else the embedded default. */
 export function configPath(flag: string | undefined, env: NodeJS.ProcessEnv): string {
@@ -30,48 +28,9 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: match[1] ?? (match[2] || '127.0.0.1'), port };
 }
 
-function authProblems(key: string, auth: RawAuth): string[] {
-  const where = `registries.${key}.auth`;
-  const problems: string[] = [];
-  const allowed: Record<string, readonly string[]> = {
-    auto: ['rktPaths'],
-    anonymous: [],
-    basic: ['username', 'password', 'passwordFile'],
-    token: ['token', 'tokenFile', 'identityToken', 'username'],
-    'docker-config': ['path', 'rktPaths'],
-    ecr: [],
-    gcp: [],
-    acr: [],
-    github: ['username', 'token', 'tokenFile'],
-    chainguard: ['identity', 'issuer', 'audience', 'token', 'tokenFile'],
-  };
-  for (const field of Object.keys(auth)) {
-    if (field !== 'type' && !(allowed[auth.type] ?? []).includes(field)) {
-      problems.push(`${where}.${field}: not used by auth type "${auth.type}"`);
-    }
-  }
-  if (auth.type === 'basic') {
-    if (auth.username === undefined) problems.push(`${where}.username: required for auth type "basic"`);
-    if ((auth.password === undefined) === (auth.passwordFile === undefined)) {
-      problems.push(`${where}: give exactly one of password, passwordFile`);
-    }
-  }
-  if (auth.type === 'token') {
-    const given = [auth.token, auth.tokenFile, auth.identityToken].filter((value) => value !== undefined).length;
-    if (given !== 1) problems.push(`${where}: give exactly one of token, tokenFile, identityToken`);
-  }
-  if (auth.type === 'chainguard') {
-    if (auth.identity === undefined || auth.identity === '') {
-      problems.push(`${where}.identity: required for auth type "chainguard" (the id from chainctl iam identities create)`);
-    }
-    if (auth.token !== undefined && auth.tokenFile !== undefined) problems.push(`${where}: give at most one of token, tokenFile`);
-  }
-  return problems;
-}
-
 function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string): RegistryConfig {
   const entry = raw ?? {};
-  const url = (entry.url ?? (key === DOCKER_HUB_KEY ? DOCKER_HUB_API : `https://${key}`)).replace(/\/+$/, '');
+  const url = (entry.url ?? (key === DOCKER_HUB ? DOCKER_HUB_API : `https://${key}`)).replace(/\/+$/, '');
   const auth: RawAuth = entry.auth ?? { type: 'auto' };
   const relative = (file: string | undefined): string | undefined =>
     file === undefined ? undefined : path.resolve(baseDir, file);
@@ -108,7 +67,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
   }
   if (registries.size === 0) problems.push('registries: none configured; pullgate mirrors only the registries listed here (e.g. registries: { docker.io: {} })');
   // docker.io is the default only when it is configured: a ghcr.io-only mirror has no default.
-  const defaultRegistry = raw.defaultRegistry ?? (registries.has(DOCKER_HUB_KEY) ? DOCKER_HUB_KEY : undefined);
+  const defaultRegistry = raw.defaultRegistry ?? (registries.has(DOCKER_HUB) ? DOCKER_HUB : undefined);
   if (defaultRegistry !== undefined && !registries.has(defaultRegistry)) {
     problems.push(`defaultRegistry: "${defaultRegistry}" is not a key of registries`);
   }

@@ -48,7 +48,21 @@ export function renderConfig(config: Config): string {
     defaultRegistry: config.defaultRegistry,
     registries,
     aliases: Object.fromEntries(config.aliases),
-    clients: { anonymous: config.clients.anonymous, ...(config.clients.htpasswd ? { htpasswd: config.clients.htpasswd } : {}) },
+    clients: {
+      anonymous: config.clients.anonymous,
+      ...(config.clients.htpasswd ? { htpasswd: config.clients.htpasswd } : {}),
+      loginThrottle: {
+        failures: config.clients.loginThrottle.failures,
+        lockout: formatDuration(config.clients.loginThrottle.lockoutMs),
+        maxLockout: formatDuration(config.clients.loginThrottle.maxLockoutMs),
+      },
+      connections: {
+        max: config.clients.connections.max,
+        headersTimeout: formatDuration(config.clients.connections.headersTimeoutMs),
+        keepAlive: formatDuration(config.clients.connections.keepAliveMs),
+        idle: formatDuration(config.clients.connections.idleMs),
+      },
+    },
     log: config.log,
     ...(config.tls !== undefined ? { tls: { cert: config.tls.cert, key: config.tls.key, ...(config.tls.clientCA !== undefined ? { clientCA: config.tls.clientCA } : {}) } } : {}),
     ...(config.cluster !== undefined

@@ -1,28 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
+import { AUTH_FIELD_SCHEMAS, AUTH_TYPES, type RawAuth } from '../auth/auth-types.js';
 
-export const AUTH_TYPES = ['auto', 'anonymous', 'basic', 'token', 'docker-config', 'ecr', 'gcp', 'acr', 'github', 'chainguard'] as const;
-export type AuthType = (typeof AUTH_TYPES)[number];
-
-/** `registries.<host>.auth` as written in the file (after `${VAR}` interpolation). */
-export interface RawAuth {
-  type: AuthType;
-  username?: string;
-  password?: string;
-  passwordFile?: string;
-  token?: string;
-  tokenFile?: string;
-  identityToken?: string;
-  /** docker-config: an explicit config.json / auth.json / .dockerconfigjson path. */
-  path?: string;
-  /** chainguard: the assumable identity's id (UIDP). */
-  identity?: string;
-  /** chainguard: the issuer whose STS exchanges the OIDC token. */
-  issuer?: string;
-  /** chainguard: the audience asked of GitHub Actions for the OIDC token. */
-  audience?: string;
-  /** auto / docker-config: rkt `auth.d` directories to read instead of the two fixed ones. */
-  rktPaths?: string[];
-}
+export { AUTH_TYPES, type AuthType, type RawAuth } from '../auth/auth-types.js';
 
 export interface RawRegistry {
   url?: string;
@@ -144,17 +123,7 @@ export const CONFIG_SCHEMA = {
             required: ['type'],
             properties: {
               type: { enum: AUTH_TYPES },
-              username: { type: 'string' },
-              password: { type: 'string' },
-              passwordFile: { type: 'string', minLength: 1 },
-              token: { type: 'string' },
-              tokenFile: { type: 'string', minLength: 1 },
-              identityToken: { type: 'string' },
-              path: { type: 'string', minLength: 1 },
-              identity: { type: 'string' },
-              issuer: { type: 'string', pattern: '^https?://[^/?#@]+/?$' },
-              audience: { type: 'string', minLength: 1 },
-              rktPaths: { type: 'array', items: { type: 'string', minLength: 1 } },
+              ...AUTH_FIELD_SCHEMAS,
             },
           },
         },

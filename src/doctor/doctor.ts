@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { chooseChallenge, parseChallenges, type Challenge } from '../auth/challenge.js';
+import { AUTH_TYPE_TABLE } from '../auth/auth-types.js';
 import { basicAuthorization, type Credential } from '../auth/credential.js';
 import { keychainFor, type KeychainDeps } from '../auth/keychain.js';
 import { realmRefusal } from '../auth/realm.js';
@@ -81,6 +82,7 @@ export async function runDoctor(image: string, config: Config, deps: DoctorDeps,
     if (!registry) throw new StepFailed('route', `registry ${target.registry} is not configured`, { cause: 'no such registry', fix: 'add it under registries:' });
     line('route', `${image} → registry ${registry.key} (${registry.url}), repository ${target.repository}, reference ${ref.reference}`);
 
+    line('auth', `type ${registry.auth.type}: ${AUTH_TYPE_TABLE[registry.auth.type].description}`);
     let credential: Credential;
     try {
       credential = await keychainFor(registry, deps).get(target.repository);

@@ -1,61 +1,142 @@
-import { createHash } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import type { FastifyInstance } from 'fastify';
 import { LRUCache } from 'lru-cache';
+import { BcryptPool } from '../auth/bcrypt-pool.js';
 import type { Htpasswd } from '../auth/htpasswd.js';
-import { errorBody } from './error-map.js';
+import { LoginThrottle, type ThrottleSettings } from '../auth/login-throttle.js';
+import { systemClock, type Clock } from '../deps.js';
+import { ClientUnauthorized, LoginThrottled } from '../errors.js';
 
 /** Paths open to anyone even when clients must authenticate (probes). */
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 /** A verified Authorization header is trusted this long, so bcrypt runs once per client, not per request. */
 const VERIFIED_TTL_MS = 5 * 60_000;
+/** A refused Authorization header is refused again without bcrypt for this long (a client retrying a stale password). */
+const FAILED_TTL_MS = 5 * 60_000;
+/** Headers remembered at most, verified and failed each. */
+const MAX_REMEMBERED = 10_000;
+/** bcrypt comparisons queued at most across all addresses; beyond it logins are told to retry. */
+const MAX_CHECKING = 64;
+/** The defaults of `clients.loginThrottle`. */
+export const DEFAULT_THROTTLE: ThrottleSettings = { failures: 5, lockoutMs: 1_000, maxLockoutMs: 15 * 60_000 };
 
-function credentialsOf(header: string | undefined): { user: string; password: string } | undefined {
-  if (header?.slice(0, 6).toLowerCase() !== 'basic ') return undefined;
+function credentialsOf(header: string): { user: string; password: string } | undefined {
+  if (header.slice(0, 6).toLowerCase() !== 'basic ') return undefined;
   const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon <= 0) return undefined;
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-function keyOf(header: string): string {
-  return createHash('sha256').update(header).digest('hex');
+export interface ClientAuthOptions {
+  clock?: Clock;
+  throttle?: ThrottleSettings;
+  /** bcrypt worker threads (default: 1, or 2 with more than 2 cores). */
+  workers?: number;
 }
 
-/** HTTP Basic checks of clients against an htpasswd file, remembering headers that passed. */
+/**
+ * HTTP Basic checks of clients against an htpasswd file: bcrypt runs on worker threads, headers
+ * that passed or failed recently are answered from memory (as an HMAC with a per-process key,
+ * never the plaintext), and failed logins are throttled per client address.
+ */
 export class ClientAuth {
-  private readonly verified = new LRUCache<string, true>({ max: 10_000, ttl: VERIFIED_TTL_MS });
+  private readonly key = randomBytes(32);
+  private readonly verified: LRUCache<string, true>;
+  private readonly failed: LRUCache<string, true>;
+  private readonly throttle: LoginThrottle;
+  private readonly pool: BcryptPool;
 
-  constructor(private readonly htpasswd: Htpasswd) {}
+  constructor(
+    private readonly htpasswd: Htpasswd,
+    options: ClientAuthOptions = {},
+  ) {
+    const clock = options.clock ?? systemClock;
+    const perf = { now: () => clock.now() };
+    this.verified = new LRUCache({ max: MAX_REMEMBERED, ttl: VERIFIED_TTL_MS, perf });
+    this.failed = new LRUCache({ max: MAX_REMEMBERED, ttl: FAILED_TTL_MS, perf });
+    this.throttle = new LoginThrottle(options.throttle ?? DEFAULT_THROTTLE, clock);
+    this.pool = new BcryptPool(options.workers ?? (availableParallelism() > 2 ? 2 : 1));
+  }
+
+  private keyOf(header: string): string {
+    return createHmac('sha256', this.key).update(header).digest('base64');
+  }
 
   /** True when this Authorization header passed a check recently: no bcrypt, no await. */
   trusted(header: string | undefined): boolean {
-    return header !== undefined && this.verified.has(keyOf(header));
+    return header !== undefined && this.verified.has(this.keyOf(header));
   }
 
   /** Checks the header against the htpasswd file (bcrypt) and remembers it when it passes. */
-  async verify(header: string | undefined): Promise<boolean> {
-    if (this.trusted(header)) return true;
-    const credentials = credentialsOf(header);
-    if (header === undefined || credentials === undefined) return false;
-    if (!(await this.htpasswd.verify(credentials.user, credentials.password))) return false;
-    this.verified.set(keyOf(header), true);
-    return true;
+  async verify(header: string | undefined, address = 'unknown'): Promise<boolean> {
+    try {
+      await this.check(header, address);
+      return true;
+    } catch (err) {
+      if (err instanceof ClientUnauthorized || err instanceof LoginThrottled) return false;
+      throw err;
+    }
   }
+
+  /**
+   * Resolves when the header's credentials are good; otherwise throws ClientUnauthorized (missing,
+   * malformed or wrong, each with its own message) or LoginThrottled. Credentials verified in the
+   * last five minutes pass even from a locked-out address; a locked-out address gets no bcrypt.
+   */
+  async check(header: string | undefined, address: string): Promise<void> {
+    if (header === undefined || header.trim() === '') {
+      throw new ClientUnauthorized('missing', 'pullgate requires client credentials and the request carried none: log in first (docker login <mirror>)');
+    }
+    const key = this.keyOf(header);
+    if (this.verified.has(key)) return;
+    const credentials = credentialsOf(header);
+    if (credentials === undefined) {
+      throw new ClientUnauthorized('malformed', 'pullgate accepts only HTTP Basic client credentials (user:password); the Authorization header was not that');
+    }
+    const waitMs = this.throttle.waitMs(address);
+    if (waitMs > 0) {
+      const seconds = Math.ceil(waitMs / 1000);
+      throw new LoginThrottled(seconds, `too many failed logins from this address; try again in ${seconds} s`);
+    }
+    if (this.failed.has(key)) throw wrong();
+    if (this.pool.pending >= MAX_CHECKING) throw new LoginThrottled(1, 'too many logins are being checked at once; try again in 1 s');
+    this.throttle.begin(address);
+    let ok: boolean | undefined;
+    try {
+      const hash = this.htpasswd.hash(credentials.user);
+      // An unknown user costs the same bcrypt as a known one, so timing does not reveal user names.
+      ok = (await this.pool.compare(credentials.password, hash ?? this.htpasswd.decoyHash)) && hash !== undefined;
+    } finally {
+      this.throttle.settle(address, ok);
+    }
+    if (!ok) {
+      this.failed.set(key, true);
+      throw wrong();
+    }
+    this.verified.set(key, true);
+  }
+
+  /** Ends the bcrypt workers. */
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+}
+
+function wrong(): ClientUnauthorized {
+  return new ClientUnauthorized('wrong', 'the client credentials were not accepted: unknown user or wrong password (clients.htpasswd)');
 }
 
 /**
  * Requires HTTP Basic credentials from an htpasswd file on every request but the probes, when
  * `clients.anonymous` is false. This challenge is pullgate's own; upstream challenges are never
- * forwarded.
+ * forwarded. Refusals are domain errors, answered by the error handler.
  */
 export function registerClientAuth(app: FastifyInstance, auth: ClientAuth): void {
-  app.addHook('onRequest', async (request, reply) => {
+  app.addHook('onRequest', async (request) => {
     if (OPEN_PATHS.has(request.url.split('?')[0] ?? '')) return;
-    if (await auth.verify(request.headers.authorization)) return;
-    await reply
-      .code(401)
-      .header('www-authenticate', 'Basic realm="pullgate"')
-      .header('content-type', 'application/json; charset=utf-8')
-      .send(errorBody({ code: 'UNAUTHORIZED', message: 'pullgate requires client credentials (clients.anonymous is false)', detail: undefined }));
+    await auth.check(request.headers.authorization, request.ip);
   });
+  app.addHook('onClose', () => auth.close());
 }

@@ -1,5 +1,7 @@
 import {
+  ClientUnauthorized,
   ConfigError,
+  LoginThrottled,
   DigestMismatch,
   InvalidName,
   InvalidParameter,
@@ -67,6 +69,8 @@ export function toOciError(err: unknown): OciError {
   if (err instanceof UpstreamDenied) {
     return oci(err.status === 401 ? 'UNAUTHORIZED' : 'DENIED', err.message, { registry: err.registry, hint: err.hint });
   }
+  if (err instanceof ClientUnauthorized) return oci('UNAUTHORIZED', err.message, undefined, { 'www-authenticate': 'Basic realm="pullgate"' });
+  if (err instanceof LoginThrottled) return oci('TOOMANYREQUESTS', err.message, undefined, { 'retry-after': String(err.retryAfterSeconds) });
   if (err instanceof UpstreamRateLimited) {
     return oci('TOOMANYREQUESTS', err.message, { registry: err.registry }, err.retryAfter ? { 'retry-after': err.retryAfter } : {});
   }

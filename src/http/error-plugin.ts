@@ -1,4 +1,5 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { UpstreamDenied } from '../errors.js';
 import { ERROR_CODES, errorBody, toOciError, type ErrorCode, type OciError } from './error-map.js';
 
 /** Fastify's own errors (bad framing, unsupported media type, body too large) carry a 4xx statusCode. */
@@ -6,10 +7,31 @@ function isFastifyClientError(err: unknown): err is FastifyError {
   return err instanceof Error && 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500;
 }
 
+/** The OCI code for one of Fastify's own 4xx errors. */
+function fastifyCode(err: FastifyError, status: number): ErrorCode {
+  if (err.code === 'FST_ERR_BAD_URL' || err.code === 'FST_ERR_MAX_PARAM_LENGTH') return 'NAME_INVALID';
+  if (status === 404) return 'NOT_FOUND';
+  if (status === 413) return 'SIZE_INVALID';
+  if (status === 429) return 'TOOMANYREQUESTS';
+  return 'UNSUPPORTED'; // 405, 415 and the content-type parsers' 400s
+}
+
 function fromFastify(err: FastifyError): OciError {
   const status = err.statusCode ?? 400;
-  const code: ErrorCode = status === 404 ? 'NOT_FOUND' : status === 405 ? 'UNSUPPORTED' : status === 429 ? 'TOOMANYREQUESTS' : 'NAME_INVALID';
-  return { status, code, message: err.message, detail: undefined, headers: {} };
+  return { status, code: fastifyCode(err, status), message: err.message, detail: undefined, headers: {} };
+}
+
+/**
+ * Fastify's `frameworkErrors`: a URL that is not valid percent-encoding (`/v2/%zz/…`) or a path
+ * parameter over maxParamLength is answered as OCI JSON, not with Fastify's own body.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const mapped = fromFastify(err);
+  request.log.warn({ code: mapped.code, error: mapped.message }, 'request refused');
+  void reply
+    .code(mapped.status)
+    .header('content-type', 'application/json; charset=utf-8')
+    .send(request.method === 'HEAD' ? undefined : errorBody(mapped));
 }
 
 /** Registers the one error handler and the not-found handler: every failure leaves as OCI JSON. */
@@ -17,7 +39,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, request, reply) => {
     const mapped = isFastifyClientError(err) ? fromFastify(err) : toOciError(err);
     if (mapped.code === 'UNKNOWN') request.log.error({ err }, 'request failed');
-    else request.log.warn({ code: mapped.code, error: mapped.message }, 'request refused');
+    // The credential's full source (account, file) is for the operator's log; the client's body names its kind only.
+    else request.log.warn({ code: mapped.code, error: mapped.message, ...(err instanceof UpstreamDenied && err.source ? { credential: err.source } : {}) }, 'request refused');
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy();
       return;

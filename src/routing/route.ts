@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/config.js';
+import { DOCKER_HUB, isDockerHubName } from '../docker-hub.js';
 import { InvalidName, NoDefaultRegistry, RegistryNotConfigured } from '../errors.js';
 import { assertRepositoryName } from './reference.js';
 
@@ -14,10 +15,6 @@ export interface Route {
 /** The subset of Config that routing reads. */
 export type RoutingTable = Pick<Config, 'registries' | 'aliases' | 'defaultRegistry'>;
 
-const DOCKER_HUB = 'docker.io';
-/** Names under which clients refer to Docker Hub; all route to the `docker.io` entry. */
-const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
-
 function hostLike(segment: string): boolean {
   return segment.includes('.') || segment.includes(':') || segment === 'localhost';
 }
@@ -27,7 +24,7 @@ function canonical(table: RoutingTable, registry: string): string | undefined {
   if (table.registries.has(lower)) return lower;
   const alias = table.aliases.get(lower);
   if (alias !== undefined) return alias;
-  if (DOCKER_HUB_ALIASES.has(lower) && table.registries.has(DOCKER_HUB)) return DOCKER_HUB;
+  if (isDockerHubName(lower) && table.registries.has(DOCKER_HUB)) return DOCKER_HUB;
   return undefined;
 }
 

@@ -1,6 +1,6 @@
-import type { Credential } from '../auth/credential.js';
+import { clientSafeSource, type Credential } from '../auth/credential.js';
 
-/** Explains a 401/403 from a registry: the likely cause and the fix, specific to the registry. */
+/** Explains a 401/403 from a registry: the likely cause and the fix, specific to the registry; names no account. */
 export function deniedHint(registry: string, status: 401 | 403, credential: Credential, upstreamMessage: string | undefined): string {
   const anonymous = credential.secret.kind === 'anonymous';
   if (registry === 'cgr.dev' && anonymous) {
@@ -13,7 +13,7 @@ export function deniedHint(registry: string, status: 401 | 403, credential: Cred
     return `${registry} needs credentials for this repository: add them under registries.${registry}.auth in the pullgate config`;
   }
   if (status === 401) {
-    return `the credentials from ${credential.source} were not accepted: they may be wrong or expired`;
+    return `the credentials from ${clientSafeSource(registry, credential)} were not accepted: they may be wrong or expired`;
   }
-  return `the credentials from ${credential.source} are valid but may not pull this repository: check the organisation or the token's scope`;
+  return `the credentials from ${clientSafeSource(registry, credential)} are valid but may not pull this repository: check the organisation or the token's scope`;
 }

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { basicAuthorization } from '../auth/credential.js';
+import { basicAuthorization, clientSafeSource } from '../auth/credential.js';
 import type { TokenRequest } from '../auth/token-cache.js';
 import { parseTokenResponse, type IssuedToken } from '../auth/token-response.js';
 import type { Clock } from '../deps.js';
@@ -95,7 +95,8 @@ export async function exchangeToken(request: TokenRequest, deps: ExchangeDeps): 
       request.registry,
       response.status,
       `token server ${origin} refused the credentials for ${request.registry} (${response.status})`,
-      `credentials from ${request.credential.source} were rejected: check they are current and valid for ${request.registry}`,
+      `credentials from ${clientSafeSource(request.registry, request.credential)} were rejected: check they are current and valid for ${request.registry}`,
+      request.credential.source,
     );
   }
   if (response.status < 200 || response.status >= 300) {

@@ -35,7 +35,12 @@ describe('loadConfigText: defaults', () => {
     expect(config.cache).toEqual({ tagTtlMs: 300_000, staleIfErrorMs: 86_400_000 });
     expect(config.upstream).toEqual({ timeoutMs: 30_000, maxRedirects: 5 });
     expect(config.defaultRegistry).toBe('docker.io');
-    expect(config.clients).toEqual({ anonymous: true, htpasswd: undefined });
+    expect(config.clients).toEqual({
+      anonymous: true,
+      htpasswd: undefined,
+      loginThrottle: { failures: 5, lockoutMs: 1_000, maxLockoutMs: 900_000 },
+      connections: { max: 1024, headersTimeoutMs: 20_000, keepAliveMs: 30_000, idleMs: 60_000 },
+    });
     expect(config.log).toEqual({ level: 'info' });
     expect(config.aliases.size).toBe(0);
     expect(config.source).toBe(SOURCE);

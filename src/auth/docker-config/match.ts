@@ -1,5 +1,5 @@
-/** Names under which Docker Hub appears in references and credential stores. */
-const DOCKER_HUB_NAMES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+import { DOCKER_HUB, isDockerHubName } from '../../docker-hub.js';
+
 /** The key docker cli stores Hub logins under, and the server URL it gives credential helpers. */
 export const DOCKER_HUB_SERVER = 'https://index.docker.io/v1/';
 
@@ -12,7 +12,7 @@ export interface KeyPattern {
 /** The canonical host of a registry: Docker Hub's names all become `docker.io`; others are lower-cased. */
 export function canonicalHost(host: string): string {
   const lower = host.toLowerCase();
-  return DOCKER_HUB_NAMES.has(lower) ? 'docker.io' : lower;
+  return isDockerHubName(lower) ? DOCKER_HUB : lower;
 }
 
 /**
@@ -88,5 +88,5 @@ export function bestMatch<T>(entries: Iterable<[string, T]>, host: string, repos
 
 /** The server URL given to a credential helper for a host (docker cli's form for Docker Hub). */
 export function helperServerUrl(host: string): string {
-  return canonicalHost(host) === 'docker.io' ? DOCKER_HUB_SERVER : host;
+  return canonicalHost(host) === DOCKER_HUB ? DOCKER_HUB_SERVER : host;
 }

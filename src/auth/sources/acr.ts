@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../../deps.js';
+import { jwtExpiry } from '../jwt.js';
 import { CachedToken } from './cached-token.js';
 import { fetchJson, numberField, stringField } from './http-json.js';
 import type { Found, Lookup, Target } from './lookup.js';
@@ -14,15 +15,6 @@ const IMDS = 'http://169.254.169.254/metadata/identity/oauth2/token';
 /** True for `<name>.azurecr.io` (and sovereign-cloud) hosts. */
 export function isAcrHost(host: string): boolean {
   return ACR_HOST.test(host);
-}
-
-function jwtExpiry(token: string): number | undefined {
-  try {
-    const claims = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>;
-    return typeof claims.exp === 'number' ? claims.exp * 1000 : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** An AAD access token for the container-registry resource and how it was obtained. */

@@ -1,5 +1,6 @@
 import type { Clock } from '../../deps.js';
 import { decodeAuthField } from '../docker-config/parse.js';
+import { CachedToken } from './cached-token.js';
 import type { Found, Lookup, Target } from './lookup.js';
 
 /** An ECR registry host: account, region, and whether it is a FIPS endpoint. */
@@ -72,73 +73,50 @@ export const sdkEcrApi: EcrApi = async ({ region, fips, public: isPublic, env })
 };
 
 /**
- * Credentials for Amazon ECR from GetAuthorizationToken (SDK default credential chain). The token
- * is reused until half its life has passed (as amazon-ecr-credential-helper; the API allows 20
- * calls per second per account and region); after `invalidate()` (ECR's 403 "authorization token
- * has expired") the next request fetches a new one; if the API fails, a token that has not yet
- * expired is kept.
+ * Credentials for Amazon ECR from GetAuthorizationToken (SDK default credential chain), cached
+ * by CachedToken: reused until half its life has passed (as amazon-ecr-credential-helper; the
+ * API allows 20 calls per second per account and region); after `invalidate()` (ECR's 403
+ * "authorization token has expired") the next request fetches a new one; if the API fails, a
+ * token that has not yet expired is kept.
  */
 export class EcrLookup implements Lookup {
   readonly name: string;
-  private cached: { token: EcrToken; fetchedAt: number } | undefined;
-  private inflight: Promise<EcrToken> | undefined;
-  private readonly region: string;
+  private readonly token: CachedToken<string>;
 
   constructor(
     private readonly host: string,
-    private readonly api: EcrApi,
-    private readonly env: NodeJS.ProcessEnv,
-    private readonly clock: Clock,
+    api: EcrApi,
+    env: NodeJS.ProcessEnv,
+    clock: Clock,
   ) {
     const parsed = parseEcrHost(host);
-    this.region = parsed?.region ?? 'us-east-1';
-    this.fips = parsed?.fips ?? false;
-    this.isPublic = parsed === undefined;
-    this.name = this.isPublic ? 'ECR Public GetAuthorizationToken (us-east-1)' : `ECR GetAuthorizationToken (account ${parsed?.account ?? '?'}, region ${this.region})`;
-  }
-
-  private readonly fips: boolean;
-  private readonly isPublic: boolean;
-
-  private fresh(now: number): boolean {
-    if (!this.cached) return false;
-    const { token, fetchedAt } = this.cached;
-    return now < fetchedAt + (token.expiresAt - fetchedAt) / 2;
-  }
-
-  private fetch(): Promise<EcrToken> {
-    this.inflight ??= this.api({ region: this.region, fips: this.fips, public: this.isPublic, env: this.env }).finally(() => {
-      this.inflight = undefined;
-    });
-    return this.inflight;
+    const region = parsed?.region ?? 'us-east-1';
+    const isPublic = parsed === undefined;
+    this.name = isPublic ? 'ECR Public GetAuthorizationToken (us-east-1)' : `ECR GetAuthorizationToken (account ${parsed.account}, region ${region})`;
+    this.token = new CachedToken(async () => {
+      const answer = await api({ region, fips: parsed?.fips ?? false, public: isPublic, env });
+      return { value: answer.token, expiresAt: answer.expiresAt };
+    }, clock);
   }
 
   async find(_target: Target, notes: string[]): Promise<Found | undefined> {
-    const now = this.clock.now();
-    let stale = '';
-    if (!this.fresh(now)) {
-      try {
-        const token = await this.fetch();
-        this.cached = { token, fetchedAt: this.clock.now() };
-      } catch (err) {
-        const reason = `${this.name} failed for ${this.host}: ${err instanceof Error ? err.message : String(err)}`;
-        if (!this.cached || this.cached.token.expiresAt <= now) {
-          notes.push(reason);
-          return undefined;
-        }
-        stale = ', stale token kept after an API error';
-      }
+    let token: { value: string; staleAfter: Error | undefined };
+    try {
+      token = await this.token.read();
+    } catch (err) {
+      notes.push(`${this.name} failed for ${this.host}: ${err instanceof Error ? err.message : String(err)}`);
+      return undefined;
     }
-    if (!this.cached) return undefined;
-    const decoded = decodeAuthField(this.cached.token.token);
+    const decoded = decodeAuthField(token.value);
     if (!decoded) {
       notes.push(`${this.name} returned a token that is not base64 user:password`);
       return undefined;
     }
+    const stale = token.staleAfter ? ', stale token kept after an API error' : '';
     return { secret: { kind: 'basic', ...decoded }, source: `${this.name}, user "${decoded.username}"${stale}` };
   }
 
   invalidate(): void {
-    this.cached = undefined;
+    this.token.invalidate();
   }
 }

@@ -1,0 +1,112 @@
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Config } from '../config/config.js';
+import type { Clock } from '../deps.js';
+import { errorBody, type ErrorCode } from './error-map.js';
+
+/** A request's whole body must arrive within this (or headersTimeout, if longer); pull requests have none. */
+const REQUEST_TIMEOUT_FLOOR_MS = 60_000;
+/** How often Node checks the header and request timeouts; a silent connection lives at most headersTimeout + this. */
+const TIMEOUT_CHECK_MS = 1_000;
+/** At most one "connection refused" warning per this interval, however many are refused. */
+const DROP_WARNING_INTERVAL_MS = 10_000;
+
+export interface ListenerOptions {
+  connections: Config['clients']['connections'];
+  logger: FastifyBaseLogger;
+  clock: Clock;
+  /** The manifest hot path; true when it answered the request. */
+  fast: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** False once the app is closing: new requests get 503 and `Connection: close`. */
+  open: () => boolean;
+}
+
+/** A complete HTTP/1.1 response with an OCI JSON error body that closes the connection, for raw sockets. */
+export function rawErrorResponse(status: number, code: ErrorCode, message: string): string {
+  const body = errorBody({ code, message, detail: undefined });
+  return (
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
+    `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
+}
+
+function sendError(res: ServerResponse, status: number, code: ErrorCode, message: string, method: string | undefined): void {
+  const body = errorBody({ code, message, detail: undefined });
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  res.end(method === 'HEAD' ? undefined : body);
+}
+
+/** What Node's HTTP server knows of a socket's response in flight (not in its typings). */
+interface HttpSocket extends Duplex {
+  _httpMessage?: { headersSent?: boolean } | null;
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node could not parse (bad request line, invalid method,
+ * headers over 16 KiB, headers not complete within headersTimeout) gets a minimal HTTP/1.1
+ * 400/431/408 with an OCI JSON body, and the connection is closed.
+ */
+export function clientErrorHandler(logger: FastifyBaseLogger): (err: NodeJS.ErrnoException, socket: Duplex) => void {
+  return (err, socket) => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const [status, code, message]: [number, ErrorCode, string] =
+      err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'UNAVAILABLE', 'the request did not arrive in time (clients.connections.headersTimeout); connection closed']
+        : err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'SIZE_INVALID', 'the request line and headers are larger than pullgate accepts (16 KiB)']
+          : [400, 'UNSUPPORTED', 'malformed HTTP request; pullgate speaks HTTP/1.1 with the OCI distribution pull API'];
+    logger.debug({ code: err.code, status }, 'client error');
+    // As Node does: never write into the middle of a response already under way on this socket.
+    const inFlight = (socket as HttpSocket)._httpMessage;
+    if (socket.writable && (inFlight === undefined || inFlight === null || inFlight.headersSent !== true)) {
+      socket.end(rawErrorResponse(status, code, message), () => socket.destroy());
+    } else {
+      socket.destroy();
+    }
+  };
+}
+
+/**
+ * The node:http server behind Fastify: the manifest hot path in front of Fastify's handler,
+ * header/request/keep-alive/idle timeouts and a connection limit from `clients.connections`, and
+ * OCI JSON for the answers Node would otherwise write itself (CONNECT, `Expect`, shutting down).
+ */
+export function createListener(handler: (req: IncomingMessage, res: ServerResponse) => void, options: ListenerOptions): Server {
+  const { connections, logger, clock, fast, open } = options;
+  const server = createServer(
+    {
+      headersTimeout: connections.headersTimeoutMs,
+      requestTimeout: Math.max(connections.headersTimeoutMs, REQUEST_TIMEOUT_FLOOR_MS),
+      keepAliveTimeout: connections.keepAliveMs,
+      connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, connections.headersTimeoutMs),
+      // A missing Host header is answered like any other request rather than with Node's empty 400.
+      requireHostHeader: false,
+    },
+    (req, res) => {
+      if (!open()) {
+        sendError(res, 503, 'UNAVAILABLE', 'pullgate is shutting down; retry shortly', req.method);
+        return;
+      }
+      if (!fast(req, res)) handler(req, res);
+    },
+  );
+  server.keepAliveTimeout = connections.keepAliveMs;
+  // Inactivity, not duration: a streaming blob is never cut, a response the client stopped reading is.
+  server.setTimeout(connections.idleMs);
+  server.maxConnections = connections.max;
+  let lastDropWarning = Number.NEGATIVE_INFINITY;
+  server.on('drop', () => {
+    const now = clock.now();
+    if (now - lastDropWarning < DROP_WARNING_INTERVAL_MS) return;
+    lastDropWarning = now;
+    logger.warn({ max: connections.max }, 'connection refused: clients.connections.max open connections reached');
+  });
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    socket.end(rawErrorResponse(405, 'UNSUPPORTED', 'CONNECT is not supported: pullgate is a registry mirror, not a proxy'), () => socket.destroy());
+  });
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    sendError(res, 417, 'UNSUPPORTED', 'pullgate supports only "Expect: 100-continue"', req.method);
+  });
+  return server;
+}
