@@ -1,5 +1,6 @@
+import type { LookupAddress } from 'node:dns';
 import { lookup } from 'node:dns/promises';
-import { BlockList, isIP } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { withinUrlPrefix } from '../auth/url-prefix.js';
 
 /** Resolves a host name to its addresses (IPv4 and IPv6); injected so tests need no DNS. */
@@ -101,19 +102,65 @@ export class RedirectPolicy {
       if (target.origin === this.registry.origin) return undefined;
       return `${this.key} redirected a registry request to ${target.origin}, which is not the registry's own origin; ${fix}`;
     }
-    const internal = await this.internalAddresses(target.hostname);
-    if (internal.length === 0) return undefined;
-    const own = new Set((await this.addressesOf(this.registry.hostname)).map(canonical));
-    const foreign = internal.filter(([address]) => !own.has(canonical(address)));
-    const [first] = foreign;
-    if (first === undefined) return undefined;
-    return `${this.key} redirected to ${target.host}, a ${first[1]} address (${first[0]}) that is not the registry's own; ${fix}`;
+    const addresses = await this.addressesOf(target.hostname);
+    const foreign = await this.foreignInternal(addresses);
+    if (foreign === undefined) return undefined;
+    return `${this.key} redirected to ${target.host}, a ${foreign[1]} address (${foreign[0]}) that is not the registry's own; ${fix}`;
   }
 
-  /** The target's addresses that are not public, with their kind. */
-  private async internalAddresses(hostname: string): Promise<[string, AddressKind][]> {
-    const addresses = await this.addressesOf(hostname);
-    return addresses.map((address): [string, AddressKind] => [address, this.addresses.kind(address)]).filter(([, kind]) => kind !== 'public');
+  /**
+   * A `lookup` for the redirect connections' sockets: the addresses a connection really uses pass
+   * the same address rule at connect time, so a name cannot resolve to a public address for the
+   * check and to an internal one for the connection (DNS rebinding). The registry's own host and
+   * hosts of trusted prefixes are not restricted, as in refusal().
+   */
+  readonly lookup: LookupFunction = (hostname, options, callback) => {
+    this.vetted(hostname, options.family).then(
+      (addresses) => {
+        if (options.all === true) {
+          callback(null, addresses.map((address): LookupAddress => ({ address, family: isIP(address) })));
+          return;
+        }
+        const [first = ''] = addresses;
+        callback(null, first, isIP(first));
+      },
+      (err: unknown) => callback(err instanceof Error ? err : new Error(String(err)), ''),
+    );
+  };
+
+  private async vetted(hostname: string, family: number | string | undefined): Promise<string[]> {
+    const wanted = family === 4 || family === 'IPv4' ? 4 : family === 6 || family === 'IPv6' ? 6 : 0;
+    const addresses = (await this.addressesOf(hostname)).filter((address) => wanted === 0 || isIP(address) === wanted);
+    if (addresses.length === 0) throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: 'ENOTFOUND' });
+    if (this.trustedHost(bare(hostname))) return addresses;
+    const foreign = await this.foreignInternal(addresses);
+    if (foreign !== undefined) {
+      throw Object.assign(new Error(`refusing to connect to ${hostname}: it resolved to a ${foreign[1]} address (${foreign[0]}) that is not the registry's own`), { code: 'EREDIRECTREFUSED' });
+    }
+    return addresses;
+  }
+
+  /** True for the registry's own host and the hosts of trusted prefixes. */
+  private trustedHost(hostname: string): boolean {
+    if (hostname === bare(this.registry.hostname)) return true;
+    return this.trusted.some((prefix) => {
+      let allowed: URL;
+      try {
+        allowed = new URL(prefix);
+      } catch {
+        return false;
+      }
+      const host = bare(allowed.hostname);
+      return host.startsWith('*.') ? hostname.endsWith(host.slice(1)) && hostname.length > host.length - 1 : host === hostname;
+    });
+  }
+
+  /** The first of `addresses` that is internal and not one of the registry host's own, with its kind. */
+  private async foreignInternal(addresses: string[]): Promise<[string, AddressKind] | undefined> {
+    const internal = addresses.map((address): [string, AddressKind] => [address, this.addresses.kind(address)]).filter(([, kind]) => kind !== 'public');
+    if (internal.length === 0) return undefined;
+    const own = new Set((await this.addressesOf(this.registry.hostname)).map(canonical));
+    return internal.find(([address]) => !own.has(canonical(address)));
   }
 
   private async addressesOf(hostname: string): Promise<string[]> {

@@ -1,5 +1,5 @@
 import { chooseChallenge, parseChallenges, type Challenge } from '../auth/challenge.js';
-import { basicAuthorization, clientSafeSource, type Credential, type CredentialSource } from '../auth/credential.js';
+import { basicAuthorization, type Credential, type CredentialSource } from '../auth/credential.js';
 import { realmRefusal } from '../auth/realm.js';
 import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
 import type { TokenCache, TokenRequest } from '../auth/token-cache.js';
@@ -36,7 +36,7 @@ export interface UpstreamRequest {
 
 export interface RegistryClientDeps {
   dispatcher: Dispatcher;
-  /** Dispatcher for redirect targets (CDNs, S3): public TLS, no registry CA. */
+  /** Dispatcher for redirect targets off the registry's origin (CDNs, S3): public TLS, no registry CA, sockets vetted by the RedirectPolicy. */
   redirectDispatcher: Dispatcher;
   tokens: TokenCache;
   credentials: CredentialSource;
@@ -98,9 +98,8 @@ export class RegistryClient {
     return new UpstreamDenied(
       this.registry.key,
       status,
-      `${this.registry.key} refused pullgate's credentials (${status}${said}); credential source: ${clientSafeSource(this.registry.key, credential)}`,
+      `${this.registry.key} refused pullgate's credentials (${status}${said}); credential source: ${credential.source}`,
       deniedHint(this.registry.key, status, credential, upstreamMessage),
-      credential.source,
     );
   }
 
@@ -180,11 +179,13 @@ export class RegistryClient {
         const value = req.headers[name];
         if (value !== undefined) headers[name] = value;
       }
+      // Within the registry's origin its own dispatcher (CA, insecure) applies.
+      const sameOrigin = target.origin === new URL(this.registry.url).origin;
       response = await this.sendVia(
         target.toString(),
         req,
         headers,
-        this.deps.redirectDispatcher,
+        sameOrigin ? this.deps.dispatcher : this.deps.redirectDispatcher,
         `${this.registry.key} redirected to ${target.host}, which is unreachable`,
       );
     }

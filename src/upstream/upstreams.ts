@@ -23,6 +23,9 @@ export function dispatcherFor(registry: RegistryConfig, shared: Dispatcher): Dis
   return new Agent({ connect: { ca, rejectUnauthorized: !registry.insecure } });
 }
 
+/** Settings of the redirect Agents (CDNs, S3), as the default upstream Agent's. */
+const REDIRECT_AGENT_OPTIONS = { connections: 64, keepAliveTimeout: 30_000, connect: { timeout: 10_000 } } as const;
+
 /** One RegistryClient per configured registry, sharing one token cache. */
 export class Upstreams {
   readonly tokens: TokenCache;
@@ -35,16 +38,18 @@ export class Upstreams {
       deps.clock,
     );
     for (const registry of config.registries.values()) {
+      const redirectPolicy = new RedirectPolicy(registry.key, registry.url, registry.redirects, resolve);
       this.clients.set(
         registry.key,
         new RegistryClient(registry, {
           dispatcher: dispatcherFor(registry, deps.dispatcher),
-          redirectDispatcher: deps.dispatcher,
+          // Its own Agent: the policy's lookup vets the addresses each redirect socket connects to.
+          redirectDispatcher: new Agent({ ...REDIRECT_AGENT_OPTIONS, connect: { ...REDIRECT_AGENT_OPTIONS.connect, lookup: redirectPolicy.lookup } }),
           tokens: this.tokens,
           credentials: keychainFor(registry, deps),
           timeoutMs: config.upstream.timeoutMs,
           maxRedirects: config.upstream.maxRedirects,
-          redirectPolicy: new RedirectPolicy(registry.key, registry.url, registry.redirects, resolve),
+          redirectPolicy,
         }),
       );
     }

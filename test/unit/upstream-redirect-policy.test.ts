@@ -1,5 +1,7 @@
+import { Agent, request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { RedirectPolicy, type Resolve } from '../../src/upstream/redirect-policy.js';
+import { Recorder } from '../helpers/recorder.js';
 
 /** A resolver from a fixed table; unknown names fail as getaddrinfo does. Counts lookups. */
 function table(entries: Record<string, string[]>): Resolve & { lookups: string[] } {
@@ -104,5 +106,58 @@ describe('RedirectPolicy: manifest, tag-list and referrers redirects (registry s
     expect(await policy.refusal(new URL('https://pkg.dev/v2/k8s-artifacts-prod/x/manifests/1'), 'registry')).toBeDefined();
     expect(await policy.refusal(new URL('https://pkg.dev.evil.test/v2/k8s-artifacts-prod/x/manifests/1'), 'registry')).toBeDefined();
     expect(await policy.refusal(new URL('http://us-docker.pkg.dev/v2/k8s-artifacts-prod/x/manifests/1'), 'registry')).toBeDefined();
+  });
+});
+
+describe('RedirectPolicy.lookup: the addresses a redirect socket connects to', () => {
+  /** A resolver that answers a public address for the check, then an internal one (DNS rebinding). */
+  function rebinding(): Resolve & { lookups: string[] } {
+    const lookups: string[] = [];
+    const answers = [['203.0.113.5'], ['127.0.0.2']];
+    return Object.assign(async (hostname: string) => {
+      lookups.push(hostname);
+      if (hostname === 'registry.example.com') return Promise.resolve(['203.0.113.10']);
+      return Promise.resolve(answers.shift() ?? ['127.0.0.2']);
+    }, { lookups });
+  }
+
+  it('refuses at connect time a name that re-resolved to an internal address after the check', async () => {
+    const recorder = await new Recorder('127.0.0.2').start();
+    const resolve = rebinding();
+    const policy = new RedirectPolicy('reg', 'https://registry.example.com', [], resolve);
+    const agent = new Agent({ connect: { lookup: policy.lookup } });
+    try {
+      const port = new URL(recorder.origin).port;
+      expect(await policy.refusal(new URL(`http://cdn.rebind.test:${port}/blob`), 'storage')).toBeUndefined();
+      const failure = await request(`http://cdn.rebind.test:${port}/blob`, { dispatcher: agent }).then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      expect(String(failure)).toContain('loopback address (127.0.0.2)');
+      expect(resolve.lookups.filter((name) => name === 'cdn.rebind.test')).toHaveLength(2);
+      expect(recorder.seen).toHaveLength(0);
+    } finally {
+      await agent.close();
+      await recorder.stop();
+    }
+  });
+
+  it('connects a name whose addresses pass, and the registry\'s own host and trusted hosts whatever they resolve to', async () => {
+    const recorder = await new Recorder('127.0.0.2').start();
+    const port = new URL(recorder.origin).port;
+    const resolve = table({ 'cdn.local.test': ['127.0.0.2'], 'minio.local.test': ['127.0.0.2'], 'reg.local.test': ['127.0.0.2'] });
+    const internal = new RedirectPolicy('reg', `http://127.0.0.2:${port}`, [], resolve);
+    const byName = new RedirectPolicy('reg', 'http://reg.local.test:5000', ['http://*.local.test:9000/'], resolve);
+    const agents = [new Agent({ connect: { lookup: internal.lookup } }), new Agent({ connect: { lookup: byName.lookup } })];
+    try {
+      const [viaOwnAddress, viaTrusted] = agents;
+      expect((await request(`http://cdn.local.test:${port}/a`, { dispatcher: viaOwnAddress })).statusCode).toBe(200);
+      expect((await request(`http://reg.local.test:${port}/b`, { dispatcher: viaTrusted })).statusCode).toBe(200);
+      expect((await request(`http://minio.local.test:${port}/c`, { dispatcher: viaTrusted })).statusCode).toBe(200);
+      expect(recorder.seen.map((s) => s.path)).toEqual(['/a', '/b', '/c']);
+    } finally {
+      await Promise.all(agents.map((agent) => agent.close()));
+      await recorder.stop();
+    }
   });
 });
