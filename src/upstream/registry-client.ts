@@ -1,5 +1,5 @@
 import { chooseChallenge, parseChallenges, type Challenge } from '../auth/challenge.js';
-import { basicAuthorization, type Credential, type CredentialSource } from '../auth/credential.js';
+import { basicAuthorization, clientSafeSource, type Credential, type CredentialSource } from '../auth/credential.js';
 import { realmRefusal } from '../auth/realm.js';
 import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
 import type { TokenCache, TokenRequest } from '../auth/token-cache.js';
@@ -98,8 +98,9 @@ export class RegistryClient {
     return new UpstreamDenied(
       this.registry.key,
       status,
-      `${this.registry.key} refused pullgate's credentials (${status}${said}); credential source: ${credential.source}`,
+      `${this.registry.key} refused pullgate's credentials (${status}${said}); credential source: ${clientSafeSource(this.registry.key, credential)}`,
       deniedHint(this.registry.key, status, credential, upstreamMessage),
+      credential.source,
     );
   }
 
