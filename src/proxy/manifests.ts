@@ -66,7 +66,8 @@ export class UpstreamManifests {
     // by tag the upstream chose the document, so it must be one the request accepts.
     const accept = req.reference.kind === 'digest' ? undefined : req.accept;
     if (Number.isFinite(length) && length > MAX_MANIFEST_BYTES) {
-      drain(response.body);
+      // Not drained: the connection is dropped rather than reading megabytes nobody will use.
+      response.body.destroy();
       throw new ManifestRejected(registry, `${registry} sent an unusable ${what}: it is larger than ${MAX_MANIFEST_BYTES} bytes; nothing was cached`);
     }
     let body: Buffer;
