@@ -1,5 +1,7 @@
-import { connect, type Socket } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/deps.js';
+import { createListener } from '../../src/http/listener.js';
 import { FakeRegistry, makeImage, sha256 } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { harness, type Harness } from '../helpers/harness.js';
@@ -196,5 +198,26 @@ describe('the listener: Node-level errors, timeouts and the connection limit', (
     stalled.write(request);
     await ended;
     expect(got).toBeLessThan(size);
+  });
+
+  it('answers 503 OCI JSON with Connection: close once the app is closing, before the hot path or Fastify see the request', async () => {
+    let reached = 0;
+    const server = createListener(() => reached++, {
+      connections: { max: 10, headersTimeoutMs: 5_000, keepAliveMs: 5_000, idleMs: 5_000 },
+      logger: createLogger('silent'),
+      clock: new FakeClock(),
+      fast: () => {
+        reached++;
+        return false;
+      },
+      open: () => false,
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = server.address() as AddressInfo;
+    const text = await exchange(port, 'GET /v2/team/app/manifests/1 HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(ociError(text)).toEqual({ status: 503, code: 'UNAVAILABLE', contentType: 'application/json; charset=utf-8' });
+    expect(text).toMatch(/\r\nConnection: close\r\n/i);
+    expect(reached).toBe(0);
   });
 });
