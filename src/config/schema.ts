@@ -159,7 +159,7 @@ export const CONFIG_SCHEMA = {
           properties: {
             max: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1024 },
             headersTimeout: { type: 'string', pattern: DURATION, default: '20s' },
-            keepAlive: { type: 'string', pattern: DURATION, default: '30s' },
+            keepAlive: { type: 'string', pattern: DURATION, default: '75s' },
             idle: { type: 'string', pattern: DURATION, default: '60s' },
           },
         },
