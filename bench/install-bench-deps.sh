@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `npm run bench` drives, from Debian packages: nginx (nginx-light where the release
-# still has it), wrk, the distribution registry, skopeo and openssl (the token server's certificate).
+# still has it), wrk, the distribution registry, skopeo, openssl (the token server's certificate)
+# and rsvg-convert (librsvg2-bin: the bench's SVG charts as PNG).
 set -euo pipefail
 exec bash "$(dirname "$0")/../scripts/apt-ensure.sh" install-bench-deps \
-  docker-registry=docker-registry skopeo=skopeo wrk=wrk 'nginx=nginx-light|nginx' openssl=openssl
+  docker-registry=docker-registry skopeo=skopeo wrk=wrk 'nginx=nginx-light|nginx' openssl=openssl rsvg-convert=librsvg2-bin

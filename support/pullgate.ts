@@ -77,18 +77,30 @@ export interface Pullgate {
   configPath: string;
 }
 
-/** Writes the config and starts pullgate as a child process; resolves once /healthz answers 200. */
+/** Where a pullgate keeps its data and what it must answer before it counts as started. */
+export interface StartOptions {
+  /** An existing storage directory (default: a new `<name>/data` in the workspace). */
+  storagePath?: string;
+  /** The path that must answer 200 (default /healthz; /readyz also waits for the storage). */
+  readyPath?: string;
+  /** How often readiness is polled (default 100 ms; the bench's start-up figure polls every 10 ms). */
+  pollMs?: number;
+}
+
+/** Writes the config and starts pullgate as a child process; resolves once /healthz (or `readyPath`) answers 200. */
 export async function startPullgate(
   ws: Workspace,
   name: string,
   config: Omit<PullgateConfigInput, 'listen' | 'storagePath'>,
+  options: StartOptions = {},
 ): Promise<Pullgate> {
   if (!existsSync(PULLGATE_CLI)) {
     throw new Error(`e2e: ${PULLGATE_CLI} is missing: run \`npm run build\` before the e2e tests`);
   }
   const port = await freePort();
   const listen = `127.0.0.1:${port}`;
-  const storagePath = await ws.mkdir(name, 'data');
+  const storagePath = options.storagePath ?? (await ws.mkdir(name, 'data'));
+  await ws.mkdir(name);
   const configPath = ws.path(name, 'pullgate.yaml');
   await writeFile(configPath, renderPullgateConfig({ ...config, listen, storagePath }));
   const daemon = startDaemon({
@@ -100,8 +112,10 @@ export async function startPullgate(
   });
   ws.defer(() => daemon.stop());
   const url = `http://${listen}`;
-  await waitForHttp(`${url}/healthz`, 200, {
-    what: `${daemon.name} /healthz`,
+  const readyPath = options.readyPath ?? '/healthz';
+  await waitForHttp(`${url}${readyPath}`, 200, {
+    what: `${daemon.name} ${readyPath}`,
+    intervalMs: options.pollMs,
     abortIf: () => { daemon.assertRunning(); },
     describe: () => daemon.logTail(),
   });

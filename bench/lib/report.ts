@@ -1,4 +1,4 @@
-// Renders the bench results: one table of figures and ratios, one of issue 3's targets, and notes.
+// Table and number formatting for the bench report (Markdown and padded text).
 
 export interface Table {
   header: readonly string[];
@@ -27,12 +27,4 @@ export function fmt(n: number, digits = 0): string {
 /** A ratio as `1.23×` (`n/a` when the denominator is 0 or missing). */
 export function ratio(a: number, b: number): string {
   return b > 0 && Number.isFinite(a) && Number.isFinite(b) ? `${fmt(a / b, a / b >= 100 ? 0 : 2)}×` : 'n/a';
-}
-
-export function median(xs: readonly number[]): number {
-  if (xs.length === 0) return Number.NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  const hi = s[mid] ?? Number.NaN;
-  return s.length % 2 === 1 ? hi : ((s[mid - 1] ?? Number.NaN) + hi) / 2;
 }

@@ -8,6 +8,8 @@ export interface WrkOptions {
   /** Per-request timeout (wrk's default, 2 s, is too short for a 200 MB body on a loaded machine). */
   timeoutS?: number;
   headers?: readonly string[];
+  /** A Lua script (wrk -s), e.g. one that picks a different path per request. */
+  script?: string;
 }
 
 export interface WrkResult {
@@ -74,6 +76,7 @@ export async function runWrk(url: string, opts: WrkOptions): Promise<WrkResult> 
     `--timeout`,
     `${opts.timeoutS ?? 10}s`,
     ...(opts.headers ?? []).flatMap((h) => ['-H', h]),
+    ...(opts.script === undefined ? [] : ['-s', opts.script]),
     url,
   ];
   const res = await runOk('wrk', args, { timeoutMs: (opts.durationS + 60) * 1000 });

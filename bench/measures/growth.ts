@@ -1,0 +1,183 @@
+// Cost as the index grows (issue 14 §4): for each synthetic index size, pullgate's start-up time to /readyz, its
+// idle RSS, its rate of manifest hits by tag over random tags (wrk with a Lua script), its RSS after them, and the
+// wall time of `pullgate cache stats`.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { run } from '../../support/proc.js';
+import { PULLGATE_CLI, type Pullgate, startFlags, startPullgate } from '../../support/pullgate.js';
+import { ACCEPT } from '../lib/constants.js';
+import type { BenchContext } from '../lib/context.js';
+import { expectBody, procStatusKiB } from '../lib/probes.js';
+import { fmt } from '../lib/report.js';
+import { type MeasureReport, emptyReport } from '../lib/results.js';
+import { median, spread } from '../lib/stats.js';
+import { type SyntheticIndex, generateSyntheticIndex } from '../lib/synthetic-index.js';
+import { runWrk, wrkErrors } from '../lib/wrk.js';
+import type { Measure } from './types.js';
+
+/** The synthetic rows belong to a registry pullgate never reaches: every tag is within its TTL. */
+const REGISTRY = 'growth.bench.invalid';
+
+interface Point {
+  rows: number;
+  index: SyntheticIndex;
+  startupS: number[];
+  idleKiB: number[];
+  rates: number[];
+  rateErrors: number;
+  afterKiB: number | undefined;
+  stats: { seconds: number; ok: boolean; detail: string } | undefined;
+}
+
+/** wrk's Lua script: each request asks for a random one of the index's tags. */
+function tagScript(index: SyntheticIndex): string {
+  return [
+    `local tags, repos = ${index.tags}, ${index.repositories}`,
+    'math.randomseed(os.time())',
+    'request = function()',
+    '  local t = math.random(0, tags - 1)',
+    `  return wrk.format("GET", "/v2/growth/r" .. (t % repos) .. "/manifests/t" .. t)`,
+    'end',
+    '',
+  ].join('\n');
+}
+
+async function startOn(ctx: BenchContext, name: string, root: string): Promise<{ pg: Pullgate; seconds: number }> {
+  const started = performance.now();
+  const pg = await startPullgate(
+    ctx.ws,
+    name,
+    { defaultRegistry: REGISTRY, registries: [{ key: REGISTRY, url: 'http://127.0.0.1:9', username: 'x', password: 'x' }], cache: { tagTTL: '24h' } },
+    { storagePath: root, readyPath: '/readyz', pollMs: 10 },
+  );
+  return { pg, seconds: (performance.now() - started) / 1000 };
+}
+
+async function cacheStats(configPath: string): Promise<Point['stats']> {
+  const started = performance.now();
+  const r = await run(process.execPath, [...startFlags(), PULLGATE_CLI, 'cache', 'stats', '--config', configPath], { timeoutMs: 300_000 });
+  const seconds = (performance.now() - started) / 1000;
+  const lastLine = r.stderr.trim().split('\n').pop() ?? '';
+  return { seconds, ok: r.code === 0, detail: r.code === 0 ? 'ok' : `exit ${r.code}: ${lastLine.slice(0, 200)}` };
+}
+
+async function measurePoint(ctx: BenchContext, rows: number): Promise<Point> {
+  const name = `growth-${rows}`;
+  const root = await ctx.ws.mkdir(name, 'data');
+  const index = generateSyntheticIndex(root, { rows, registry: REGISTRY, now: Date.now() });
+  ctx.log(`${name}: ${fmt(rows)} rows (${fmt(index.manifests)} manifests), ${fmt(index.tags)} tags, index.db ${fmt(index.indexBytes / 2 ** 20, 1)} MiB, generated in ${index.seconds.toFixed(1)} s`);
+  const point: Point = { rows, index, startupS: [], idleKiB: [], rates: [], rateErrors: 0, afterKiB: undefined, stats: undefined };
+  let pg: Pullgate | undefined;
+  for (let i = 0; i < ctx.config.repeat; i += 1) {
+    if (pg !== undefined) await pg.daemon.stop();
+    const started = await startOn(ctx, `${name}-serve-${i}`, root);
+    pg = started.pg;
+    point.startupS.push(started.seconds);
+    const pid = pg.daemon.child.pid;
+    if (pid !== undefined) point.idleKiB.push(await procStatusKiB(pid, 'VmRSS'));
+  }
+  if (pg === undefined) throw new Error('no pullgate started');
+  await expectBody(`${pg.url}${index.tagPath(0)}`, index.firstTagDigest, { accept: ACCEPT });
+  const script = join(ctx.ws.path(name), 'random-tag.lua');
+  await writeFile(script, tagScript(index));
+  for (let i = 0; i < ctx.config.repeat; i += 1) {
+    const r = await runWrk(`${pg.url}/v2/`, { threads: 2, connections: 32, durationS: ctx.config.wrkSeconds, headers: [`Accept: ${ACCEPT}`], script });
+    point.rates.push(r.reqPerSec);
+    point.rateErrors += wrkErrors(r);
+  }
+  const pid = pg.daemon.child.pid;
+  point.afterKiB = pid === undefined ? undefined : await procStatusKiB(pid, 'VmRSS');
+  await pg.daemon.stop();
+  point.stats = await cacheStats(pg.configPath);
+  ctx.log(
+    `${name}: start-up ${median(point.startupS).toFixed(2)} s, idle ${fmt(median(point.idleKiB) / 1024, 1)} MiB, ${fmt(median(point.rates))} req/s by random tag` +
+      `${point.rateErrors > 0 ? ` (${point.rateErrors} errors)` : ''}, cache stats ${point.stats?.seconds.toFixed(2) ?? '—'} s (${point.stats?.detail ?? ''})`,
+  );
+  return point;
+}
+
+const withSpread = (xs: readonly number[], digits: number, scale = 1): string => {
+  if (xs.length === 0) return '—';
+  const m = fmt(median(xs) / scale, digits);
+  if (xs.length === 1) return m;
+  const { min, max } = spread(xs);
+  return `${m} (${fmt(min / scale, digits)}–${fmt(max / scale, digits)})`;
+};
+
+export const growthMeasure: Measure = {
+  name: 'growth',
+  group: 'growth',
+  peers: ['pullgate'],
+  standalone: true,
+  async run(ctx, peers): Promise<MeasureReport> {
+    const report = emptyReport();
+    if (peers.length === 0) return report;
+    const points: Point[] = [];
+    for (const rows of ctx.config.sizes.growthRows) {
+      await ctx.phase(`growth: synthetic index of ${fmt(rows)} blob rows`, () => [], async () => {
+        points.push(await measurePoint(ctx, rows));
+      });
+    }
+    if (points.length === 0) return report;
+    report.tables.push({
+      title: 'Growth curve (synthetic index)',
+      table: {
+        header: ['Blob rows', 'Tags', 'index.db', 'Start-up to /readyz, s', 'Idle RSS, MiB', 'Manifest by random tag, req/s', 'RSS after, MiB', '`cache stats`, s'],
+        rows: points.map((p) => [
+          fmt(p.rows),
+          fmt(p.index.tags),
+          `${fmt(p.index.indexBytes / 2 ** 20, 1)} MiB`,
+          withSpread(p.startupS, 2),
+          withSpread(p.idleKiB, 1, 1024),
+          withSpread(p.rates, 0) + (p.rateErrors > 0 ? ` (${p.rateErrors} errors!)` : ''),
+          p.afterKiB === undefined ? '—' : fmt(p.afterKiB / 1024, 1),
+          p.stats === undefined ? '—' : p.stats.ok ? p.stats.seconds.toFixed(2) : `FAILED after ${p.stats.seconds.toFixed(1)} s (${p.stats.detail})`,
+        ]),
+      },
+    });
+    const series = (name: string, pick: (p: Point) => number): { name: string; points: { x: number; y: number }[] } => ({
+      name,
+      points: points.map((p) => ({ x: p.rows, y: pick(p) })),
+    });
+    report.charts.push(
+      { title: 'Start-up to /readyz (s) by index size', xLabel: 'blob rows', yLabel: 's', kind: 'line', logX: true, series: [series('start-up', (p) => median(p.startupS))] },
+      { title: 'Manifest hits by random tag (req/s) by index size', xLabel: 'blob rows', yLabel: 'req/s', kind: 'line', logX: true, series: [series('req/s', (p) => median(p.rates))] },
+      {
+        title: 'RSS (MiB) by index size',
+        xLabel: 'blob rows',
+        yLabel: 'MiB',
+        kind: 'line',
+        logX: true,
+        series: [series('idle', (p) => median(p.idleKiB) / 1024), series('after the tag run', (p) => (p.afterKiB ?? Number.NaN) / 1024)],
+      },
+    );
+    report.notes.push(
+      `Growth: synthetic indexes written straight into index.db by bench/lib/synthetic-index.ts (N blob rows of 1–10 kB, N/5 tags over N/500 repositories, a link per row, ` +
+        `about one manifest per ten tags with its bytes on disk; validated_at now, tagTTL 24h, so every tag request is a hit). Start-up: spawn of \`pullgate serve\` until /readyz answers 200 ` +
+        `(polled every 10 ms), ${ctx.config.repeat} starts; manifest rate: wrk -t2 -c32, ${ctx.config.repeat} × ${ctx.config.wrkSeconds} s, each request a random tag of the index; ` +
+        '`cache stats`: wall time of the CLI process (node start included) after the server stopped.',
+    );
+    const first = points[0];
+    const last = points[points.length - 1];
+    if (first !== undefined && last !== undefined && points.length > 1) {
+      const lastLabel = `${fmt(last.rows)} rows`;
+      const startup = median(last.startupS);
+      report.targets.push(
+        { issue: 14, target: `Start-up ≤ 3 s at ${lastLabel}`, measured: `${startup.toFixed(2)} s`, met: Number.isFinite(startup) ? startup <= 3 : undefined },
+        {
+          issue: 14,
+          target: `Manifest-by-tag rate at ${lastLabel} within 10% of ${fmt(first.rows)} rows`,
+          measured: `${fmt(median(last.rates))} vs ${fmt(median(first.rates))} req/s (${fmt((median(last.rates) / median(first.rates)) * 100)}%)`,
+          met: last.rates.length > 0 && first.rates.length > 0 ? median(last.rates) >= 0.9 * median(first.rates) && last.rateErrors === 0 : undefined,
+        },
+        {
+          issue: 14,
+          target: `\`cache stats\` ≤ 1 s at ${lastLabel}`,
+          measured: last.stats === undefined ? '—' : last.stats.ok ? `${last.stats.seconds.toFixed(2)} s` : `failed after ${last.stats.seconds.toFixed(1)} s: ${last.stats.detail}`,
+          met: last.stats === undefined ? undefined : last.stats.ok && last.stats.seconds <= 1,
+        },
+      );
+    }
+    return report;
+  },
+};

@@ -1,0 +1,16 @@
+// The peer table: every server the bench compares, in the order of the report's columns.
+import { directPeer } from './direct.js';
+import { distributionPeer } from './distribution.js';
+import { nginxPeer } from './nginx.js';
+import { nodeFloorPeer } from './node-floor.js';
+import { pullgatePeer } from './pullgate.js';
+import type { Peer, PeerName } from './types.js';
+
+/** One entry per peer; a new peer is one file and one line here (and a name in PEER_NAMES). */
+export const PEERS: Record<PeerName, Peer> = {
+  pullgate: pullgatePeer,
+  nginx: nginxPeer,
+  node: nodeFloorPeer,
+  distribution: distributionPeer,
+  direct: directPeer,
+};
