@@ -1,6 +1,7 @@
 import type { ClusterConfig } from './cluster-config.js';
 import type { AuthType, RawAuth } from './schema.js';
 import type { TlsConfig } from '../http/tls-files.js';
+import type { UnsetReference } from './interpolate.js';
 
 /** One upstream registry as pullgate uses it. */
 export interface RegistryConfig {
@@ -60,4 +61,6 @@ export interface Config {
   source: string;
   /** `${VAR}` references that were unset and had no default. */
   unsetVariables: string[];
+  /** Each use of such a variable with the config path it fed (`registries.ghcr.io.auth.password`), for doctor. */
+  unsetReferences: UnsetReference[];
 }

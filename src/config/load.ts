@@ -7,7 +7,7 @@ import { DOCKER_HUB, DOCKER_HUB_API } from '../docker-hub.js';
 import { ConfigError } from '../errors.js';
 import type { Config, RegistryConfig, S3Config } from './config.js';
 import { resolveCluster } from './cluster-config.js';
-import { interpolate } from './interpolate.js';
+import { interpolate, type UnsetReference } from './interpolate.js';
 import { checkSchema, type RawAuth, type RawConfig, type RawRegistry, type RawS3 } from './schema.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -52,7 +52,7 @@ function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string):
 }
 
 /** Turns a schema-valid document into the resolved Config, checking what the schema cannot. */
-export function resolveConfig(raw: RawConfig, source: string, baseDir: string, unsetVariables: string[] = []): Config {
+export function resolveConfig(raw: RawConfig, source: string, baseDir: string, unsetVariables: string[] = [], unsetReferences: UnsetReference[] = []): Config {
   const problems: string[] = [];
   const registries = new Map<string, RegistryConfig>();
   for (const [key, entry] of Object.entries(raw.registries)) {
@@ -127,6 +127,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
     cluster: raw.cluster === undefined ? undefined : resolveCluster(raw.cluster, parseListen, problems),
     source,
     unsetVariables,
+    unsetReferences,
   };
   problems.push(...clientLimitProblems(config.clients));
   if (problems.length > 0) throw new ConfigError(formatProblems(source, problems));
@@ -170,10 +171,10 @@ export function loadConfigText(text: string, env: NodeJS.ProcessEnv, source: str
   } catch (err) {
     throw new ConfigError(`invalid config ${source}: not valid YAML: ${(err as Error).message}`);
   }
-  const { value, unset } = interpolate(document, env);
+  const { value, unset, unsetAt } = interpolate(document, env);
   const checked = checkSchema(value);
   if (!checked.ok) throw new ConfigError(formatProblems(source, checked.problems));
-  return resolveConfig(checked.config, source, baseDir, unset);
+  return resolveConfig(checked.config, source, baseDir, unset, unsetAt);
 }
 
 /**

@@ -4,7 +4,7 @@ import { interpolate } from '../../src/config/interpolate.js';
 describe('interpolate', () => {
   it('replaces ${VAR} inside a string', () => {
     const result = interpolate({ url: 'https://${HOST}:${PORT}/' }, { HOST: 'reg.example', PORT: '5000' });
-    expect(result).toEqual({ value: { url: 'https://reg.example:5000/' }, unset: [] });
+    expect(result).toEqual({ value: { url: 'https://reg.example:5000/' }, unset: [], unsetAt: [] });
   });
 
   it('uses the default of ${VAR:-default} when the variable is unset or empty', () => {
@@ -18,13 +18,13 @@ describe('interpolate', () => {
   });
 
   it('allows an empty default', () => {
-    expect(interpolate('a${X:-}b', {})).toEqual({ value: 'ab', unset: [] });
+    expect(interpolate('a${X:-}b', {})).toEqual({ value: 'ab', unset: [], unsetAt: [] });
   });
 
   it('turns $$ into a literal $ and does not expand what follows it', () => {
     expect(interpolate('pa$$word', {}).value).toBe('pa$word');
     const escaped = interpolate('$${HOME}', { HOME: '/root' });
-    expect(escaped).toEqual({ value: '${HOME}', unset: [] });
+    expect(escaped).toEqual({ value: '${HOME}', unset: [], unsetAt: [] });
   });
 
   it('leaves a lone $ and malformed references alone', () => {
@@ -35,6 +35,14 @@ describe('interpolate', () => {
     const result = interpolate({ a: '${ZED}', b: ['${ALPHA}', '${ZED}'], c: 'x${ALPHA}y' }, {});
     expect(result.value).toEqual({ a: '', b: ['', ''], c: 'xy' });
     expect(result.unset).toEqual(['ALPHA', 'ZED']);
+  });
+
+  it('records the config path of every use of an unset variable', () => {
+    const result = interpolate({ registries: { 'ghcr.io': { auth: { username: '${U:-x}', password: '${GITHUB_TOKEN}' } } }, list: ['a', '${ZED}'] }, {});
+    expect(result.unsetAt).toEqual([
+      { path: 'registries.ghcr.io.auth.password', variable: 'GITHUB_TOKEN' },
+      { path: 'list[1]', variable: 'ZED' },
+    ]);
   });
 
   it('walks nested objects and arrays', () => {
