@@ -22,6 +22,8 @@ import { ManifestProxy } from './proxy/manifest-proxy.js';
 import { UpstreamManifests } from './proxy/manifests.js';
 import { UpstreamHealth } from './proxy/upstream-health.js';
 import { Upstreams } from './upstream/upstreams.js';
+import { Router } from './routing/route.js';
+import { SendBuffers } from './http/send-chunks.js';
 
 /** True when a file can be written in the storage directory. */
 async function storageWritable(dir: string): Promise<boolean> {
@@ -51,6 +53,8 @@ export function buildServices(config: Config, deps: Deps, metrics = new Metrics(
   };
   return {
     config,
+    router: new Router(config),
+    sendBuffers: new SendBuffers(),
     upstreams,
     cache,
     metrics,

@@ -1,7 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import { parseManifestReference } from '../routing/reference.js';
-import { route } from '../routing/route.js';
 import { accessRecord } from './access-log.js';
 import type { ClientAuth } from './client-auth.js';
 import type { ManifestAnswer } from '../proxy/types.js';
@@ -46,7 +45,7 @@ export function fastManifestHandler(options: FastManifestOptions): (req: Incomin
       const target = parseV2Path(query === -1 ? url : url.slice(0, query));
       if (target?.endpoint !== 'manifest') return false;
       const ns = query === -1 ? undefined : (new URLSearchParams(url.slice(query + 1)).get('ns') ?? undefined);
-      const routed = route(services.config, target.name, ns);
+      const routed = services.router.route(target.name, ns);
       answer = fresh({ route: routed, reference: parseManifestReference(target.reference), method, accept: req.headers.accept });
       facts = { endpoint: 'manifest', registry: routed.registry, repository: routed.repository, source: answer?.source };
     } catch {

@@ -5,26 +5,45 @@ const LARGE = 256 * 1024;
 const SMALL = 128 * 1024;
 /** Bodies being sent above which each gets SMALL buffers, to bound memory with many clients. */
 const MANY_SENDERS = 4;
-/** Free buffers kept for reuse, per size, at most `limit` of each (1 MiB and 2 MiB). */
-const pools = new Map<number, { free: Buffer[]; limit: number }>([
-  [LARGE, { free: [], limit: 4 }],
-  [SMALL, { free: [], limit: 16 }],
-]);
-let senders = 0;
 
-function take(size: number): Buffer {
-  return pools.get(size)?.free.pop() ?? Buffer.allocUnsafeSlow(size);
-}
+/**
+ * The send buffers of one server, kept for reuse between responses (at most `limit` free of each size:
+ * 1 MiB and 2 MiB), and how many bodies are being sent. Created in buildServices, so two servers in
+ * one process never share (or race on) each other's buffers.
+ */
+export class SendBuffers {
+  private readonly pools = new Map<number, { free: Buffer[]; limit: number }>([
+    [LARGE, { free: [], limit: 4 }],
+    [SMALL, { free: [], limit: 16 }],
+  ]);
+  private senders = 0;
 
-function give(buffer: Buffer): void {
-  const pool = pools.get(buffer.length);
-  if (pool !== undefined && pool.free.length < pool.limit) pool.free.push(buffer);
+  /** Two buffers for one more sender: large ones while few bodies are being sent, small ones beyond. */
+  takePair(): Buffer[] {
+    this.senders++;
+    const size = this.senders > MANY_SENDERS ? SMALL : LARGE;
+    return [this.take(size), this.take(size)];
+  }
+
+  /** Ends a sender; its buffers go back to the pool when they may be reused. */
+  release(buffers: readonly Buffer[], reusable: boolean): void {
+    this.senders--;
+    if (!reusable) return;
+    for (const buffer of buffers) {
+      const pool = this.pools.get(buffer.length);
+      if (pool !== undefined && pool.free.length < pool.limit) pool.free.push(buffer);
+    }
+  }
+
+  private take(size: number): Buffer {
+    return this.pools.get(size)?.free.pop() ?? Buffer.allocUnsafeSlow(size);
+  }
 }
 
 /**
  * Writes a ChunkSource to a response, alternating between two buffers: a buffer is filled again only
  * after the socket has taken its previous contents (the write callback), so a blob of any size costs
- * two buffers, taken from and returned to a small pool. Waiting for those callbacks is also the
+ * two buffers, taken from and returned to the server's SendBuffers. Waiting for those callbacks is also the
  * backpressure: at most two chunks are ever queued.
  *
  * `first()` reads the first chunk before anything is sent, so a source that fails at once (upstream
@@ -39,10 +58,11 @@ export class ChunkSender {
   private reusable = true;
   private released = false;
 
-  constructor(private readonly source: ChunkSource) {
-    senders++;
-    const size = senders > MANY_SENDERS ? SMALL : LARGE;
-    this.buffers = [take(size), take(size)];
+  constructor(
+    private readonly source: ChunkSource,
+    private readonly pool: SendBuffers,
+  ) {
+    this.buffers = pool.takePair();
   }
 
   /** The first chunk (null for an empty body); on failure nothing has been sent and the buffers are released. */
@@ -101,7 +121,6 @@ export class ChunkSender {
   private release(): void {
     if (this.released) return;
     this.released = true;
-    senders--;
-    if (this.reusable) for (const buffer of this.buffers) give(buffer);
+    this.pool.release(this.buffers, this.reusable);
   }
 }

@@ -1,10 +1,15 @@
 import type { Config } from '../config/config.js';
 import type { BlobAnswer, BlobRequest, JsonAnswer, ManifestAnswer, ManifestRequest } from '../proxy/types.js';
-import type { Route } from '../routing/route.js';
+import type { Route, Router } from '../routing/route.js';
+import type { SendBuffers } from './send-chunks.js';
 
 /** The services the routes call; the proxy layer implements them, tests may fake them. */
 export interface Services {
   config: Config;
+  /** Routes client names for this server (with its own memo). */
+  router: Router;
+  /** Send buffers reused by this server's cached-blob responses. */
+  sendBuffers: SendBuffers;
   manifests: {
     get(req: ManifestRequest): Promise<ManifestAnswer>;
     /** The answer available without asking upstream, if any (see ManifestProxy.fresh). */

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidParameter, NotFound, Unsupported } from '../errors.js';
 import { assertDigest, parseManifestReference } from '../routing/reference.js';
-import { route, type Route } from '../routing/route.js';
+import type { Route } from '../routing/route.js';
 import { clientSignal } from './client-signal.js';
 import { manifestHeaders } from './manifest-headers.js';
 import { ChunkSender } from './send-chunks.js';
@@ -79,7 +79,7 @@ async function blob(request: FastifyRequest, reply: FastifyReply, target: Route,
     return;
   }
   // From the cache: written with reused buffers, outside Fastify's stream handling (onResponse still logs it).
-  const sender = new ChunkSender(body);
+  const sender = new ChunkSender(body, request.server.pullgate.sendBuffers);
   let first: Buffer | null;
   try {
     first = await sender.first();
@@ -149,7 +149,7 @@ export function registerV2Routes(app: FastifyInstance): void {
         return;
       }
       const ns = query.get('ns') ?? undefined;
-      const routed = route(request.server.pullgate.config, target.name, ns);
+      const routed = request.server.pullgate.router.route(target.name, ns);
       facts.registry = routed.registry;
       facts.repository = routed.repository;
       switch (target.endpoint) {

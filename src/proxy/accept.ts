@@ -1,21 +1,32 @@
-/** Answers per Accept header, then per media type: clients send the same few Accept headers. */
-const decided = new Map<string, Map<string, boolean>>();
 const MAX_DECIDED = 1000;
 
-/** True when a client's Accept header allows `mediaType` (absent Accept and wildcards allow all). */
-export function accepts(accept: string | undefined, mediaType: string): boolean {
-  if (accept === undefined) return true;
-  let byType = decided.get(accept);
-  if (byType === undefined) {
-    if (decided.size >= MAX_DECIDED) decided.clear();
-    byType = new Map();
-    decided.set(accept, byType);
+/**
+ * Answers per Accept header, then per media type (clients send the same few Accept headers), for one
+ * server: created with the manifest service, never shared between servers through a module.
+ */
+export class AcceptDecisions {
+  private readonly decided = new Map<string, Map<string, boolean>>();
+
+  /** True when a client's Accept header allows `mediaType` (absent Accept and wildcards allow all). */
+  accepts(accept: string | undefined, mediaType: string): boolean {
+    if (accept === undefined) return true;
+    let byType = this.decided.get(accept);
+    if (byType === undefined) {
+      if (this.decided.size >= MAX_DECIDED) this.decided.clear();
+      byType = new Map();
+      this.decided.set(accept, byType);
+    }
+    const known = byType.get(mediaType);
+    if (known !== undefined) return known;
+    const answer = accepts(accept, mediaType);
+    byType.set(mediaType, answer);
+    return answer;
   }
-  const known = byType.get(mediaType);
-  if (known !== undefined) return known;
-  const answer = accept.trim() === '' || decide(accept, mediaType);
-  byType.set(mediaType, answer);
-  return answer;
+}
+
+/** True when a client's Accept header allows `mediaType` (absent Accept and wildcards allow all); not remembered. */
+export function accepts(accept: string | undefined, mediaType: string): boolean {
+  return accept === undefined || accept.trim() === '' || decide(accept, mediaType);
 }
 
 function decide(accept: string, mediaType: string): boolean {

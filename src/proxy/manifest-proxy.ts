@@ -2,7 +2,7 @@ import type { Cache, CachedManifest } from '../cache/cache.js';
 import type { Clock } from '../deps.js';
 import { DigestMismatch, UpstreamRateLimited, UpstreamUnavailable } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { accepts, widenAccept } from './accept.js';
+import { AcceptDecisions, widenAccept } from './accept.js';
 import { DEFAULT_MANIFEST_ACCEPT, type UpstreamManifests } from './manifests.js';
 import type { UpstreamHealth } from './upstream-health.js';
 import type { ManifestAnswer, ManifestRequest } from './types.js';
@@ -27,6 +27,8 @@ function transient(err: unknown): boolean {
 export class ManifestProxy {
   /** Upstream manifest fetches in flight, shared by concurrent identical requests. */
   private readonly inflight = new Map<string, Promise<ManifestAnswer>>();
+  /** This service's remembered Accept decisions (the manifest hot path asks on every request). */
+  private readonly accept = new AcceptDecisions();
 
   constructor(
     private readonly remote: UpstreamManifests,
@@ -53,14 +55,14 @@ export class ManifestProxy {
     if (req.reference.kind === 'digest') {
       const digest = req.reference.value;
       const cached = this.cache.manifest(digest);
-      if (cached === undefined || !accepts(req.accept, cached.mediaType) || !this.cache.isLinked(registry, repository, digest)) return undefined;
+      if (cached === undefined || !this.accept.accepts(req.accept, cached.mediaType) || !this.cache.isLinked(registry, repository, digest)) return undefined;
       this.metrics.hits.manifest.inc();
       return this.answer(cached, req, 'cache');
     }
     const row = this.cache.tag(registry, repository, req.reference.value);
     if (row === undefined || this.clock.now() - row.validated_at >= this.policy.tagTtlMs) return undefined;
     const cached = this.cache.manifest(row.digest);
-    if (cached === undefined || !accepts(req.accept, cached.mediaType)) return undefined;
+    if (cached === undefined || !this.accept.accepts(req.accept, cached.mediaType)) return undefined;
     this.metrics.hits.tag.inc();
     return this.answer(cached, req, 'cache');
   }
@@ -79,7 +81,7 @@ export class ManifestProxy {
     const { registry, repository } = req.route;
     const digest = req.reference.value;
     const cached = this.cache.manifest(digest);
-    if (cached !== undefined && accepts(req.accept, cached.mediaType)) {
+    if (cached !== undefined && this.accept.accepts(req.accept, cached.mediaType)) {
       // Cached via another repository (fresh() answered the linked case): upstream must confirm this one may see it.
       await this.upstream({ ...req, method: 'HEAD' });
       this.cache.link(registry, repository, digest);
@@ -95,7 +97,7 @@ export class ManifestProxy {
     const { registry, repository } = req.route;
     const row = this.cache.tag(registry, repository, req.reference.value);
     const cached = row === undefined ? undefined : this.cache.manifest(row.digest);
-    if (row !== undefined && cached !== undefined && accepts(req.accept, cached.mediaType)) {
+    if (row !== undefined && cached !== undefined && this.accept.accepts(req.accept, cached.mediaType)) {
       // Within the TTL fresh() has answered already: this one needs revalidation.
       const age = this.clock.now() - row.validated_at;
       const staleAllowed = age < this.policy.tagTtlMs + this.policy.staleIfErrorMs;
@@ -127,7 +129,7 @@ export class ManifestProxy {
       media_type: fetched.mediaType,
       validated_at: this.clock.now(),
     });
-    if (!accepts(req.accept, fetched.mediaType)) return this.upstream(req);
+    if (!this.accept.accepts(req.accept, fetched.mediaType)) return this.upstream(req);
     return { ...fetched, body: req.method === 'HEAD' ? undefined : fetched.body };
   }
 

@@ -40,22 +40,29 @@ function finish(registry: string, repository: string): Route {
  * A registry that is not configured is refused, so no request leaves pullgate for it.
  */
 export function route(table: RoutingTable, name: string, ns: string | undefined): Route {
-  let memo = MEMO.get(table);
-  if (memo === undefined) {
-    memo = new LRUCache<string, Route>({ max: MEMO_SIZE });
-    MEMO.set(table, memo);
-  }
-  const key = `${ns ?? ''}\n${name}`;
-  const known = memo.get(key);
-  if (known !== undefined) return known;
-  const routed = resolve(table, name, ns);
-  memo.set(key, routed);
-  return routed;
+  return resolve(table, name, ns);
 }
 
-/** Routes already resolved per table (routing is pure; names repeat on every layer of a pull). */
-const MEMO = new WeakMap<RoutingTable, LRUCache<string, Route>>();
 const MEMO_SIZE = 10_000;
+
+/**
+ * `route()` for one server's table, remembering what it resolved (routing is pure; names repeat on
+ * every layer of a pull). Created in buildServices, so the memo belongs to that server alone.
+ */
+export class Router {
+  private readonly memo = new LRUCache<string, Route>({ max: MEMO_SIZE });
+
+  constructor(private readonly table: RoutingTable) {}
+
+  route(name: string, ns: string | undefined): Route {
+    const key = `${ns ?? ''}\n${name}`;
+    const known = this.memo.get(key);
+    if (known !== undefined) return known;
+    const routed = resolve(this.table, name, ns);
+    this.memo.set(key, routed);
+    return routed;
+  }
+}
 
 function resolve(table: RoutingTable, name: string, ns: string | undefined): Route {
   if (name.length === 0) throw new InvalidName('repository name is empty');
