@@ -1,5 +1,3 @@
-import { mkdir, unlink, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from './config/config.js';
 import type { Deps } from './deps.js';
@@ -25,26 +23,14 @@ import { Upstreams } from './upstream/upstreams.js';
 import { Router } from './routing/route.js';
 import { SendBuffers } from './http/send-chunks.js';
 
-/** True when a file can be written in the storage directory. */
-async function storageWritable(dir: string): Promise<boolean> {
-  const probe = path.join(dir, `.readyz-${process.pid}`);
-  try {
-    await mkdir(dir, { recursive: true });
-    await writeFile(probe, 'ok');
-    await unlink(probe);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Longest wait for the HEAD that revalidates a stale tag before the stale answer is served. */
 const REVALIDATE_TIMEOUT_MS = 5_000;
 
 /** Wires the cache and the local-first proxy services for a config. */
 export function buildServices(config: Config, deps: Deps, metrics = new Metrics()): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
   const upstreams = new Upstreams(config, deps);
-  const cache = new Cache({ root: config.storage.path, maxSizeBytes: config.storage.maxSizeBytes, clock: deps.clock, logger: deps.logger, metrics });
+  // Storage that cannot be written at start degrades to pass-through (with /readyz 503) rather than refusing to serve.
+  const cache = new Cache({ root: config.storage.path, maxSizeBytes: config.storage.maxSizeBytes, clock: deps.clock, logger: deps.logger, metrics, passThroughIfUnwritable: true });
   const health = new UpstreamHealth(deps.clock);
   const policy = {
     tagTtlMs: config.cache.tagTtlMs,
@@ -61,7 +47,10 @@ export function buildServices(config: Config, deps: Deps, metrics = new Metrics(
     manifests: new ManifestProxy(new UpstreamManifests(upstreams), cache, health, metrics, policy, deps.clock),
     blobs: new BlobProxy(upstreams, new UpstreamBlobs(upstreams), cache, metrics),
     listings: new UpstreamListings(upstreams),
-    ready: () => storageWritable(config.storage.path),
+    ready: async () => {
+      const storage = await cache.probeStorage();
+      return { ready: storage.writable, storage };
+    },
     close: () => cache.close(),
     metricsText: async () => {
       metrics.tokenExchanges.set(upstreams.tokens.exchanges);

@@ -175,6 +175,9 @@ export class RangeNotSatisfiable extends PullgateError {
 /** The config file is invalid; message names the path. */
 export class ConfigError extends PullgateError {}
 
+/** The storage directory cannot be written (read-only, full, missing, on a virtual file system); message names the path. */
+export class StorageUnavailable extends PullgateError {}
+
 /** Describes an unknown thrown value for logs without leaking a stack into responses. */
 export function describeError(err: unknown): string {
   if (err instanceof Error) {

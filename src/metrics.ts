@@ -19,6 +19,8 @@ export class Metrics {
   readonly digestMismatches = new Counter({ name: 'pullgate_digest_mismatches_total', help: 'Upstream content that did not match its digest', labelNames: ['registry'], registers: [this.registry] });
   readonly evictions = new Counter({ name: 'pullgate_evictions_total', help: 'Blobs evicted to stay within storage.maxSize', registers: [this.registry] });
   readonly cacheBytes = new Gauge({ name: 'pullgate_cache_bytes', help: 'Bytes of blobs and manifests in the cache', registers: [this.registry] });
+  readonly storageErrors = new Counter({ name: 'pullgate_storage_errors_total', help: 'Storage writes that failed (the cache then passes through)', labelNames: ['op'], registers: [this.registry] });
+  readonly storageWritable = new Gauge({ name: 'pullgate_storage_writable', help: '1 when the cache can write to storage, 0 while it passes through', registers: [this.registry] });
   readonly tokenExchanges = new Gauge({ name: 'pullgate_token_exchanges', help: 'Token exchanges performed since start', registers: [this.registry] });
 
   constructor() {

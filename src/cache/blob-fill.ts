@@ -4,6 +4,7 @@ import { closeSync, fdatasync, openSync, writev } from 'node:fs';
 import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
+import { readAt } from './chunk-source.js';
 import { digestAlgorithm } from '../routing/reference.js';
 
 /** Bytes of a fill kept in memory (a ring) for readers close behind the writer. */
@@ -26,71 +27,109 @@ function giveRing(ring: Buffer): void {
 
 export type FillState = 'filling' | 'verified' | 'failed';
 
-/** Writes each chunk to the temp file at the running offset and announces progress. */
+/** A reader's place in a fill: the next byte it needs, and where it stops (exclusive). */
+export interface FillCursor {
+  position: number;
+  readonly limit: number;
+  /** True when this reader keeps the fill's file descriptor open. */
+  readonly holdsFile: boolean;
+}
+
+/** The bytes a reader asked for are no longer held by the fill (the caller asks the cache again). */
+export class FillNotJoinable extends Error {}
+
+/** Hands the upstream body to its fill, chunk by chunk (several at once when writes queue up). */
 class FillWriter extends Writable {
   constructor(private readonly fill: BlobFill) {
     super({ highWaterMark: 1024 * 1024 });
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.writeAll([chunk], callback);
+    this.fill.accept([chunk], callback);
   }
 
   /** Chunks that arrived while the previous write was in flight go out in one writev. */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.writeAll(
+    this.fill.accept(
       chunks.map((entry) => entry.chunk),
       callback,
     );
   }
+}
 
-  private writeAll(buffers: Buffer[], callback: (error?: Error | null) => void): void {
-    let length = 0;
-    for (const buffer of buffers) {
-      this.fill.hash.update(buffer);
-      length += buffer.length;
+/** Writes every byte of `buffers` at `position`, retrying short writes, so a full disk reports ENOSPC rather than a short count. */
+function writeFully(fd: number, buffers: Buffer[], position: number, callback: (err: Error | null) => void): void {
+  writev(fd, buffers, position, (err, written) => {
+    if (err) {
+      callback(err);
+      return;
     }
-    writev(this.fill.fd, buffers, this.fill.written, (err, written) => {
-      if (err) {
-        callback(err);
-        return;
+    let skip = written;
+    const rest: Buffer[] = [];
+    for (const buffer of buffers) {
+      if (skip >= buffer.length) skip -= buffer.length;
+      else {
+        rest.push(skip > 0 ? buffer.subarray(skip) : buffer);
+        skip = 0;
       }
-      if (written !== length) {
-        callback(new Error(`short write to the cache: ${written} of ${length} bytes`));
-        return;
-      }
-      this.fill.advance(buffers, length);
-      callback();
-    });
-  }
+    }
+    if (rest.length === 0) callback(null);
+    else if (written === 0) callback(new Error('the cache file accepted no bytes'));
+    else writeFully(fd, rest, position + written, callback);
+  });
 }
 
 /**
  * One upstream blob being written to a temp file while any number of readers follow the growing
  * file. The final byte is released to readers only after the digest has been verified, so a
  * mismatch or a cut upstream can never look like a complete response.
+ *
+ * When the temp file cannot be written (disk full, read-only, deleted) — or there is none because
+ * storage is failing — the fill stops caching and streams from memory alone: later bytes live only in
+ * the ring, and the upstream body is read no faster than the slowest reader frees ring space
+ * (bounded memory, backpressure on upstream). Readers that left before then read the file up to
+ * where it was good. With no reader left, an uncached fill stops fetching.
  */
 export class BlobFill extends EventEmitter {
-  readonly fd: number;
   readonly hash: Hash;
   written = 0;
+  /** Bytes [0, fileBytes) are in the temp file; later ones, once writing it failed, only in the ring. */
+  fileBytes = 0;
   state: FillState = 'filling';
   error: Error | undefined;
+  /** False once the temp file could not be written, or when there never was one: streamed, not stored. */
+  caching: boolean;
   /** Number of clients reading this fill (the first one included). */
   readers = 0;
+  private fd: number | undefined;
+  /** Holders of the file descriptor: the fill while it runs, and each reader that joined while it was open. */
+  private fileHolds = 0;
+  private running = true;
+  private readonly cursors = new Set<FillCursor>();
+  private readonly ringLength: number;
+  /** Set while the writer waits for the slowest reader to free ring space (memory-only streaming). */
+  private waitingForRoom: (() => void) | undefined;
 
   constructor(
     readonly digest: string,
-    readonly tempPath: string,
+    /** The temp file to write, or undefined to stream without caching. */
+    readonly tempPath: string | undefined,
     /** Expected size from upstream's Content-Length, if it sent one. */
     readonly size: number | undefined,
     readonly registry: string,
     readonly repository: string,
+    /** Called once when writing the temp file fails and the fill goes on from memory. */
+    private readonly onStorageError: (err: unknown) => void = () => undefined,
   ) {
     super();
     this.setMaxListeners(0);
-    this.fd = openSync(tempPath, 'wx+');
+    if (tempPath !== undefined) {
+      this.fd = openSync(tempPath, 'wx+');
+      this.fileHolds = 1;
+    }
+    this.caching = this.fd !== undefined;
     this.hash = createHash(digestAlgorithm(digest));
+    this.ringLength = Math.min(RECENT_WINDOW, Math.max(1, size ?? RECENT_WINDOW));
   }
 
   /** Further (registry, repository) pairs upstream confirmed may see this blob; linked when it is stored. */
@@ -107,8 +146,75 @@ export class BlobFill extends EventEmitter {
    */
   private ring: Buffer | undefined;
 
+  /** Takes upstream bytes: hashed, written to the temp file while that works, then made readable. */
+  accept(buffers: Buffer[], callback: (error?: Error | null) => void): void {
+    let length = 0;
+    for (const buffer of buffers) {
+      this.hash.update(buffer);
+      length += buffer.length;
+    }
+    const fd = this.fd;
+    if (!this.caching || fd === undefined) {
+      this.fromMemory(buffers, callback);
+      return;
+    }
+    writeFully(fd, buffers, this.written, (err) => {
+      if (err === null) {
+        this.fileBytes += length;
+        this.advance(buffers, length);
+        callback();
+        return;
+      }
+      this.stopCaching(err);
+      if (this.readers === 0) {
+        callback(new Error(`the cache could not be written (${describeError(err)}) and no client is reading the blob`));
+        return;
+      }
+      this.fromMemory(buffers, callback);
+    });
+  }
+
+  private stopCaching(err: unknown): void {
+    if (!this.caching) return;
+    this.caching = false;
+    this.onStorageError(err);
+  }
+
+  /** Makes `buffers` readable through the ring alone, each piece only once every reader can spare the bytes it replaces. */
+  private fromMemory(buffers: Buffer[], callback: (error?: Error | null) => void): void {
+    const step = Math.max(1, Math.floor(this.ringLength / 2));
+    const pieces: Buffer[] = [];
+    for (const buffer of buffers) {
+      for (let at = 0; at < buffer.length; at += step) pieces.push(buffer.subarray(at, at + step));
+    }
+    let next = 0;
+    const push = (): void => {
+      for (let piece = pieces[next]; piece !== undefined; piece = pieces[next]) {
+        if (!this.roomFor(piece.length)) {
+          this.waitingForRoom = push;
+          return;
+        }
+        next++;
+        this.advance([piece], piece.length);
+      }
+      callback();
+    };
+    push();
+  }
+
+  /** True when `length` more bytes can enter the ring without dropping bytes a reader still needs from it. */
+  private roomFor(length: number): boolean {
+    const floor = this.written + length - this.ringLength;
+    if (floor <= this.fileBytes) return true;
+    for (const cursor of this.cursors) {
+      const need = Math.max(cursor.position, this.fileBytes);
+      if (need < floor && need < cursor.limit) return false;
+    }
+    return true;
+  }
+
   advance(buffers: Buffer[], length: number): void {
-    this.ring ??= takeRing(Math.min(RECENT_WINDOW, Math.max(1, this.size ?? RECENT_WINDOW)));
+    this.ring ??= takeRing(this.ringLength);
     const ring = this.ring;
     let offset = this.written;
     for (const data of buffers) {
@@ -143,6 +249,82 @@ export class BlobFill extends EventEmitter {
     return copied;
   }
 
+  /** Reads bytes that are in the temp file (below fileBytes) into `target`; resolves the count. */
+  readFile(target: Buffer, length: number, position: number): Promise<number> {
+    const fd = this.fd;
+    if (fd === undefined || position >= this.fileBytes) return Promise.reject(new Error(`bytes from ${position} of blob ${this.digest} are no longer available`));
+    return readAt(fd, target, Math.min(length, this.fileBytes - position), position);
+  }
+
+  /** True when a reader from `start` (to `limit`, exclusive) would find every byte it needs, in the file or the ring. */
+  joinable(start: number, limit = Number.POSITIVE_INFINITY): boolean {
+    const need = Math.max(start, this.fileBytes);
+    const ringStart = this.ring === undefined ? this.written : this.written - this.ring.length;
+    return need >= ringStart || need >= limit;
+  }
+
+  /**
+   * Registers a reader of bytes [start, end] (end inclusive, undefined for all). Throws
+   * FillNotJoinable when bytes it needs are neither in the file nor still in the ring.
+   */
+  attach(start: number, end: number | undefined): FillCursor {
+    const limit = end === undefined ? Number.POSITIVE_INFINITY : end + 1;
+    if (!this.joinable(start, limit)) throw new FillNotJoinable(`blob ${this.digest}: bytes from ${start} are no longer held`);
+    let holdsFile = false;
+    // A cached fill's reader may fall behind the ring onto the file at any time; an uncached fill's only below fileBytes.
+    if (this.tempPath !== undefined && (this.caching || start < this.fileBytes)) {
+      if (this.fd === undefined) {
+        // The fill has ended and closed its file: read the temp file back, if it is still there.
+        try {
+          this.fd = openSync(this.tempPath, 'r');
+        } catch {
+          throw new FillNotJoinable(`blob ${this.digest}: its temp file is gone`);
+        }
+      }
+      this.fileHolds++;
+      holdsFile = true;
+    }
+    const cursor: FillCursor = { position: start, limit, holdsFile };
+    this.cursors.add(cursor);
+    this.readers++;
+    return cursor;
+  }
+
+  /** A reader moved on: a writer waiting for ring space may go on. */
+  moved(): void {
+    const waiting = this.waitingForRoom;
+    if (waiting === undefined) return;
+    this.waitingForRoom = undefined;
+    waiting();
+  }
+
+  /** A reader is done; the last one out releases the file and ring, or stops an uncached fetch. */
+  detach(cursor: FillCursor): void {
+    if (!this.cursors.delete(cursor)) return;
+    this.readers--;
+    if (cursor.holdsFile) this.releaseFile();
+    if (this.readers === 0) {
+      if (!this.running) this.dropRing();
+      else if (!this.caching) this.writer?.destroy(new Error('every client left and the blob is not being cached'));
+    }
+    this.moved();
+  }
+
+  private writer: FillWriter | undefined;
+
+  private releaseFile(): void {
+    this.fileHolds--;
+    if (this.fileHolds > 0 || this.fd === undefined) return;
+    closeSync(this.fd);
+    this.fd = undefined;
+  }
+
+  private dropRing(): void {
+    // Readers copy from the ring synchronously and check for it first, so it can go to the next fill now.
+    if (this.ring !== undefined) giveRing(this.ring);
+    this.ring = undefined;
+  }
+
   /** How far a reader may read: everything once verified, else all but the last byte. */
   readableLimit(): number {
     if (this.state === 'verified') return this.written;
@@ -151,8 +333,11 @@ export class BlobFill extends EventEmitter {
 
   /** Copies `body` into the temp file, verifies it and resolves; rejects (and fails readers) on any error. */
   async run(body: Readable): Promise<void> {
+    const writer = new FillWriter(this);
+    this.writer = writer;
+    const ownsFile = this.fd !== undefined;
     try {
-      await pipeline(body, new FillWriter(this));
+      await pipeline(body, writer);
       const actual = `${digestAlgorithm(this.digest)}:${this.hash.digest('hex')}`;
       if (actual !== this.digest) throw new DigestMismatch(this.digest, actual);
       if (this.size !== undefined && this.written !== this.size) {
@@ -162,7 +347,15 @@ export class BlobFill extends EventEmitter {
       // business and need not delay the clients.
       this.state = 'verified';
       this.emit('progress');
-      await new Promise<void>((resolve, reject) => fdatasync(this.fd, (err) => (err ? reject(err) : resolve())));
+      const fd = this.fd;
+      if (this.caching && fd !== undefined) {
+        await new Promise<void>((resolve) => {
+          fdatasync(fd, (err) => {
+            if (err) this.stopCaching(err);
+            resolve();
+          });
+        });
+      }
     } catch (err) {
       const failure =
         err instanceof DigestMismatch
@@ -171,10 +364,11 @@ export class BlobFill extends EventEmitter {
       this.fail(failure);
       throw failure;
     } finally {
-      // Readers copy from the ring synchronously and check for it first, so it can go to the next fill now.
-      if (this.ring !== undefined) giveRing(this.ring);
-      this.ring = undefined;
-      closeSync(this.fd);
+      this.running = false;
+      this.writer = undefined;
+      // Readers of a cached fill read the file from here on; an uncached fill's readers still need the ring.
+      if (this.caching || this.readers === 0) this.dropRing();
+      if (ownsFile) this.releaseFile();
     }
   }
 

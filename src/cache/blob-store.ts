@@ -1,6 +1,41 @@
 import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { StorageUnavailable } from '../errors.js';
+
+/** Virtual file systems that cannot hold a cache (and where Node's recursive mkdir spins forever under /proc). */
+const VIRTUAL_ROOTS = ['/proc', '/sys'];
+
+/** Refuses a storage path on /proc or /sys with an error that says so. */
+export function assertStoragePath(root: string): void {
+  const resolved = path.resolve(root);
+  const virtual = VIRTUAL_ROOTS.find((dir) => resolved === dir || resolved.startsWith(`${dir}/`));
+  if (virtual !== undefined) {
+    throw new StorageUnavailable(`storage.path ${resolved} is on ${virtual}, a virtual file system that cannot hold a cache; choose a directory on a disk`);
+  }
+}
+
+/**
+ * Creates `dir` and its missing parents one level at a time and returns the directories it created.
+ * Unlike mkdir's `recursive`, each failure carries its real code (EROFS, EACCES) instead of ENOENT.
+ */
+export function makeDirectory(dir: string, created: string[] = []): string[] {
+  try {
+    if (statSync(dir).isDirectory()) return created;
+  } catch {
+    // missing: create it below
+  }
+  const parent = path.dirname(dir);
+  if (parent !== dir) makeDirectory(parent, created);
+  try {
+    mkdirSync(dir);
+    created.push(dir);
+  } catch (err) {
+    if (!(err instanceof Error && 'code' in err && err.code === 'EEXIST')) throw err;
+  }
+  return created;
+}
 
 /**
  * Content-addressed files: `blobs/<algorithm>/<2 hex>/<hex>`, written first under `tmp/` and
@@ -11,10 +46,43 @@ export class BlobStore {
   readonly tmpDir: string;
 
   constructor(readonly root: string) {
+    assertStoragePath(root);
     this.blobsDir = path.join(root, 'blobs');
     this.tmpDir = path.join(root, 'tmp');
-    mkdirSync(this.blobsDir, { recursive: true });
-    mkdirSync(this.tmpDir, { recursive: true });
+  }
+
+  /** Creates the storage directory, `blobs/` and `tmp/` where missing; returns what it created. Throws when it cannot. */
+  ensureLayout(): string[] {
+    const created = makeDirectory(this.root);
+    makeDirectory(this.blobsDir, created);
+    makeDirectory(this.tmpDir, created);
+    return created;
+  }
+
+  /** Writes and removes a small file under `tmp/`; throws when storage cannot be written. */
+  probeSync(): void {
+    const probe = this.probePath();
+    const fd = openSync(probe, 'wx');
+    try {
+      writeSync(fd, 'ok');
+    } finally {
+      closeSync(fd);
+      this.discard(probe);
+    }
+  }
+
+  /** The same probe without blocking the event loop (for /readyz). */
+  async probe(): Promise<void> {
+    const probe = this.probePath();
+    try {
+      await writeFile(probe, 'ok', { flag: 'wx' });
+    } finally {
+      await unlink(probe).catch(() => undefined);
+    }
+  }
+
+  private probePath(): string {
+    return path.join(this.tmpDir, `.probe-${process.pid}-${randomBytes(6).toString('hex')}`);
   }
 
   /** Where a digest's file lives. */
@@ -31,7 +99,7 @@ export class BlobStore {
   /** Moves a verified temp file into place (atomic within one filesystem). */
   commit(tempPath: string, digest: string): void {
     const target = this.pathOf(digest);
-    mkdirSync(path.dirname(target), { recursive: true });
+    makeDirectory(path.dirname(target));
     renameSync(tempPath, target);
   }
 
@@ -40,12 +108,17 @@ export class BlobStore {
     const temp = this.tempPath(digest);
     const fd = openSync(temp, 'wx');
     try {
-      writeSync(fd, bytes);
-      fdatasyncSync(fd);
-    } finally {
-      closeSync(fd);
+      try {
+        writeSync(fd, bytes);
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      this.commit(temp, digest);
+    } catch (err) {
+      this.discard(temp);
+      throw err;
     }
-    this.commit(temp, digest);
   }
 
   exists(digest: string): boolean {

@@ -1,16 +1,18 @@
-import { openSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../deps.js';
-import { DigestMismatch } from '../errors.js';
+import { DigestMismatch, StorageUnavailable } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { BlobFill } from './blob-fill.js';
 import { BlobStore } from './blob-store.js';
 import { type ChunkSource, FileRange } from './chunk-source.js';
 import { CacheIndex, type BlobRow, type TagRow } from './cache-index.js';
 import { openDatabase, type Db } from './database.js';
+import { isFull, isMissing, isStorageError, storageErrorCode, storageReason } from './storage-error.js';
+import { StorageHealth, type StorageOp, type StorageStatus } from './storage-health.js';
 
 export interface CacheOptions {
   root: string;
@@ -18,6 +20,26 @@ export interface CacheOptions {
   clock: Clock;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * When storage cannot be written at start: serve without caching until it can (the server), instead
+   * of throwing StorageUnavailable (the default, for the `cache` commands).
+   */
+  passThroughIfUnwritable?: boolean;
+}
+
+/** Device and inode of the open index file, to notice when it was deleted or replaced. */
+interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+function identityOf(file: string): FileIdentity | undefined {
+  try {
+    const stat = statSync(file);
+    return { dev: stat.dev, ino: stat.ino };
+  } catch {
+    return undefined;
+  }
 }
 
 /** Manifest bytes kept in memory for the hot path (manifests are small; 64 MiB holds thousands). */
@@ -39,11 +61,19 @@ export interface CachedManifest {
 /**
  * The local store: SQLite index + content-addressed files. Owns single-flight fills, pinning of
  * blobs being served, LRU eviction to `maxSize`, and crash cleanup. Does no network I/O.
+ *
+ * Storage that fails at run time never fails a request: a write that fails is recorded in `health`
+ * and the content is served without being kept; a deleted storage directory is recreated (with a new
+ * index.db) when a write or a probe meets it.
  */
 export class Cache {
-  readonly index: CacheIndex;
   readonly store: BlobStore;
-  private readonly db: Db;
+  readonly health: StorageHealth;
+  private db: Db;
+  private currentIndex: CacheIndex;
+  private readonly indexPath: string;
+  /** The open index file, or undefined while the index is an in-memory stand-in (storage unwritable at start). */
+  private indexFile: FileIdentity | undefined;
   private readonly fills = new Map<string, BlobFill>();
   /** Completion of every fill in flight (stored or discarded), for drain(). */
   private readonly settling = new Set<Promise<void>>();
@@ -58,15 +88,166 @@ export class Cache {
 
   constructor(private readonly options: CacheOptions) {
     this.store = new BlobStore(options.root);
-    this.db = openDatabase(path.join(options.root, 'index.db'));
-    this.index = new CacheIndex(this.db);
-    const removed = this.store.removeTemps();
-    if (removed > 0) options.logger.info({ removed }, 'removed partial downloads left by an earlier crash');
+    this.indexPath = path.join(options.root, 'index.db');
+    this.health = new StorageHealth(options.root, options.clock, options.logger, options.metrics);
+    this.db = this.openAtStart();
+    this.indexFile = identityOf(this.indexPath);
+    if (this.db.memory) this.indexFile = undefined;
+    this.currentIndex = new CacheIndex(this.db);
     this.totalBytes = this.index.totals().bytes;
     options.metrics.cacheBytes.set(this.totalBytes);
     this.manifests = new LRUCache<string, CachedManifest>({ maxSize: MANIFEST_MEMORY_BYTES, sizeCalculation: (m) => m.bytes.length + 200 });
-    this.flushTimer = setInterval(() => this.index.flushTouches(), TOUCH_FLUSH_MS);
+    this.flushTimer = setInterval(() => this.wrote('index', () => this.index.flushTouches()), TOUCH_FLUSH_MS);
     this.flushTimer.unref();
+  }
+
+  /** The SQLite index (replaced when a deleted index.db is recreated). */
+  get index(): CacheIndex {
+    return this.currentIndex;
+  }
+
+  /**
+   * Creates the layout, checks that storage takes a write, clears a crash's temp files and opens the
+   * index. When storage cannot be written: throws StorageUnavailable, or (passThroughIfUnwritable)
+   * warns and returns an in-memory index, so the server passes through until storage is writable.
+   */
+  private openAtStart(): Db {
+    const { root, logger } = this.options;
+    try {
+      this.store.ensureLayout();
+      this.store.probeSync();
+      const removed = this.store.removeTemps();
+      if (removed > 0) logger.info({ removed }, 'removed partial downloads left by an earlier crash');
+      return openDatabase(this.indexPath);
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      const reason = isMissing(err) ? 'it does not exist and cannot be created' : storageReason(err);
+      const unavailable = new StorageUnavailable(`storage.path ${root} is not writable (${reason})`);
+      if (this.options.passThroughIfUnwritable !== true) throw unavailable;
+      this.health.failed('layout', err, {}, `${unavailable.message}: serving every request from upstream without caching until it is writable; /readyz answers 503`);
+      return openDatabase(':memory:');
+    }
+  }
+
+  /** Storage as /readyz reports it: recreates a deleted layout and writes a probe file (concurrent callers share one probe). */
+  probeStorage(): Promise<StorageStatus> {
+    return this.health.probe(async () => {
+      this.repairLayout();
+      await this.store.probe();
+    });
+  }
+
+  /** True when storage may be written now; once a failure is old enough, repairs and probes it first. */
+  private writable(): boolean {
+    if (this.health.writable) return true;
+    if (!this.health.retryDue()) return false;
+    try {
+      this.repairLayout();
+      this.store.probeSync();
+    } catch (err) {
+      this.health.failed('probe', err);
+      return false;
+    }
+    this.health.succeeded();
+    return true;
+  }
+
+  /**
+   * Runs one storage write unless storage is failing. A missing directory (the storage directory was
+   * deleted) is recreated and the write tried once more; a storage failure is recorded and yields
+   * undefined, so the caller serves without caching. Errors that are not about storage propagate.
+   */
+  private attempt<T>(op: StorageOp, write: () => T, context: Record<string, unknown> = {}): T | undefined {
+    if (!this.writable()) return undefined;
+    try {
+      return write();
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      if (isMissing(err) && this.repaired()) {
+        try {
+          return write();
+        } catch (again) {
+          if (!isStorageError(again)) throw again;
+          this.health.failed(op, again, context);
+          return undefined;
+        }
+      }
+      this.health.failed(op, err, context);
+      return undefined;
+    }
+  }
+
+  /** Runs a storage write that returns nothing, as attempt() does; true when it was written. */
+  private wrote(op: StorageOp, write: () => void, context: Record<string, unknown> = {}): boolean {
+    return (
+      this.attempt(
+        op,
+        () => {
+          write();
+          return true;
+        },
+        context,
+      ) === true
+    );
+  }
+
+  /** Repairs the layout after an ENOENT; false (recorded) when it cannot. */
+  private repaired(): boolean {
+    try {
+      this.repairLayout();
+      return true;
+    } catch (err) {
+      this.health.failed('layout', err);
+      return false;
+    }
+  }
+
+  /**
+   * Recreates missing directories, and opens index.db again when it is gone or was never opened;
+   * throws when it cannot.
+   */
+  private repairLayout(): void {
+    const created = this.store.ensureLayout();
+    if (created.length > 0) {
+      this.options.logger.warn({ storage: this.options.root, created }, 'storage directories were missing (deleted while running?): recreated them');
+    }
+    const current = identityOf(this.indexPath);
+    const same = this.indexFile !== undefined && current !== undefined && current.dev === this.indexFile.dev && current.ino === this.indexFile.ino;
+    if (!same) this.reopenIndex(created.includes(this.store.blobsDir) || this.indexFile === undefined);
+  }
+
+  /**
+   * Replaces the open index by index.db at its path. When only the file was deleted (the blobs are
+   * still there) the open connection, which still reads the deleted file, copies itself there first;
+   * when the blobs went with it (or the index lived in memory) the new index starts empty, as the
+   * files it described are gone.
+   */
+  private reopenIndex(blobsGone: boolean): void {
+    const previous = this.db;
+    const { logger, root } = this.options;
+    if (!blobsGone && identityOf(this.indexPath) === undefined) {
+      try {
+        this.index.flushTouches();
+        previous.prepare('VACUUM INTO ?').run(this.indexPath);
+      } catch (err) {
+        logger.warn({ storage: root, code: storageErrorCode(err) }, 'could not copy the deleted index; starting an empty one');
+      }
+    }
+    const db = openDatabase(this.indexPath);
+    try {
+      previous.close();
+    } catch {
+      // a connection to a deleted file may fail to checkpoint; it is discarded either way
+    }
+    this.db = db;
+    this.currentIndex = new CacheIndex(db);
+    this.indexFile = identityOf(this.indexPath);
+    this.manifests.clear();
+    this.tags.clear();
+    this.linked.clear();
+    this.totalBytes = this.index.totals().bytes;
+    this.options.metrics.cacheBytes.set(this.totalBytes);
+    logger.warn({ storage: root, blobs: this.index.totals().count }, blobsGone ? 'opened a new, empty index.db' : 'index.db was deleted: wrote it again from the open index');
   }
 
   get maxSizeBytes(): number {
@@ -98,29 +279,46 @@ export class Cache {
   }
 
   link(registry: string, repository: string, digest: string): void {
-    this.index.link(registry, repository, digest);
+    this.wrote('index', () => this.index.link(registry, repository, digest));
   }
 
-  /** Bytes [start, end] of a stored blob; the blob is pinned against eviction until the source is closed. */
-  openRead(digest: string, start: number, end: number): ChunkSource {
-    const fd = openSync(this.store.pathOf(digest), 'r');
+  /** Bytes [start, end] of a stored blob, pinned against eviction until the source is closed; undefined when its file is gone. */
+  openRead(digest: string, start: number, end: number): ChunkSource | undefined {
+    let fd: number;
+    try {
+      fd = openSync(this.store.pathOf(digest), 'r');
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      const row = this.index.blob(digest);
+      if (row !== undefined && isMissing(err)) this.forget(row);
+      return undefined;
+    }
     this.pin(digest);
     this.index.touch(digest, this.options.clock.now());
     return new FileRange(fd, start, end, () => this.unpin(digest));
   }
 
-  /** The fill in flight for a digest, if any (followers join it instead of fetching again). */
+  /** The fill in flight for a digest that a new reader can still join from the start, if any. */
   inflight(digest: string): BlobFill | undefined {
-    return this.fills.get(digest);
+    const fill = this.fills.get(digest);
+    return fill?.joinable(0) === true ? fill : undefined;
   }
 
   /**
    * Starts writing `body` for `digest` to a temp file; the caller attaches readers at once. On
    * success the blob is renamed into the store, indexed and linked to (registry, repository) —
-   * unless it is larger than the whole budget, in which case it is streamed but not kept.
+   * unless it is larger than the whole budget, in which case it is streamed but not kept. When
+   * storage cannot be written the fill streams from memory without a file, and nothing is kept.
    */
   beginFill(digest: string, body: Readable, size: number | undefined, registry: string, repository: string): BlobFill {
-    const fill = new BlobFill(digest, this.store.tempPath(digest), size, registry, repository);
+    const holder: { fill?: BlobFill } = {};
+    const onStorageError = (err: unknown): void => {
+      if (holder.fill !== undefined) this.fillUncached(holder.fill, err);
+    };
+    const fill =
+      this.attempt('fill', () => new BlobFill(digest, this.store.tempPath(digest), size, registry, repository, onStorageError), { digest }) ??
+      new BlobFill(digest, undefined, size, registry, repository);
+    holder.fill = fill;
     this.fills.set(digest, fill);
     const settled = fill.run(body).then(
       () => {
@@ -128,9 +326,9 @@ export class Cache {
         this.settle(fill);
       },
       (err: unknown) => {
-        this.fills.delete(digest);
+        if (this.fills.get(digest) === fill) this.fills.delete(digest);
         if (err instanceof DigestMismatch) this.options.metrics.digestMismatches.inc({ registry });
-        this.store.discard(fill.tempPath);
+        if (fill.tempPath !== undefined) this.store.discard(fill.tempPath);
         this.options.logger.warn({ digest, registry, repository, err: err instanceof Error ? err.message : String(err) }, 'blob fetch failed; nothing cached');
       },
     );
@@ -144,38 +342,79 @@ export class Cache {
     while (this.settling.size > 0) await Promise.allSettled([...this.settling]);
   }
 
+  /**
+   * Writing a fill's temp file failed: the fill streams on from memory to its readers and is not
+   * stored. New clients start their own fetch; a full disk gets eviction of as much as the blob needed.
+   */
+  private fillUncached(fill: BlobFill, err: unknown): void {
+    if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
+    this.health.failed('fill', err, { digest: fill.digest, readers: fill.readers });
+    if (isFull(err)) this.evictTo(Math.max(0, this.totalBytes - (fill.size ?? fill.written)));
+  }
+
   private settle(fill: BlobFill): void {
+    const { digest, tempPath } = fill;
     try {
+      if (!fill.caching || tempPath === undefined) return;
       if (fill.written > this.options.maxSizeBytes) {
-        this.store.discard(fill.tempPath);
-        this.options.logger.info({ digest: fill.digest, size: fill.written }, 'blob larger than storage.maxSize: streamed, not kept');
+        this.options.logger.info({ digest, size: fill.written }, 'blob larger than storage.maxSize: streamed, not kept');
         return;
       }
-      this.store.commit(fill.tempPath, fill.digest);
+      try {
+        this.store.commit(tempPath, digest);
+      } catch (err) {
+        if (!isStorageError(err)) throw err;
+        // A temp file deleted with its directory is not a failing disk: recreate the layout and go on.
+        if (isMissing(err) && this.repaired()) this.options.logger.info({ digest }, 'the storage directory was deleted during a fill: blob streamed, not kept');
+        else this.health.failed('commit', err, { digest });
+        return;
+      }
       const now = this.options.clock.now();
-      this.index.addBlob({ digest: fill.digest, size: fill.written, kind: 'blob', media_type: null, created_at: now }, { registry: fill.registry, repository: fill.repository });
-      for (const link of fill.links) this.index.link(link.registry, link.repository, fill.digest);
+      const indexed = this.wrote('index', () => {
+        this.index.addBlob({ digest, size: fill.written, kind: 'blob', media_type: null, created_at: now }, { registry: fill.registry, repository: fill.repository });
+        for (const link of fill.links) this.index.link(link.registry, link.repository, digest);
+      });
+      if (!indexed) {
+        this.removeFile(digest);
+        return;
+      }
       this.grow(fill.written);
     } catch (err) {
-      this.store.discard(fill.tempPath);
-      this.options.logger.error({ digest: fill.digest, err }, 'could not store a verified blob');
+      this.options.logger.error({ digest, err }, 'could not store a verified blob');
     } finally {
-      this.fills.delete(fill.digest);
+      if (tempPath !== undefined) this.store.discard(tempPath);
+      if (this.fills.get(digest) === fill) this.fills.delete(digest);
     }
   }
 
-  /** Stores a verified manifest (file + index + link) and keeps its bytes in memory. */
-  putManifest(manifest: CachedManifest, registry: string, repository: string): void {
-    const known = this.index.blob(manifest.digest);
-    if (known === undefined || !this.store.exists(manifest.digest)) {
-      this.store.put(manifest.digest, manifest.bytes);
-      const now = this.options.clock.now();
-      this.index.addBlob({ digest: manifest.digest, size: manifest.bytes.length, kind: 'manifest', media_type: manifest.mediaType, created_at: now }, { registry, repository });
-      if (known === undefined) this.grow(manifest.bytes.length);
-    } else {
-      this.index.link(registry, repository, manifest.digest);
+  /** Removes a stored file that could not be indexed, so no file is left that nothing accounts for. */
+  private removeFile(digest: string): void {
+    try {
+      this.store.remove(digest);
+    } catch {
+      // storage is failing; `cache verify` adopts or removes what is left
     }
-    this.manifests.set(manifest.digest, manifest);
+  }
+
+  /** Stores a verified manifest (file + index + link) and keeps its bytes in memory; stores nothing when storage fails. */
+  putManifest(manifest: CachedManifest, registry: string, repository: string): void {
+    const { digest } = manifest;
+    const known = this.index.blob(digest);
+    if (known === undefined || !this.store.exists(digest)) {
+      if (!this.wrote('manifest', () => this.store.put(digest, manifest.bytes), { digest })) return;
+      const now = this.options.clock.now();
+      const indexed = this.wrote('index', () => {
+        this.index.addBlob({ digest, size: manifest.bytes.length, kind: 'manifest', media_type: manifest.mediaType, created_at: now }, { registry, repository });
+      });
+      if (!indexed) {
+        this.removeFile(digest);
+        return;
+      }
+      if (known === undefined) this.grow(manifest.bytes.length);
+    } else if (!this.wrote('index', () => this.index.link(registry, repository, digest))) {
+      return;
+    }
+    this.manifests.set(digest, manifest);
   }
 
   /** A stored manifest by digest, from memory or disk. */
@@ -209,7 +448,7 @@ export class Cache {
   }
 
   putTag(registry: string, repository: string, tag: string, row: TagRow): void {
-    this.index.putTag(registry, repository, tag, row);
+    if (!this.wrote('index', () => this.index.putTag(registry, repository, tag, row))) return;
     this.tags.set(repositoryKey(registry, repository, tag), row);
   }
 
@@ -230,7 +469,7 @@ export class Cache {
   }
 
   private forget(row: BlobRow): void {
-    this.index.deleteBlob(row.digest);
+    this.wrote('index', () => this.index.deleteBlob(row.digest));
     this.manifests.delete(row.digest);
     // Links of this digest may be gone with it; forgetting is rare, so the memo starts over.
     this.linked.clear();
@@ -251,7 +490,13 @@ export class Cache {
       projected -= row.size;
     }
     for (const row of victims) {
-      this.store.remove(row.digest);
+      try {
+        this.store.remove(row.digest);
+      } catch (err) {
+        if (!isStorageError(err)) throw err;
+        this.health.failed('evict', err, { digest: row.digest });
+        break;
+      }
       this.forget(row);
       evicted++;
       freed += row.size;
@@ -267,7 +512,7 @@ export class Cache {
   async close(): Promise<void> {
     await this.drain();
     clearInterval(this.flushTimer);
-    this.index.flushTouches();
+    this.wrote('index', () => this.index.flushTouches());
     this.db.close();
   }
 }

@@ -1,15 +1,15 @@
-import { closeSync, openSync } from 'node:fs';
-import type { BlobFill } from './blob-fill.js';
-import { type ChunkSource, readAt } from './chunk-source.js';
+import type { BlobFill, FillCursor } from './blob-fill.js';
+import type { ChunkSource } from './chunk-source.js';
 
 /**
  * Bytes [start, end] of a blob that is still being filled, waiting for the writer as needed. Ends
  * once the fill is verified; rejects (so the client's response is aborted) if the fill fails. Bytes
- * still in the fill's ring are copied from memory, older ones read from the file. The file descriptor is opened
- * at once, so a later rename or unlink is harmless.
+ * still in the fill's ring are copied from memory, older ones read from the temp file through the
+ * fill's own descriptor, which stays open while a reader holds it (a later rename or unlink is harmless).
+ * The constructor throws FillNotJoinable when the bytes from `start` are no longer held.
  */
 export class TailReader implements ChunkSource {
-  private readonly fd: number;
+  private readonly cursor: FillCursor;
   private position: number;
   private readonly startedAt: number;
   private closed = false;
@@ -22,10 +22,9 @@ export class TailReader implements ChunkSource {
     /** Called once with the bytes handed out, when the end is reached. */
     private readonly onEnd: (bytes: number) => void,
   ) {
-    this.fd = openSync(fill.tempPath, 'r');
+    this.cursor = fill.attach(start, end);
     this.position = start;
     this.startedAt = start;
-    fill.readers++;
   }
 
   private stopAt(): number | undefined {
@@ -47,20 +46,23 @@ export class TailReader implements ChunkSource {
       await new Promise<void>((resolve) => this.fill.once('progress', () => resolve()));
     }
     const copied = this.fill.copyRecent(this.position, available, scratch);
-    if (copied > 0) {
-      this.position += copied;
-      return scratch.subarray(0, copied);
-    }
-    const bytesRead = await readAt(this.fd, scratch, Math.min(scratch.length, available - this.position), this.position);
+    if (copied > 0) return this.took(scratch, copied);
+    const bytesRead = await this.fill.readFile(scratch, Math.min(scratch.length, available - this.position), this.position);
     if (bytesRead === 0) throw new Error('blob temp file ended early');
-    this.position += bytesRead;
-    return scratch.subarray(0, bytesRead);
+    return this.took(scratch, bytesRead);
+  }
+
+  /** Moves past bytes copied into `scratch`, letting a writer that waits for ring space go on. */
+  private took(scratch: Buffer, count: number): Buffer {
+    this.position += count;
+    this.cursor.position = this.position;
+    this.fill.moved();
+    return scratch.subarray(0, count);
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.fill.readers--;
-    closeSync(this.fd);
+    this.fill.detach(this.cursor);
   }
 }

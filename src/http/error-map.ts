@@ -11,6 +11,7 @@ import {
   RangeNotSatisfiable,
   NoDefaultRegistry,
   RegistryNotConfigured,
+  StorageUnavailable,
   Unsupported,
   UpstreamDenied,
   UpstreamProtocolError,
@@ -88,6 +89,7 @@ export function toOciError(err: unknown): OciError {
   if (err instanceof Unsupported) return oci('UNSUPPORTED', err.message);
   if (err instanceof RangeNotSatisfiable) return oci('RANGE_INVALID', err.message, undefined, { 'content-range': `bytes */${err.size}` });
   if (err instanceof ConfigError) return oci('UNAVAILABLE', err.message);
+  if (err instanceof StorageUnavailable) return oci('UNAVAILABLE', 'the mirror\'s storage is unavailable; see the pullgate log');
   return oci('UNKNOWN', 'internal error; see the pullgate log');
 }
 

@@ -1,13 +1,32 @@
 import type { FastifyInstance } from 'fastify';
 
-/** `/healthz` (the process answers) and `/readyz` (storage is writable). */
+const HEALTHY = '{"status":"ok"}';
+
+/**
+ * `/healthz` (the process answers) and `/readyz` (storage is writable; 503 with the reason when it
+ * is not, while pullgate passes through without caching), for GET and for HEAD (no body).
+ */
 export function registerHealthRoutes(app: FastifyInstance): void {
-  app.get('/healthz', async (_request, reply) => reply.header('content-type', 'application/json').send('{"status":"ok"}'));
-  app.get('/readyz', async (_request, reply) => {
-    const ready = await app.pullgate.ready();
-    return reply
-      .code(ready ? 200 : 503)
-      .header('content-type', 'application/json')
-      .send(JSON.stringify({ status: ready ? 'ok' : 'storage not writable' }));
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/healthz',
+    handler: async (request, reply) =>
+      reply
+        .header('content-type', 'application/json')
+        .header('content-length', Buffer.byteLength(HEALTHY))
+        .send(request.method === 'HEAD' ? undefined : HEALTHY),
+  });
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: '/readyz',
+    handler: async (request, reply) => {
+      const { ready, storage } = await app.pullgate.ready();
+      const body = ready ? HEALTHY : JSON.stringify({ status: 'storage not writable', storage });
+      return reply
+        .code(ready ? 200 : 503)
+        .header('content-type', 'application/json')
+        .header('content-length', Buffer.byteLength(body))
+        .send(request.method === 'HEAD' ? undefined : body);
+    },
   });
 }

@@ -1,3 +1,4 @@
+import type { StorageStatus } from '../cache/storage-health.js';
 import type { Config } from '../config/config.js';
 import type { BlobAnswer, BlobRequest, JsonAnswer, ManifestAnswer, ManifestRequest } from '../proxy/types.js';
 import type { Route, Router } from '../routing/route.js';
@@ -20,12 +21,18 @@ export interface Services {
     tags(route: Route, query: URLSearchParams, signal: AbortSignal): Promise<JsonAnswer & { next: URLSearchParams | undefined }>;
     referrers(route: Route, digest: string, query: URLSearchParams, signal: AbortSignal): Promise<JsonAnswer>;
   };
-  /** True when storage is writable (for /readyz). */
-  ready(): Promise<boolean>;
+  /** Whether the mirror can cache (storage writable), and why not (for /readyz). */
+  ready(): Promise<Readiness>;
   /** Prometheus exposition of pullgate's counters. */
   metricsText(): Promise<{ contentType: string; body: string }>;
   /** Waits for blob fills in flight, then releases the cache (flushes the index). */
   close(): Promise<void>;
+}
+
+/** What /readyz reports: ready when storage is writable (without it, pullgate passes through without caching). */
+export interface Readiness {
+  ready: boolean;
+  storage: StorageStatus;
 }
 
 /** Per-request facts for the access log line. */

@@ -1,6 +1,7 @@
-import type { BlobFill } from '../cache/blob-fill.js';
+import { type BlobFill, FillNotJoinable } from '../cache/blob-fill.js';
 import type { Cache } from '../cache/cache.js';
 import { TailReader } from '../cache/tail-reader.js';
+import { UpstreamUnavailable } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { header } from '../upstream/http.js';
 import { failureFor } from '../upstream/status.js';
@@ -26,11 +27,29 @@ export class BlobProxy {
   ) {}
 
   async get(req: BlobRequest): Promise<BlobAnswer> {
+    try {
+      return await this.answer(req);
+    } catch (err) {
+      if (!(err instanceof FillNotJoinable)) throw err;
+    }
+    // The fill this request joined moved on while it waited (its bytes left memory, or it ended): ask again.
+    try {
+      return await this.answer(req);
+    } catch (err) {
+      if (err instanceof FillNotJoinable) throw new UpstreamUnavailable(req.route.registry, `blob ${req.digest}: ${err.message}; retry`, true);
+      throw err;
+    }
+  }
+
+  private async answer(req: BlobRequest): Promise<BlobAnswer> {
     const row = this.cache.lookup(req.digest);
     if (row !== undefined) {
       await this.confirmAccess(req);
-      this.metrics.hits.blob.inc();
-      return this.fromCache(req, row.size);
+      const cached = this.fromCache(req, row.size);
+      if (cached !== undefined) {
+        this.metrics.hits.blob.inc();
+        return cached;
+      }
     }
     const running = this.cache.inflight(req.digest);
     if (req.method === 'HEAD') {
@@ -80,8 +99,12 @@ export class BlobProxy {
     });
     if (response.status !== 200) throw await failureFor(registry, response, 'blob', `blob ${req.digest} in ${repository}`);
     const length = Number(header(response.headers, 'content-length'));
-    const fill = this.cache.beginFill(req.digest, response.body, Number.isFinite(length) ? length : undefined, registry, repository);
-    return fill;
+    try {
+      return this.cache.beginFill(req.digest, response.body, Number.isFinite(length) ? length : undefined, registry, repository);
+    } catch (err) {
+      response.body.destroy();
+      throw err;
+    }
   }
 
   private fromFill(req: BlobRequest, fill: BlobFill, source: 'upstream' | 'coalesced'): BlobAnswer {
@@ -100,12 +123,14 @@ export class BlobProxy {
     };
   }
 
-  private fromCache(req: BlobRequest, size: number): BlobAnswer {
+  /** A cached blob's answer; undefined when its file vanished since the lookup (the caller fetches it). */
+  private fromCache(req: BlobRequest, size: number): BlobAnswer | undefined {
     const range = resolveRange(req.range, size);
     const length = range ? range.end - range.start + 1 : size;
     const contentRange = range ? `bytes ${range.start}-${range.end}/${size}` : undefined;
     if (req.method === 'HEAD') return { status: range ? 206 : 200, length, contentRange, body: undefined, source: 'cache' };
     const body = this.cache.openRead(req.digest, range?.start ?? 0, range?.end ?? size - 1);
+    if (body === undefined) return undefined;
     this.metrics.bytesServed.inc({ source: 'cache' }, length);
     return { status: range ? 206 : 200, length, contentRange, body, source: 'cache' };
   }
