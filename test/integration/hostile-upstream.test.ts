@@ -144,6 +144,20 @@ describe('hostile upstream: manifest bodies', () => {
     await recoversWithoutCache(s);
   });
 
+  it('answers a client\'s tag HEAD with 502 when upstream\'s answer is not a manifest', async () => {
+    const s = await setup();
+    const digest = sha256(Buffer.from(METADATA_BODY));
+    s.fake.routes.set(TAG_PATH, (req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': String(Buffer.byteLength(METADATA_BODY)), 'docker-content-digest': digest });
+      res.end(req.method === 'HEAD' ? undefined : METADATA_BODY);
+    });
+    const head = await s.pg.app.inject({ method: 'HEAD', url: TAG_URL });
+    expect(head.statusCode).toBe(502);
+    expect(head.headers['content-type']).not.toBe('text/plain');
+    expect(s.fake.count(TAG_PATH)).toBe(1);
+    await recoversWithoutCache(s);
+  });
+
   it('rejects a document with both manifests and layers (CVE-2021-41190) by tag and by digest', async () => {
     const s = await setup();
     const confused = Buffer.from(
