@@ -1,3 +1,6 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { exposureWarnings, isLoopback } from '../../src/config/exposure.js';
@@ -54,5 +57,23 @@ describe('exposure warning', () => {
     expect(exposureWarnings(load(WITH_CREDENTIALS))).toEqual([]);
     expect(exposureWarnings(load(`listen: 0.0.0.0:5000\n${WITH_CREDENTIALS}clients: { anonymous: false, htpasswd: ./htpasswd }\n`))).toEqual([]);
     expect(exposureWarnings(load('listen: 0.0.0.0:5000\nregistries:\n  docker.io: {}\n  quay.io: { auth: { type: anonymous } }\n'))).toEqual([]);
+  });
+
+  it('pullgate config check prints the warning (the CLI from source, as pullgate runs it)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-exposure-'));
+    try {
+      const file = path.join(dir, 'pullgate.yaml');
+      writeFileSync(file, `listen: 0.0.0.0:5000\n${WITH_CREDENTIALS}`);
+      const result = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/cli.ts'), 'config', 'check', file], {
+        env: { PATH: process.env.PATH, HOME: dir, PULLGATE_CONFIG: '' },
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      expect(result.status).toBe(0);
+      expect(result.stdout).toMatch(/^# WARNING: EXPOSED: pullgate listens on 0\.0\.0\.0:5000/m);
+      expect(result.stdout).not.toContain('hunter2');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
