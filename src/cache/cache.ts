@@ -469,10 +469,11 @@ export class Cache {
   }
 
   private forget(row: BlobRow): void {
-    this.wrote('index', () => this.index.deleteBlob(row.digest));
     this.manifests.delete(row.digest);
     // Links of this digest may be gone with it; forgetting is rare, so the memo starts over.
     this.linked.clear();
+    // While the index cannot be written the row stays, and so does its size in the total.
+    if (!this.wrote('index', () => this.index.deleteBlob(row.digest))) return;
     this.totalBytes = Math.max(0, this.totalBytes - row.size);
     this.options.metrics.cacheBytes.set(this.totalBytes);
   }
