@@ -41,10 +41,31 @@ export interface ContentStore {
   /** The object's bytes (all, or an inclusive range within it) as a stream; undefined when it is not stored. */
   openRead(digest: string, range?: ByteRange): Promise<Readable | undefined>;
   stat(digest: string): Promise<ContentInfo | undefined>;
+  /**
+   * Notes that the object was read, so an age-based space policy keeps it: its `modifiedAt` becomes
+   * now. Resolves false when the object is not there.
+   */
+  refresh(digest: string): Promise<boolean>;
   /** Removes the object; nothing happens when it is not there. */
   delete(digest: string): Promise<void>;
   /** Up to `limit` objects in digest order, starting after the cursor `after`. */
   list(options?: { after?: string; limit?: number }): Promise<ContentPage>;
+  /** Releases connections; the store is not used afterwards. */
+  close(): Promise<void>;
+}
+
+/**
+ * Repository links kept beside shared content: that upstream confirmed (registry, repository) may see
+ * a digest, recorded by whichever replica confirmed it, so the others need not ask upstream again.
+ */
+export interface LinkStore {
+  isLinked(registry: string, repository: string, digest: string): Promise<boolean>;
+  link(registry: string, repository: string, digest: string): Promise<void>;
+}
+
+/** True when a content store also keeps repository links. */
+export function keepsLinks(store: ContentStore): store is ContentStore & LinkStore {
+  return 'isLinked' in store && 'link' in store;
 }
 
 /** Default page size of `list`. */

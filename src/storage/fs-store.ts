@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type PutOutcome, splitDigest } from './content-store.js';
@@ -109,6 +109,17 @@ export class FsContentStore implements ContentStore {
     }
   }
 
+  async refresh(digest: string): Promise<boolean> {
+    const now = new Date();
+    try {
+      await utimes(this.pathOf(digest), now, now);
+      return true;
+    } catch (err) {
+      if (code(err) === 'ENOENT') return false;
+      throw err;
+    }
+  }
+
   async delete(digest: string): Promise<void> {
     await rm(this.pathOf(digest), { force: true });
   }
@@ -133,6 +144,10 @@ export class FsContentStore implements ContentStore {
       }
     }
     return { items, next: undefined };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Deletes staged files left by a crash; returns how many. */

@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { Clock } from '../deps.js';
-import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type PutOutcome, splitDigest } from './content-store.js';
+import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type LinkStore, type PutOutcome, splitDigest } from './content-store.js';
 
 /** A rejection for a malformed digest (as the other stores give), else undefined. */
 function refuse(digest: string): Promise<never> | undefined {
@@ -14,8 +14,9 @@ function refuse(digest: string): Promise<never> | undefined {
 }
 
 /** Content in a Map, for fast tests; the same contract as the filesystem and S3 stores. */
-export class MemoryContentStore implements ContentStore {
+export class MemoryContentStore implements ContentStore, LinkStore {
   private readonly objects = new Map<string, { bytes: Buffer; modifiedAt: number }>();
+  private readonly links = new Set<string>();
 
   constructor(private readonly clock: Clock) {}
 
@@ -53,10 +54,31 @@ export class MemoryContentStore implements ContentStore {
     return Promise.resolve(object === undefined ? undefined : { digest, size: object.bytes.length, modifiedAt: object.modifiedAt });
   }
 
+  refresh(digest: string): Promise<boolean> {
+    const invalid = refuse(digest);
+    if (invalid !== undefined) return invalid;
+    const object = this.objects.get(digest);
+    if (object !== undefined) object.modifiedAt = this.clock.now();
+    return Promise.resolve(object !== undefined);
+  }
+
   delete(digest: string): Promise<void> {
     const invalid = refuse(digest);
     if (invalid !== undefined) return invalid;
     this.objects.delete(digest);
+    return Promise.resolve();
+  }
+
+  isLinked(registry: string, repository: string, digest: string): Promise<boolean> {
+    return Promise.resolve(this.links.has(`${registry}\n${repository}\n${digest}`));
+  }
+
+  link(registry: string, repository: string, digest: string): Promise<void> {
+    this.links.add(`${registry}\n${repository}\n${digest}`);
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
     return Promise.resolve();
   }
 

@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
-import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type PutOutcome, splitDigest } from './content-store.js';
+import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type LinkStore, type PutOutcome, splitDigest } from './content-store.js';
 
 /** Where the bucket is and how to talk to it; credentials come from the AWS SDK's default chain. */
 export interface S3StoreOptions {
@@ -72,7 +72,7 @@ export function normalisePrefix(prefix: string): string {
  * only once every part is up, and aborted otherwise. The SDK is loaded on first use, so a config
  * without S3 does not pay for it.
  */
-export class S3ContentStore implements ContentStore {
+export class S3ContentStore implements ContentStore, LinkStore {
   private connection: Promise<Connection> | undefined;
   private readonly prefix: string;
   private readonly multipartThreshold: number;
@@ -223,6 +223,27 @@ export class S3ContentStore implements ContentStore {
     }
   }
 
+  /** Copies the object onto itself (S3's way to renew LastModified); the bytes are not re-sent by the client. */
+  async refresh(digest: string): Promise<boolean> {
+    const { sdk, client } = await this.connect();
+    const Key = this.keyOf(digest);
+    try {
+      await client.send(
+        new sdk.CopyObjectCommand({
+          Bucket: this.options.bucket,
+          Key,
+          CopySource: `${this.options.bucket}/${Key}`,
+          MetadataDirective: 'REPLACE',
+          Metadata: { 'pullgate-read': new Date().toISOString() },
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (notFound(err)) return false;
+      throw err;
+    }
+  }
+
   async delete(digest: string): Promise<void> {
     const { sdk, client } = await this.connect();
     await client.send(new sdk.DeleteObjectCommand({ Bucket: this.options.bucket, Key: this.keyOf(digest) }));
@@ -249,6 +270,31 @@ export class S3ContentStore implements ContentStore {
       items.push({ digest, size: object.Size ?? 0, modifiedAt: object.LastModified?.getTime() ?? 0 });
     }
     return { items, next: answer.IsTruncated === true ? last : undefined };
+  }
+
+  /** The key of a link marker: `<prefix>links/<registry>/<repository>/<algorithm>/<hex>` (an empty object). */
+  private linkKey(registry: string, repository: string, digest: string): string {
+    const [algorithm, hex] = splitDigest(digest);
+    if (!/^[a-z0-9.:-]+$/.test(registry) || repository.split('/').some((part) => part === '' || part === '.' || part === '..')) {
+      throw new Error(`not a repository: ${registry}/${repository}`);
+    }
+    return `${this.prefix}links/${registry}/${repository}/${algorithm}/${hex}`;
+  }
+
+  async isLinked(registry: string, repository: string, digest: string): Promise<boolean> {
+    const { sdk, client } = await this.connect();
+    try {
+      await client.send(new sdk.HeadObjectCommand({ Bucket: this.options.bucket, Key: this.linkKey(registry, repository, digest) }));
+      return true;
+    } catch (err) {
+      if (notFound(err)) return false;
+      throw err;
+    }
+  }
+
+  async link(registry: string, repository: string, digest: string): Promise<void> {
+    const { sdk, client } = await this.connect();
+    await client.send(new sdk.PutObjectCommand({ Bucket: this.options.bucket, Key: this.linkKey(registry, repository, digest), Body: Buffer.alloc(0), ContentLength: 0 }));
   }
 
   /** A time-limited URL that lets a client GET the object without credentials (for `redirect: true`). */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type ContentStore, listAll } from '../../src/storage/content-store.js';
+import { type ContentStore, keepsLinks, listAll } from '../../src/storage/content-store.js';
 
 /** What a suite needs from one implementation: the store (empty) and how to tear it down. */
 export interface ContractSubject {
@@ -18,6 +18,8 @@ export interface ContractOptions {
   largeSize?: number;
   /** Per-test timeout for the large-object tests. */
   largeTimeoutMs?: number;
+  /** Moves the store's clock on, when the store takes time from an injected clock. */
+  advance?: (ms: number) => void;
 }
 
 function digestOf(bytes: Buffer): string {
@@ -143,6 +145,21 @@ export function runContentStoreContract(name: string, open: () => Promise<Contra
       expect((await store.list()).items.map((item) => item.digest)).not.toContain(digest);
     });
 
+    it('refresh renews the modification time of a stored object and reports a missing one', async () => {
+      const bytes = randomBytes(64);
+      const digest = digestOf(bytes);
+      await store.putBytes(digest, bytes);
+      const before = (await store.stat(digest))?.modifiedAt ?? Infinity;
+      options.advance?.(60_000);
+      expect(await store.refresh(digest)).toBe(true);
+      const after = (await store.stat(digest))?.modifiedAt ?? -Infinity;
+      expect(after).toBeGreaterThanOrEqual(before);
+      if (options.advance !== undefined) expect(after).toBeGreaterThan(before);
+      expect(await readAll(await store.openRead(digest))).toEqual(bytes);
+      expect(await store.refresh(digestOf(randomBytes(8)))).toBe(false);
+      await store.delete(digest);
+    });
+
     it('lists in digest order, page by page, from a cursor', async () => {
       const objects = Array.from({ length: 7 }, (_, i) => randomBytes(10 + i));
       const digests = objects.map(digestOf);
@@ -230,6 +247,21 @@ export function runContentStoreContract(name: string, open: () => Promise<Contra
       },
       largeTimeout,
     );
+
+    it('keeps repository links when it is a shared store (S3, memory)', async (context) => {
+      if (!keepsLinks(store)) {
+        process.stdout.write(`contract ${name}: no repository links (a local store; the index keeps them)\n`);
+        context.skip();
+        return;
+      }
+      const digest = digestOf(randomBytes(32));
+      expect(await store.isLinked('ghcr.io', 'org/app', digest)).toBe(false);
+      await store.link('ghcr.io', 'org/app', digest);
+      expect(await store.isLinked('ghcr.io', 'org/app', digest)).toBe(true);
+      expect(await store.isLinked('ghcr.io', 'org/other', digest)).toBe(false);
+      expect(await store.isLinked('127.0.0.1:5000', 'org/app', digest)).toBe(false);
+      expect((await store.list()).items).toEqual([]);
+    });
 
     it('refuses a digest that could escape its place', async () => {
       await expect(store.putBytes('sha256:../../etc/passwd', Buffer.from('x'))).rejects.toThrow(/not a digest/);

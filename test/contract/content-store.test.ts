@@ -7,7 +7,8 @@ import { MemoryContentStore } from '../../src/storage/memory-store.js';
 import { runContentStoreContract } from './content-store.contract.js';
 
 // The S3 store runs the same contract against a real Ceph RGW in test/e2e/s3-store.e2e.test.ts.
-runContentStoreContract('memory', () => Promise.resolve({ store: new MemoryContentStore(new FakeClock()) }));
+const clock = new FakeClock();
+runContentStoreContract('memory', () => Promise.resolve({ store: new MemoryContentStore(clock) }), { advance: (ms) => clock.advance(ms) });
 
 runContentStoreContract('filesystem', async () => {
   const root = await mkdtemp(path.join(tmpdir(), 'pullgate-fs-store-'));
