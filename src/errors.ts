@@ -132,6 +132,19 @@ export class UpstreamUnavailable extends PullgateError {
   }
 }
 
+/**
+ * The replica that owns a digest in the cluster did not answer (refused, timed out, failed or answered
+ * an error before its body): the asking replica fetches from upstream itself.
+ */
+export class OwnerUnavailable extends PullgateError {
+  constructor(
+    readonly owner: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** Upstream answered something pullgate cannot use (bad token response, unsafe realm …). */
 export class UpstreamProtocolError extends PullgateError {
   constructor(

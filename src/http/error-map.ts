@@ -8,6 +8,7 @@ import {
   InvalidReference,
   ManifestRejected,
   NotFound,
+  OwnerUnavailable,
   RangeNotSatisfiable,
   NoDefaultRegistry,
   RegistryNotConfigured,
@@ -78,6 +79,7 @@ export function toOciError(err: unknown): OciError {
   if (err instanceof UpstreamUnavailable) {
     return oci(err.reachable ? 'UPSTREAM_ERROR' : 'UNAVAILABLE', err.message, { registry: err.registry });
   }
+  if (err instanceof OwnerUnavailable) return oci('UNAVAILABLE', 'a cluster peer did not answer; retry');
   if (err instanceof UpstreamProtocolError) return oci('UPSTREAM_ERROR', err.message, { registry: err.registry });
   if (err instanceof DigestMismatch) {
     return oci('UPSTREAM_ERROR', 'upstream content did not match its digest; nothing was cached', {

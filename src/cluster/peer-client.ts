@@ -1,0 +1,84 @@
+import type { Readable } from 'node:stream';
+import { Agent, request, type Dispatcher } from 'undici';
+import type { Clock } from '../deps.js';
+import { OwnerUnavailable, describeError } from '../errors.js';
+import { PEER_HEADER, signPeerRequest } from './peer-auth.js';
+import { peerBlobPath } from './peer-listener.js';
+
+/** A peer that does not accept the connection within this time is taken as down. */
+export const PEER_CONNECT_TIMEOUT_MS = 2_000;
+
+export interface PeerClientOptions {
+  secret: string;
+  clock: Clock;
+  /** Longest wait for the owner's response headers (the owner first has its own upstream answer). */
+  headersTimeoutMs: number;
+  /** Longest pause between body chunks before the transfer is taken as cut. */
+  bodyTimeoutMs: number;
+  /** For tests; by default the client keeps its own Agents (one for TCP peers, one per unix socket). */
+  dispatcher?: Dispatcher;
+}
+
+/** A blob as the owner streams it: the body (verified by the caller's fill) and its announced size. */
+export interface OwnerBlob {
+  body: Readable;
+  size: number | undefined;
+}
+
+/**
+ * Fetches blobs from the replica (or worker) that owns them, over the owner's internal listener,
+ * signing every request with the cluster secret. Anything short of a 200 with a body — refused,
+ * timed out, reset, an error status — is OwnerUnavailable, so the caller fetches from upstream itself.
+ */
+export class PeerClient {
+  private readonly agents = new Map<string, Dispatcher>();
+
+  constructor(private readonly options: PeerClientOptions) {}
+
+  private dispatcherFor(member: string): Dispatcher {
+    if (this.options.dispatcher !== undefined) return this.options.dispatcher;
+    const key = member.startsWith('unix:') ? member : 'tcp';
+    let agent = this.agents.get(key);
+    if (agent === undefined) {
+      const socketPath = member.startsWith('unix:') ? member.slice('unix:'.length) : undefined;
+      agent = new Agent({
+        connectTimeout: PEER_CONNECT_TIMEOUT_MS,
+        headersTimeout: this.options.headersTimeoutMs,
+        bodyTimeout: this.options.bodyTimeoutMs,
+        keepAliveTimeout: 30_000,
+        ...(socketPath !== undefined ? { connect: { socketPath, timeout: PEER_CONNECT_TIMEOUT_MS } } : {}),
+      });
+      this.agents.set(key, agent);
+    }
+    return agent;
+  }
+
+  /** Streams (registry, repository, digest) from `member`; throws OwnerUnavailable when it does not answer with the blob. */
+  async fetchBlob(member: string, registry: string, repository: string, digest: string): Promise<OwnerBlob> {
+    const path = peerBlobPath(registry, repository, digest);
+    const origin = member.startsWith('unix:') ? 'http://localhost' : `http://${member}`;
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(`${origin}${path}`, {
+        method: 'GET',
+        headers: { [PEER_HEADER]: signPeerRequest(this.options.secret, 'GET', path, this.options.clock.now()) },
+        dispatcher: this.dispatcherFor(member),
+        headersTimeout: this.options.headersTimeoutMs,
+        bodyTimeout: this.options.bodyTimeoutMs,
+      });
+    } catch (err) {
+      throw new OwnerUnavailable(member, `cluster peer ${member} did not answer for ${digest}: ${describeError(err)}`);
+    }
+    if (response.statusCode !== 200) {
+      const text = await response.body.text().catch(() => '');
+      throw new OwnerUnavailable(member, `cluster peer ${member} answered ${response.statusCode} for ${digest}: ${text.slice(0, 300)}`);
+    }
+    const length = Number(response.headers['content-length']);
+    return { body: response.body, size: Number.isFinite(length) && length >= 0 ? length : undefined };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((agent) => agent.close()));
+    this.agents.clear();
+  }
+}
