@@ -48,7 +48,7 @@ export class ConfigCredentialSource implements CredentialSource {
     const who = secret.kind === 'basic' ? `, user "${secret.username}"` : '';
     const where = this.file ? ` from ${this.file.path}` : '';
     const source = auth.type === 'anonymous' ? 'anonymous (auth type "anonymous")' : `config registries.${key}.auth (${auth.type}${who}${where})`;
-    return credential(secret, source);
+    return credential(secret, source, { kind: 'config', file: this.file?.path });
   }
 
   invalidate(): void {

@@ -1,5 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../deps.js';
+import type { PullObserver } from '../upstream/pull-observer.js';
 import type { Credential } from './credential.js';
 import { refreshMargin, type IssuedToken } from './token-response.js';
 
@@ -10,6 +11,8 @@ export interface TokenRequest {
   service: string | undefined;
   scopes: string[];
   credential: Credential;
+  /** Told about the exchange (not part of the cache key); when requests share one exchange, the first one's. */
+  observe?: PullObserver;
 }
 
 /** Performs one token exchange; supplied by upstream/ so this module does no network I/O. */
@@ -61,9 +64,14 @@ export class TokenCache {
 
   /** Returns a valid token for the request, exchanging once if none is cached. */
   async get(request: TokenRequest): Promise<string> {
+    return (await this.issue(request)).token;
+  }
+
+  /** Like get, with the token's expiry. */
+  async issue(request: TokenRequest): Promise<IssuedToken> {
     const issued = await this.cache.fetch(TokenCache.key(request), { context: request });
     if (issued === undefined) throw new Error('token exchange returned nothing');
-    return issued.token;
+    return issued;
   }
 
   /** Forgets the token for a request (upstream answered 401 to it). */

@@ -1,29 +1,21 @@
-import type { Dispatcher } from 'undici';
-import { chooseChallenge, parseChallenges, type Challenge } from '../auth/challenge.js';
+import type { Challenge } from '../auth/challenge.js';
 import { AUTH_TYPE_TABLE } from '../auth/auth-types.js';
-import { basicAuthorization, type Credential } from '../auth/credential.js';
-import { keychainFor, type KeychainDeps } from '../auth/keychain.js';
-import { realmRefusal } from '../auth/realm.js';
-import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
+import { basicLogin, type Credential } from '../auth/credential.js';
 import type { Config, RegistryConfig } from '../config/config.js';
-import { IdentityRefused, UpstreamDenied, describeError } from '../errors.js';
+import type { UnsetReference } from '../config/interpolate.js';
+import { IdentityRefused, NoDefaultRegistry, RegistryNotConfigured, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import { DEFAULT_MANIFEST_ACCEPT } from '../proxy/manifests.js';
 import { parseManifestReference } from '../routing/reference.js';
 import { route, type Route } from '../routing/route.js';
-import { drain, header, send, upstreamErrorMessage, type HttpResponse } from '../upstream/http.js';
-import { exchangeToken } from '../upstream/token-exchange.js';
-import { dispatcherFor } from '../upstream/upstreams.js';
-import { explainDenied, explainNetworkError, sudoWarning, type Explanation } from './explain.js';
+import { drain, header, upstreamErrorMessage, type HttpResponse } from '../upstream/http.js';
+import type { PullEvent, PullObserver } from '../upstream/pull-observer.js';
+import type { RegistryClient } from '../upstream/registry-client.js';
+import { createRegistryClient, createTokenCache, type ClientDeps } from '../upstream/upstreams.js';
+import { explainDenied, explainNetworkError, explainUnset, sudoWarning, type Explanation } from './explain.js';
 import { parseImageRef } from './image-ref.js';
 
 /** What doctor needs: the keychain's deps and the shared undici dispatcher. */
-export type DoctorDeps = KeychainDeps & { dispatcher: Dispatcher };
-
-const MANIFEST_ACCEPT = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ');
+export type DoctorDeps = ClientDeps;
 
 /** Raised inside a step to stop with an explanation. */
 class StepFailed extends Error {
@@ -58,14 +50,97 @@ function describeChallenge(challenge: Challenge): string {
   return `${challenge.scheme === 'bearer' ? 'Bearer' : 'Basic'} ${params}`.trim();
 }
 
+type Of<S extends PullEvent['step']> = Extract<PullEvent, { step: S }>;
+
+/** What the registry client reported, kept for explaining a failure from facts rather than messages. */
+class Steps {
+  credentials: Of<'credentials'> | undefined;
+  /** The last exchange request since the last token step (how the token was asked for). */
+  exchange: Of<'exchange'> | undefined;
+  /** How the last token step asked for its token. */
+  tokenHow = 'token request';
+  token: Of<'token'> | undefined;
+  denied: Of<'denied'> | undefined;
+  unreachable: Of<'unreachable'> | undefined;
+
+  constructor(
+    private readonly line: (step: string, text: string) => void,
+    /** The clock token lifetimes are counted against. */
+    private readonly now: () => number,
+  ) {}
+
+  readonly observe: PullObserver = (event) => {
+    switch (event.step) {
+      case 'credentials':
+        // The client resolves the credential again for each request; say it once.
+        if (this.credentials === undefined) this.line('credentials', event.source);
+        this.credentials = event;
+        return;
+      case 'ping':
+        if (event.status === 401) this.line('ping', `GET ${event.url} → 401, challenge ${event.challenge ? describeChallenge(event.challenge) : '(none)'}`);
+        else if (event.status >= 200 && event.status < 300) this.line('ping', `GET ${event.url} → ${event.status}, no authentication asked`);
+        return;
+      case 'exchange':
+        this.exchange = event;
+        return;
+      case 'token':
+        this.token = event;
+        this.tokenHow = this.exchange === undefined && event.outcome.result !== 'issued' ? 'token request' : this.how();
+        this.exchange = undefined;
+        if (event.outcome.result === 'issued') this.line('token', `${this.tokenHow} ${tokenTarget(event)} → token valid ${Math.round((event.outcome.expiresAt - this.now()) / 1000)} s`);
+        return;
+      case 'response':
+        if (event.status === 401) this.line('manifest', `${event.method} ${event.url} → 401${event.challenge ? `, challenge ${describeChallenge(event.challenge)}` : ''}`);
+        return;
+      case 'denied':
+        this.denied = event;
+        return;
+      case 'unreachable':
+        this.unreachable = event;
+        return;
+      case 'route':
+        this.line('route', `${event.image} → registry ${event.registry} (${event.url}), repository ${event.repository}, reference ${event.reference}`);
+        return;
+    }
+  };
+
+  /** How the pending token is asked for, from the exchange the token server answered (none: a cached token). */
+  private how(): string {
+    const exchange = this.exchange;
+    if (exchange === undefined) return 'cached token';
+    if (exchange.grant === 'refresh-token') return exchange.method === 'POST' ? 'POST refresh_token grant' : 'GET with the identity token as Basic (no refresh_token grant)';
+    return exchange.grant === 'basic' ? 'GET with Basic' : 'GET anonymous';
+  }
+}
+
+function tokenTarget(event: Of<'token'>): string {
+  const realm = new URL(event.realm);
+  return `${realm.origin}${realm.pathname} service=${event.service ?? '(none)'} scope=${event.scopes.join(' ')}`;
+}
+
+/** How the credential answers the registry's challenge when no token is exchanged; undefined when one is. */
+function directAnswer(credential: Credential, challenge: Challenge | undefined): string | undefined {
+  if (credential.secret.kind === 'bearer') return 'registry token from the credential source, sent as is (no exchange)';
+  if (challenge?.scheme !== 'basic') return undefined;
+  return basicLogin(credential.secret) ? 'Basic challenge: the username and password are sent with each request (no token exchange)' : 'Basic challenge, but no credentials to answer it';
+}
+
+/** `${VAR}`s that emptied a value under this registry's `auth`. */
+function unsetUnder(config: Config, registry: RegistryConfig): UnsetReference[] {
+  const prefix = `registries.${registry.key}.auth`;
+  return config.unsetReferences.filter((ref) => ref.path === prefix || ref.path.startsWith(`${prefix}.`));
+}
+
 /**
- * Walks how pullgate would pull IMAGE and writes one line per step: route, credential source
- * (never the secret), /v2/ ping and challenge, token exchange and its scope, manifest HEAD. On a
- * failure it writes the likely cause and the fix. Resolves true only when the image is pullable.
+ * Walks how pullgate would pull IMAGE with the registry client the server uses, writing one line
+ * per step it reports: route, credential source (never the secret), /v2/ ping and challenge, token
+ * exchange and its scope, manifest HEAD. On a failure it writes the likely cause and the fix,
+ * explained from the steps' typed facts. Resolves true only when the image is pullable.
  */
 export async function runDoctor(image: string, config: Config, deps: DoctorDeps, write: (line: string) => void): Promise<boolean> {
   const line = (step: string, text: string): void => write(`${step.padEnd(12)} ${text}`);
   const sudo = sudoWarning(deps.env);
+  const steps = new Steps(line, () => deps.clock.now());
   try {
     const ref = parseImageRef(image);
     let target: Route;
@@ -75,70 +150,57 @@ export async function runDoctor(image: string, config: Config, deps: DoctorDeps,
     } catch (err) {
       throw new StepFailed('route', describeError(err), {
         cause: `pullgate cannot route ${image}`,
-        fix: /not configured/.test(describeError(err)) ? 'add the registry under "registries:" in the pullgate config' : 'check the image reference ([registry/]name[:tag|@digest])',
+        fix: err instanceof RegistryNotConfigured || err instanceof NoDefaultRegistry ? 'add the registry under "registries:" in the pullgate config' : 'check the image reference ([registry/]name[:tag|@digest])',
       });
     }
     const registry = config.registries.get(target.registry);
     if (!registry) throw new StepFailed('route', `registry ${target.registry} is not configured`, { cause: 'no such registry', fix: 'add it under registries:' });
-    line('route', `${image} → registry ${registry.key} (${registry.url}), repository ${target.repository}, reference ${ref.reference}`);
-
+    steps.observe({ step: 'route', image, registry: registry.key, url: registry.url, repository: target.repository, reference: ref.reference });
     line('auth', `type ${registry.auth.type}: ${AUTH_TYPE_TABLE[registry.auth.type].description}`);
-    let credential: Credential;
-    try {
-      credential = await keychainFor(registry, deps).get(target.repository);
-    } catch (err) {
-      // An identity exchange the issuer refused carries its own cause and fix (IdentityRefused).
-      if (err instanceof UpstreamDenied) throw new StepFailed('credentials', err.message, { cause: identityCause(err), fix: err.hint });
-      throw new StepFailed('credentials', describeError(err), { cause: 'the credential source could not be read', fix: 'fix the file or variable named above' });
-    }
-    line('credentials', credential.source);
+    const unset = unsetUnder(config, registry);
+    for (const ref of unset) write(`warning      ${ref.path} comes from \${${ref.variable}}, which is unset`);
+
+    const client = createRegistryClient(registry, config, deps, createTokenCache(config, deps));
+    const credential = await resolveCredential(client, target.repository, steps, unset);
     if (sudo && credential.secret.kind === 'anonymous') write(`warning      ${sudo}`);
+    const ping = await probe(client, registry, steps);
+    const answer = directAnswer(credential, ping.challenge);
+    if (answer !== undefined) line('token', answer);
 
-    const dispatcher = dispatcherFor(registry, deps.dispatcher);
-    const timeoutMs = config.upstream.timeoutMs;
-    const request = async (step: string, url: string, method: 'GET' | 'HEAD', headers: Record<string, string>): Promise<HttpResponse> => {
-      try {
-        return await send(url, { method, headers, dispatcher, timeoutMs });
-      } catch (err) {
-        throw new StepFailed(step, `${method} ${url}: ${describeError(err)}`, explainNetworkError(err, registry.key, url));
-      }
-    };
-
-    const pingUrl = `${registry.url}/v2/`;
-    const ping = await request('ping', pingUrl, 'GET', {});
-    drain(ping.body);
-    let challenge: Challenge | undefined;
-    if (ping.status === 401) {
-      challenge = chooseChallenge(parseChallenges(ping.headers['www-authenticate']));
-      line('ping', `GET ${pingUrl} → 401, challenge ${challenge ? describeChallenge(challenge) : '(none)'}`);
-    } else if (ping.status >= 200 && ping.status < 300) {
-      line('ping', `GET ${pingUrl} → ${ping.status}, no authentication asked`);
-    } else {
-      throw new StepFailed('ping', `GET ${pingUrl} → ${ping.status}`, {
-        cause: `${registry.url} does not answer like an OCI registry at /v2/ (${ping.status})`,
-        fix: `check registries.${registry.key}.url (Docker Hub's API is https://registry-1.docker.io)`,
-      });
-    }
-
-    const authorization = await authorize(registry, { ...target, reference: ref.reference }, credential, challenge, { ...deps, dispatcher }, timeoutMs, line);
     const manifestUrl = `${registry.url}/v2/${target.repository}/manifests/${ref.reference}`;
-    const head = await request('manifest', manifestUrl, 'HEAD', { accept: MANIFEST_ACCEPT, ...(authorization ? { authorization } : {}) });
+    const ask = (method: 'GET' | 'HEAD', final: boolean): Promise<HttpResponse> =>
+      client.request({ method, repository: target.repository, path: `/manifests/${ref.reference}`, headers: { accept: DEFAULT_MANIFEST_ACCEPT }, observe: steps.observe }, final);
+    const failed = (err: unknown): StepFailed => explainFailure(err, steps, { registry, reference: ref.reference, unset });
+    let head: HttpResponse;
+    try {
+      head = await ask('HEAD', false);
+    } catch (err) {
+      if (!(err instanceof UpstreamDenied) || steps.denied === undefined) throw failed(err);
+      // HEAD has no body: ask again with GET (without renewing anything) for the registry's message.
+      try {
+        drain((await ask('GET', true)).body);
+      } catch (again) {
+        if (!(again instanceof UpstreamDenied)) throw failed(again);
+      }
+      throw failed(err);
+    }
     drain(head.body);
     if (head.status === 200) {
       line('manifest', `HEAD ${manifestUrl} → 200 ${header(head.headers, 'content-type') ?? ''} ${header(head.headers, 'docker-content-digest') ?? ''}`.trimEnd());
       write(`result       ${image} is pullable through pullgate`);
       return true;
     }
-    // HEAD has no body: ask again with GET for the registry's error message.
     let message: string | undefined;
-    if (head.status === 401 || head.status === 403 || head.status === 404) {
-      const get = await request('manifest', manifestUrl, 'GET', { accept: MANIFEST_ACCEPT, ...(authorization ? { authorization } : {}) });
+    if (head.status === 404) {
+      let get: HttpResponse;
+      try {
+        get = await ask('GET', true);
+      } catch (err) {
+        throw failed(err);
+      }
       message = (await upstreamErrorMessage(get.body)).message;
     }
     const said = `HEAD ${manifestUrl} → ${head.status}${message ? ` (${message})` : ''}`;
-    if (head.status === 401 || head.status === 403) {
-      throw new StepFailed('manifest', said, explainDenied({ registry: registry.key, status: head.status, message, credential, reference: ref.reference, at: 'manifest' }));
-    }
     if (head.status === 404) {
       throw new StepFailed('manifest', said, {
         cause: `${registry.key} has no ${target.repository}:${ref.reference}${credential.secret.kind === 'anonymous' ? ', or it is private and anonymous access hides it' : ''}`,
@@ -160,58 +222,65 @@ export async function runDoctor(image: string, config: Config, deps: DoctorDeps,
   }
 }
 
-/** Answers the challenge as pullgate would; returns the Authorization header for the manifest HEAD. */
-async function authorize(
-  registry: RegistryConfig,
-  target: Route & { reference: string },
-  credential: Credential,
-  challenge: Challenge | undefined,
-  /** `dispatcher` is already the registry's own (CA / insecure). */
-  deps: DoctorDeps,
-  timeoutMs: number,
-  line: (step: string, text: string) => void,
-): Promise<string | undefined> {
-  const { secret } = credential;
-  if (secret.kind === 'bearer') {
-    line('token', 'registry token from the credential source, sent as is (no exchange)');
-    return `Bearer ${secret.token}`;
+/** The credential as the client resolves it; a source that fails (an identity the issuer refused, an unreadable file) stops here. */
+async function resolveCredential(client: RegistryClient, repository: string, steps: Steps, unset: UnsetReference[]): Promise<Credential> {
+  try {
+    return await client.credential(repository, steps.observe);
+  } catch (err) {
+    const emptied = explainUnset(unset);
+    // An identity exchange the issuer refused carries its own cause and fix (IdentityRefused).
+    if (err instanceof UpstreamDenied) throw new StepFailed('credentials', err.message, emptied ?? { cause: identityCause(err), fix: err.hint });
+    throw new StepFailed('credentials', describeError(err), emptied ?? { cause: 'the credential source could not be read', fix: 'fix the file or variable named above' });
   }
-  if (challenge === undefined) return undefined;
-  if (challenge.scheme === 'basic') {
-    if (secret.kind === 'basic') {
-      line('token', 'Basic challenge: the username and password are sent with each request (no token exchange)');
-      return basicAuthorization(secret.username, secret.password);
-    }
-    if (secret.kind === 'refresh' && secret.username) return basicAuthorization(secret.username, secret.refreshToken);
-    line('token', 'Basic challenge, but no credentials to answer it');
-    return undefined;
+}
+
+/** The client's `/v2/` probe: learns the challenge, or explains why the registry cannot be talked to. */
+async function probe(client: RegistryClient, registry: RegistryConfig, steps: Steps): Promise<{ status: number; challenge: Challenge | undefined }> {
+  let ping: { status: number; challenge: Challenge | undefined };
+  try {
+    ping = await client.probe(undefined, steps.observe);
+  } catch (err) {
+    const lost = steps.unreachable;
+    throw new StepFailed('ping', lost ? `${lost.method} ${lost.url}: ${describeError(err)}` : describeError(err), lost ? explainNetworkError(lost.error, registry.key, lost.url) : { cause: describeError(err), fix: 'check the URL and that the registry is reachable from this machine' });
   }
-  const realm = challenge.params.realm;
-  if (!realm) throw new StepFailed('token', 'Bearer challenge without a realm', { cause: `${registry.key} sent a Bearer challenge with no realm`, fix: 'the registry is misconfigured; report it to its operator' });
-  const refusal = realmRefusal(realm, registry.url, registry.realms);
-  if (refusal && secret.kind !== 'anonymous') {
-    throw new StepFailed('token', `refusing to send credentials to ${realm}: ${refusal}`, {
-      cause: `the token realm ${new URL(realm).origin} is not on ${registry.key}'s host or registrable domain, so pullgate will not send it credentials`,
-      fix: `if that token server is trusted, list it: registries.${registry.key}.realms: ["${new URL(realm).origin}/"]`,
+  if (ping.status !== 401 && (ping.status < 200 || ping.status >= 300)) {
+    throw new StepFailed('ping', `GET ${registry.url}/v2/ → ${ping.status}`, {
+      cause: `${registry.url} does not answer like an OCI registry at /v2/ (${ping.status})`,
+      fix: `check registries.${registry.key}.url (Docker Hub's API is https://registry-1.docker.io)`,
     });
   }
-  const extra = splitScopes(challenge.params.scope).filter((scope) => parseScope(scope) === undefined);
-  const scopes = [pullScope(target.repository), ...extra];
-  const how = secret.kind === 'refresh' ? 'POST refresh_token grant' : secret.kind === 'basic' ? 'GET with Basic' : 'GET anonymous';
-  try {
-    const issued = await exchangeToken(
-      { registry: registry.key, realm, service: challenge.params.service, scopes, credential },
-      { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs },
-    );
-    const seconds = Math.round((issued.expiresAt - deps.clock.now()) / 1000);
-    line('token', `${how} ${new URL(realm).origin}${new URL(realm).pathname} service=${challenge.params.service ?? '(none)'} scope=${scopes.join(' ')} → token valid ${seconds} s`);
-    return `Bearer ${issued.token}`;
-  } catch (err) {
-    const what = `${how} ${realm} scope=${scopes.join(' ')}: ${describeError(err)}`;
-    if (err instanceof UpstreamDenied) {
-      throw new StepFailed('token', what, explainDenied({ registry: registry.key, status: err.status, message: undefined, credential, reference: target.reference, at: 'token' }));
+  return ping;
+}
+
+/** Turns what the client threw into the failed step and its explanation, from the steps it reported. */
+function explainFailure(err: unknown, steps: Steps, at: { registry: RegistryConfig; reference: string; unset: UnsetReference[] }): StepFailed {
+  const { registry, reference, unset } = at;
+  const token = steps.token;
+  const credentials = steps.credentials;
+  const facts = credentials && { kind: credentials.kind, source: credentials.source, origin: credentials.origin, registry: registry.key, reference, unset };
+  if (token && token.outcome.result !== 'issued' && (steps.denied === undefined || err instanceof UpstreamProtocolError)) {
+    const outcome = token.outcome;
+    if (outcome.result === 'realm-refused') {
+      const origin = new URL(token.realm).origin;
+      return new StepFailed('token', `refusing to send credentials to ${token.realm}: ${outcome.reason}`, {
+        cause: `the token realm ${origin} is not on ${registry.key}'s host or registrable domain, so pullgate will not send it credentials`,
+        fix: `if that token server is trusted, list it: registries.${registry.key}.realms: ["${origin}/"]`,
+      });
     }
-    const cause = (err as { cause?: unknown }).cause;
-    throw new StepFailed('token', what, cause ? explainNetworkError(cause, registry.key, realm) : { cause: 'the token exchange failed', fix: 'see the message above' });
+    if (outcome.result === 'no-realm') {
+      return new StepFailed('token', 'Bearer challenge without a realm', { cause: `${registry.key} sent a Bearer challenge with no realm`, fix: 'the registry is misconfigured; report it to its operator' });
+    }
+    const what = `${steps.tokenHow} ${token.realm} scope=${token.scopes.join(' ')}: ${describeError(err)}`;
+    if (outcome.result === 'denied' && facts) return new StepFailed('token', what, explainDenied({ ...facts, status: outcome.status, message: undefined, at: 'token' }));
+    const lost = steps.unreachable;
+    return new StepFailed('token', what, lost ? explainNetworkError(lost.error, registry.key, lost.url) : { cause: 'the token exchange failed', fix: 'see the message above' });
   }
+  const denied = steps.denied;
+  if (err instanceof UpstreamDenied && denied && facts) {
+    return new StepFailed('manifest', `HEAD ${denied.url} → ${denied.status}${denied.message ? ` (${denied.message})` : ''}`, explainDenied({ ...facts, status: denied.status, message: denied.message, at: 'manifest' }));
+  }
+  if (err instanceof UpstreamDenied) return new StepFailed('credentials', err.message, explainUnset(unset) ?? { cause: identityCause(err), fix: err.hint });
+  const lost = steps.unreachable;
+  if (err instanceof UpstreamUnavailable && lost) return new StepFailed('manifest', `${lost.method} ${lost.url}: ${describeError(err)}`, explainNetworkError(lost.error, registry.key, lost.url));
+  return new StepFailed('manifest', describeError(err), { cause: `${registry.key}: ${describeError(err)}`, fix: 'retry later; if it repeats, check the registry\'s status' });
 }

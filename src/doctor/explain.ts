@@ -1,4 +1,5 @@
-import type { Credential } from '../auth/credential.js';
+import type { CredentialOrigin, Secret } from '../auth/credential.js';
+import type { UnsetReference } from '../config/interpolate.js';
 
 /** The likely cause of a failure and what to do about it. */
 export interface Explanation {
@@ -56,25 +57,42 @@ export function explainNetworkError(err: unknown, registryKey: string, url: stri
   return { cause: `cannot connect to ${host}: ${code || message}`, fix: 'check the URL and that the registry is reachable from this machine' };
 }
 
-/** Context for explaining a refusal. */
+/** Context for explaining a refusal: typed facts from the client's observer, never strings to parse. */
 export interface DeniedContext {
   registry: string;
   status: number;
   /** The upstream error message (OCI `errors[0].message`), if any. */
   message: string | undefined;
-  credential: Credential;
+  /** The kind of secret presented, its description for the operator, and where it came from. */
+  kind: Secret['kind'];
+  source: string;
+  origin: CredentialOrigin;
   reference: string;
   /** Where the refusal came from: the token server or the registry. */
   at: 'token' | 'manifest';
+  /** `${VAR}`s under this registry's `auth` that were unset (their values became ""). */
+  unset: UnsetReference[];
 }
 
 const CGR_ANONYMOUS_TAGS = new Set(['latest', 'latest-dev']);
 
+/** Says which config value an unset `${VAR}` emptied, e.g. `registries.ghcr.io.auth.password comes from ${GITHUB_TOKEN}, which is unset`. */
+export function explainUnset(unset: UnsetReference[]): Explanation | undefined {
+  if (unset.length === 0) return undefined;
+  const said = unset.map((ref) => `${ref.path} comes from \${${ref.variable}}, which is unset`).join('; ');
+  const names = [...new Set(unset.map((ref) => ref.variable))];
+  return {
+    cause: `${said}, so pullgate used an empty value`,
+    fix: `set ${names.join(' and ')} in pullgate's environment (sudo and systemd do not pass your shell's variables), or give a default: \${${names[0] ?? 'VAR'}:-value}`,
+  };
+}
+
 /** Explains a 401/403 specific to the registry and the kind of credential in use. */
 export function explainDenied(ctx: DeniedContext): Explanation {
-  const { registry, status, message, credential, reference } = ctx;
-  const anonymous = credential.secret.kind === 'anonymous';
-  const helper = /credential helper docker-credential-([A-Za-z0-9-]+)/.exec(credential.source)?.[1];
+  const { registry, status, message, origin, reference } = ctx;
+  const anonymous = ctx.kind === 'anonymous';
+  const unset = explainUnset(ctx.unset);
+  if (unset) return unset;
   if (registry === 'cgr.dev' && anonymous) {
     const limited = !CGR_ANONYMOUS_TAGS.has(reference) && !reference.includes(':');
     return {
@@ -94,22 +112,23 @@ export function explainDenied(ctx: DeniedContext): Explanation {
     return { cause: `${registry} does not know the identity behind these credentials ("Identity not found")`, fix: 'log out and log in again (for cgr.dev: chainctl auth logout && chainctl auth login), then retry' };
   }
   if (anonymous) {
-    const notes = /;\s(.*)\)$/.exec(credential.source)?.[1];
+    const problems = origin.kind === 'none' && origin.problems.length > 0 ? ` (${origin.problems.join('; ')})` : '';
     return {
-      cause: `${registry} needs credentials for this repository and none were found${notes && /failed|not installed|does not exist|cannot|not valid/.test(notes) ? ` (${notes})` : ''}`,
+      cause: `${registry} needs credentials for this repository and none were found${problems}`,
       fix: `log in (docker login ${registry}, or podman login), set PULLGATE_REGISTRY_HOSTNAME/USERNAME/PASSWORD, or configure registries.${registry}.auth in the pullgate config`,
     };
   }
   if (status === 401) {
     return {
-      cause: `${ctx.at === 'token' ? 'the token server' : registry} refused the credentials from ${credential.source}: they are wrong or expired`,
-      fix: helper
-        ? `the login held by docker-credential-${helper} may have expired: log in again (for cgr.dev: chainctl auth configure-docker)`
-        : 'renew the password or token (pull tokens and PATs expire silently) and update where it is kept',
+      cause: `${ctx.at === 'token' ? 'the token server' : registry} refused the credentials from ${ctx.source}: they are wrong or expired`,
+      fix:
+        origin.kind === 'credential-helper'
+          ? `the login held by docker-credential-${origin.helper} may have expired: log in again (for cgr.dev: chainctl auth configure-docker)`
+          : 'renew the password or token (pull tokens and PATs expire silently) and update where it is kept',
     };
   }
   return {
-    cause: `${registry} accepted the credentials from ${credential.source} but they may not pull this repository${message ? ` (${message})` : ''}`,
+    cause: `${registry} accepted the credentials from ${ctx.source} but they may not pull this repository${message ? ` (${message})` : ''}`,
     fix: 'check the organisation or account the token belongs to, that the account is provisioned for this repository, and the token\'s scope (read:packages for ghcr.io)',
   };
 }

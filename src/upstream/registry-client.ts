@@ -1,5 +1,5 @@
 import { chooseChallenge, parseChallenges, type Challenge } from '../auth/challenge.js';
-import { basicAuthorization, clientSafeSource, type Credential, type CredentialSource } from '../auth/credential.js';
+import { basicAuthorization, basicLogin, clientSafeSource, type Credential, type CredentialSource } from '../auth/credential.js';
 import { realmRefusal } from '../auth/realm.js';
 import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
 import type { TokenCache, TokenRequest } from '../auth/token-cache.js';
@@ -8,6 +8,7 @@ import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeErr
 import type { Dispatcher } from 'undici';
 import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './http.js';
 import { deniedHint } from './hints.js';
+import type { PullObserver } from './pull-observer.js';
 import type { RedirectPolicy, RedirectScope } from './redirect-policy.js';
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -32,6 +33,8 @@ export interface UpstreamRequest {
   signal?: AbortSignal;
   /** Where redirects may lead: `registry` (the default) or `storage` for blobs (see RedirectPolicy). */
   redirects?: RedirectScope;
+  /** Told each step (credentials, challenge, token, responses); absent on the serving path, where it costs nothing. */
+  observe?: PullObserver;
 }
 
 export interface RegistryClientDeps {
@@ -60,24 +63,28 @@ export class RegistryClient {
     private readonly deps: RegistryClientDeps,
   ) {}
 
-  /** Sends a pull request upstream with credentials; returns the final response (2xx–5xx). */
+  /**
+   * Sends a pull request upstream with credentials; returns the final response (2xx–5xx).
+   * `afterExpiry`: the credential was already renewed once after an ECR-style expiry (or must not
+   * be: doctor's second request only reads a refusal's message), so a 403 "expired" is final.
+   */
   async request(req: UpstreamRequest, afterExpiry = false): Promise<HttpResponse> {
-    const credential = await this.deps.credentials.get(req.repository);
+    const credential = await this.credential(req.repository, req.observe);
     const url = `${this.registry.url}/v2/${req.repository}${req.path}${req.query ? `?${req.query}` : ''}`;
-    let auth = await this.authorize(req.repository, credential);
+    let auth = await this.authorize(req.repository, credential, req.observe);
     let response = await this.send(url, req, auth.header);
     if (response.status === 401) {
       drain(response.body);
-      const fresh = chooseChallenge(parseChallenges(response.headers['www-authenticate'])) ?? (await this.ping(req.signal));
+      const fresh = chooseChallenge(parseChallenges(response.headers['www-authenticate'])) ?? (await this.probe(req.signal, req.observe)).challenge;
       if (fresh) this.challenge = fresh;
       if (auth.token) this.deps.tokens.invalidate(auth.token);
-      auth = await this.authorize(req.repository, credential);
-      if (auth.header === undefined) throw this.denied(401, credential, undefined);
+      auth = await this.authorize(req.repository, credential, req.observe);
+      if (auth.header === undefined) throw this.denied(401, credential, undefined, req, url);
       response = await this.send(url, req, auth.header);
       if (response.status === 401) {
         const { message } = await upstreamErrorMessage(response.body);
         if (auth.token) this.deps.tokens.invalidate(auth.token);
-        throw this.denied(401, credential, message);
+        throw this.denied(401, credential, message, req, url);
       }
     }
     if (response.status === 403) {
@@ -88,12 +95,34 @@ export class RegistryClient {
         this.deps.credentials.invalidate();
         if (!afterExpiry) return this.request(req, true);
       }
-      throw this.denied(403, credential, message);
+      throw this.denied(403, credential, message, req, url);
     }
     return this.followRedirects(response, req);
   }
 
-  private denied(status: 401 | 403, credential: Credential, upstreamMessage: string | undefined): UpstreamDenied {
+  /** The credential for a repository, as `request` uses it; the observer learns its kind and origin (never the secret). */
+  async credential(repository: string, observe?: PullObserver): Promise<Credential> {
+    const credential = await this.deps.credentials.get(repository);
+    observe?.({ step: 'credentials', registry: this.registry.key, kind: credential.secret.kind, source: credential.source, origin: credential.origin });
+    return credential;
+  }
+
+  /**
+   * `GET /v2/` without credentials, to learn the challenge before the first request (some 401s
+   * carry none, e.g. gcr.io); a challenge found is used from then on.
+   */
+  async probe(signal?: AbortSignal, observe?: PullObserver): Promise<{ status: number; challenge: Challenge | undefined }> {
+    const url = `${this.registry.url}/v2/`;
+    const response = await this.sendVia(url, { method: 'GET', repository: '', path: '', headers: {}, signal, observe }, {}, this.deps.dispatcher, `${this.registry.key} is unreachable`);
+    drain(response.body);
+    const challenge = response.status === 401 ? chooseChallenge(parseChallenges(response.headers['www-authenticate'])) : undefined;
+    if (challenge) this.challenge = challenge;
+    observe?.({ step: 'ping', url, status: response.status, challenge });
+    return { status: response.status, challenge };
+  }
+
+  private denied(status: 401 | 403, credential: Credential, upstreamMessage: string | undefined, req: UpstreamRequest, url: string): UpstreamDenied {
+    req.observe?.({ step: 'denied', method: req.method, url, status, message: upstreamMessage });
     const said = upstreamMessage ? `: ${upstreamMessage}` : '';
     return new UpstreamDenied(
       this.registry.key,
@@ -106,7 +135,15 @@ export class RegistryClient {
 
   private async send(url: string, req: UpstreamRequest, authorization: string | undefined): Promise<HttpResponse> {
     const headers = { ...req.headers, ...(authorization ? { authorization } : {}) };
-    return this.sendVia(url, req, headers, this.deps.dispatcher, `${this.registry.key} is unreachable`);
+    const response = await this.sendVia(url, req, headers, this.deps.dispatcher, `${this.registry.key} is unreachable`);
+    req.observe?.({
+      step: 'response',
+      method: req.method,
+      url,
+      status: response.status,
+      challenge: response.status === 401 ? chooseChallenge(parseChallenges(response.headers['www-authenticate'])) : undefined,
+    });
+    return response;
   }
 
   /** One request; a network failure becomes UpstreamUnavailable unless the client went away. */
@@ -115,47 +152,47 @@ export class RegistryClient {
       return await send(url, { method: req.method, headers, signal: req.signal, dispatcher, timeoutMs: this.deps.timeoutMs });
     } catch (err) {
       if (clientGone(req.signal)) throw err;
+      req.observe?.({ step: 'unreachable', method: req.method, url, error: err });
       throw new UpstreamUnavailable(this.registry.key, `${failure}: ${describeError(err)}`, false);
     }
-  }
-
-  /** GET /v2/ without credentials to learn the challenge (some 401s carry none, e.g. gcr.io). */
-  private async ping(signal: AbortSignal | undefined): Promise<Challenge | undefined> {
-    const response = await this.send(`${this.registry.url}/v2/`, { method: 'GET', repository: '', path: '', headers: {}, signal }, undefined);
-    drain(response.body);
-    if (response.status !== 401) return undefined;
-    return chooseChallenge(parseChallenges(response.headers['www-authenticate']));
   }
 
   /** Builds the Authorization header for the known challenge; `token` identifies a cached bearer token. */
   private async authorize(
     repository: string,
     credential: Credential,
+    observe: PullObserver | undefined,
   ): Promise<{ header: string | undefined; token?: TokenRequest }> {
     const { secret } = credential;
     if (secret.kind === 'bearer') return { header: `Bearer ${secret.token}` };
     const challenge = this.challenge;
     if (!challenge) return { header: undefined };
     if (challenge.scheme === 'basic') {
-      if (secret.kind === 'basic') return { header: basicAuthorization(secret.username, secret.password) };
-      if (secret.kind === 'refresh' && secret.username) return { header: basicAuthorization(secret.username, secret.refreshToken) };
-      return { header: undefined };
+      const login = basicLogin(secret);
+      return { header: login && basicAuthorization(login.username, login.password) };
     }
-    const realm = challenge.params.realm;
-    if (!realm) throw new UpstreamProtocolError(this.registry.key, `${this.registry.key} sent a Bearer challenge without a realm`);
+    const { realm, service } = challenge.params;
+    const scopes = [pullScope(repository), ...splitScopes(challenge.params.scope).filter((scope) => parseScope(scope) === undefined)];
+    if (!realm) {
+      observe?.({ step: 'token', realm: '', service, scopes, outcome: { result: 'no-realm' } });
+      throw new UpstreamProtocolError(this.registry.key, `${this.registry.key} sent a Bearer challenge without a realm`);
+    }
     const refusal = realmRefusal(realm, this.registry.url, this.registry.realms);
     if (refusal && secret.kind !== 'anonymous') {
+      observe?.({ step: 'token', realm, service, scopes, outcome: { result: 'realm-refused', reason: refusal } });
       throw new UpstreamProtocolError(this.registry.key, `refusing to send credentials for ${this.registry.key}: ${refusal}`);
     }
-    const extra = splitScopes(challenge.params.scope).filter((scope) => parseScope(scope) === undefined);
-    const token: TokenRequest = {
-      registry: this.registry.key,
-      realm,
-      service: challenge.params.service,
-      scopes: [pullScope(repository), ...extra],
-      credential,
-    };
-    return { header: `Bearer ${await this.deps.tokens.get(token)}`, token };
+    const token: TokenRequest = { registry: this.registry.key, realm, service, scopes, credential, observe };
+    if (observe === undefined) return { header: `Bearer ${await this.deps.tokens.get(token)}`, token };
+    try {
+      const issued = await this.deps.tokens.issue(token);
+      observe({ step: 'token', realm, service, scopes, outcome: { result: 'issued', expiresAt: issued.expiresAt } });
+      return { header: `Bearer ${issued.token}`, token };
+    } catch (err) {
+      const outcome = err instanceof UpstreamDenied ? { result: 'denied' as const, status: err.status } : { result: 'failed' as const, error: err };
+      observe({ step: 'token', realm, service, scopes, outcome });
+      throw err;
+    }
   }
 
   /** Follows 30x hops with fresh, unauthenticated requests (S3 rejects a second auth mechanism). */

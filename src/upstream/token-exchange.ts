@@ -5,6 +5,7 @@ import { parseTokenResponse, type IssuedToken } from '../auth/token-response.js'
 import type { Clock } from '../deps.js';
 import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
 import { drain, readBody, send, type HttpResponse } from './http.js';
+import type { TokenGrant } from './pull-observer.js';
 
 /** Largest token response accepted (as ggcr). */
 const MAX_TOKEN_BODY = 64 * 1024;
@@ -27,14 +28,11 @@ function tokenUrl(request: TokenRequest, account: string | undefined): string {
   return url.toString();
 }
 
-async function call(
-  request: TokenRequest,
-  deps: ExchangeDeps,
-  fn: () => Promise<HttpResponse>,
-): Promise<HttpResponse> {
+async function call(request: TokenRequest, method: 'GET' | 'POST', fn: () => Promise<HttpResponse>): Promise<HttpResponse> {
   try {
     return await fn();
   } catch (err) {
+    request.observe?.({ step: 'unreachable', method, url: request.realm, error: err });
     throw new UpstreamUnavailable(
       request.registry,
       `token server ${new URL(request.realm).origin} for ${request.registry} is unreachable: ${describeError(err)}`,
@@ -44,7 +42,7 @@ async function call(
 }
 
 async function getToken(request: TokenRequest, deps: ExchangeDeps, authorization: string | undefined, account: string | undefined): Promise<HttpResponse> {
-  return call(request, deps, () =>
+  return call(request, 'GET', () =>
     send(tokenUrl(request, account), {
       method: 'GET',
       headers: authorization === undefined ? {} : { authorization },
@@ -58,7 +56,7 @@ async function postRefresh(request: TokenRequest, deps: ExchangeDeps, refreshTok
   const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: OAUTH_CLIENT_ID });
   if (request.service !== undefined) form.set('service', request.service);
   if (request.scopes.length > 0) form.set('scope', request.scopes.join(' '));
-  return call(request, deps, () =>
+  return call(request, 'POST', () =>
     send(request.realm, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -69,6 +67,12 @@ async function postRefresh(request: TokenRequest, deps: ExchangeDeps, refreshTok
   );
 }
 
+/** Tells the observer, if any, how the token server answered one request. */
+function answered(request: TokenRequest, grant: TokenGrant, method: 'GET' | 'POST', response: HttpResponse): HttpResponse {
+  request.observe?.({ step: 'exchange', grant, method, realm: request.realm, status: response.status });
+  return response;
+}
+
 /**
  * Exchanges a credential for a bearer token at the challenge's realm: GET with Basic for
  * user/password or anonymous; the OAuth2 refresh_token POST for identity tokens, falling back to
@@ -77,16 +81,23 @@ async function postRefresh(request: TokenRequest, deps: ExchangeDeps, refreshTok
 export async function exchangeToken(request: TokenRequest, deps: ExchangeDeps): Promise<IssuedToken> {
   const { secret } = request.credential;
   let response: HttpResponse;
-  if (secret.kind === 'refresh') {
-    response = await postRefresh(request, deps, secret.refreshToken);
-    if (POST_FALLBACK_STATUSES.has(response.status)) {
-      drain(response.body);
-      response = await getToken(request, deps, basicAuthorization(secret.username ?? '<token>', secret.refreshToken), secret.username);
-    }
-  } else if (secret.kind === 'basic') {
-    response = await getToken(request, deps, basicAuthorization(secret.username, secret.password), secret.username);
-  } else {
-    response = await getToken(request, deps, undefined, undefined);
+  // A switch: each kind of secret makes a different request (a bearer token is never exchanged).
+  switch (secret.kind) {
+    case 'refresh':
+      response = answered(request, 'refresh-token', 'POST', await postRefresh(request, deps, secret.refreshToken));
+      if (POST_FALLBACK_STATUSES.has(response.status)) {
+        drain(response.body);
+        const basic = basicAuthorization(secret.username ?? '<token>', secret.refreshToken);
+        response = answered(request, 'refresh-token', 'GET', await getToken(request, deps, basic, secret.username));
+      }
+      break;
+    case 'basic':
+      response = answered(request, 'basic', 'GET', await getToken(request, deps, basicAuthorization(secret.username, secret.password), secret.username));
+      break;
+    case 'bearer':
+    case 'anonymous':
+      response = answered(request, 'anonymous', 'GET', await getToken(request, deps, undefined, undefined));
+      break;
   }
   const origin = new URL(request.realm).origin;
   if (response.status === 401 || response.status === 403) {

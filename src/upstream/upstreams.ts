@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Agent, type Dispatcher } from 'undici';
-import { keychainFor } from '../auth/keychain.js';
+import { keychainFor, type KeychainDeps } from '../auth/keychain.js';
 import { TokenCache } from '../auth/token-cache.js';
 import type { Config, RegistryConfig } from '../config/config.js';
 import type { Deps } from '../deps.js';
@@ -26,6 +26,32 @@ export function dispatcherFor(registry: RegistryConfig, shared: Dispatcher): Dis
 /** Settings of the redirect Agents (CDNs, S3), as the default upstream Agent's. */
 const REDIRECT_AGENT_OPTIONS = { connections: 64, keepAliveTimeout: 30_000, connect: { timeout: 10_000 } } as const;
 
+/** What one registry client needs from the process: the keychain's deps and the shared dispatcher. */
+export type ClientDeps = KeychainDeps & { dispatcher: Dispatcher };
+
+/**
+ * The RegistryClient for one configured registry, as the server uses it (and doctor, which
+ * drives this same client): its TLS settings, credential source, redirect policy and Agent.
+ */
+export function createRegistryClient(registry: RegistryConfig, config: Config, deps: ClientDeps, tokens: TokenCache, resolve: Resolve = systemResolve): RegistryClient {
+  const redirectPolicy = new RedirectPolicy(registry.key, registry.url, registry.redirects, resolve);
+  return new RegistryClient(registry, {
+    dispatcher: dispatcherFor(registry, deps.dispatcher),
+    // Its own Agent: the policy's lookup vets the addresses each redirect socket connects to.
+    redirectDispatcher: new Agent({ ...REDIRECT_AGENT_OPTIONS, connect: { ...REDIRECT_AGENT_OPTIONS.connect, lookup: redirectPolicy.lookup } }),
+    tokens,
+    credentials: keychainFor(registry, deps),
+    timeoutMs: config.upstream.timeoutMs,
+    maxRedirects: config.upstream.maxRedirects,
+    redirectPolicy,
+  });
+}
+
+/** The token cache of one server (or one doctor run): exchanges through the shared dispatcher. */
+export function createTokenCache(config: Config, deps: ClientDeps): TokenCache {
+  return new TokenCache((request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs }), deps.clock);
+}
+
 /** One RegistryClient per configured registry, sharing one token cache. */
 export class Upstreams {
   readonly tokens: TokenCache;
@@ -33,25 +59,9 @@ export class Upstreams {
 
   /** `resolve` looks up redirect targets' addresses (the system resolver unless a test injects one). */
   constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve) {
-    this.tokens = new TokenCache(
-      (request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs }),
-      deps.clock,
-    );
+    this.tokens = createTokenCache(config, deps);
     for (const registry of config.registries.values()) {
-      const redirectPolicy = new RedirectPolicy(registry.key, registry.url, registry.redirects, resolve);
-      this.clients.set(
-        registry.key,
-        new RegistryClient(registry, {
-          dispatcher: dispatcherFor(registry, deps.dispatcher),
-          // Its own Agent: the policy's lookup vets the addresses each redirect socket connects to.
-          redirectDispatcher: new Agent({ ...REDIRECT_AGENT_OPTIONS, connect: { ...REDIRECT_AGENT_OPTIONS.connect, lookup: redirectPolicy.lookup } }),
-          tokens: this.tokens,
-          credentials: keychainFor(registry, deps),
-          timeoutMs: config.upstream.timeoutMs,
-          maxRedirects: config.upstream.maxRedirects,
-          redirectPolicy,
-        }),
-      );
+      this.clients.set(registry.key, createRegistryClient(registry, config, deps, this.tokens, resolve));
     }
   }
 

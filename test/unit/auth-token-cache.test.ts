@@ -9,8 +9,8 @@ const LIFETIME_MS = 300_000;
 /** 300 s token, refreshed 30 s (refreshMargin) before it expires. */
 const REUSE_MS = 270_000;
 
-const alice = credential({ kind: 'basic', username: 'alice', password: 'alice-secret' }, 'test alice');
-const bob = credential({ kind: 'basic', username: 'bob', password: 'bob-secret' }, 'test bob');
+const alice = credential({ kind: 'basic', username: 'alice', password: 'alice-secret' }, 'test alice', { kind: 'config', file: undefined });
+const bob = credential({ kind: 'basic', username: 'bob', password: 'bob-secret' }, 'test bob', { kind: 'config', file: undefined });
 
 function request(scopes: string[], cred: Credential = alice, overrides: Partial<TokenRequest> = {}): TokenRequest {
   return {
@@ -156,7 +156,7 @@ describe('TokenCache', () => {
 
   it('shares a token between credential objects with the same secret', async () => {
     const h = harness();
-    const again = credential({ kind: 'basic', username: 'alice', password: 'alice-secret' }, 'another source');
+    const again = credential({ kind: 'basic', username: 'alice', password: 'alice-secret' }, 'another source', { kind: 'config', file: undefined });
     await h.cache.get(request(STATIC.scopes, alice));
     await h.cache.get(request(STATIC.scopes, again));
     expect(h.calls).toHaveLength(1);

@@ -79,7 +79,7 @@ export class AcrLookup implements Lookup {
   async find(_target: Target, notes: string[]): Promise<Found | undefined> {
     try {
       const refreshToken = await this.refresh.get();
-      return { secret: { kind: 'refresh', username: ACR_TOKEN_USER, refreshToken }, source: `${this.name} (refresh token)` };
+      return { secret: { kind: 'refresh', username: ACR_TOKEN_USER, refreshToken }, source: `${this.name} (refresh token)`, origin: { kind: 'provider', provider: 'acr' } };
     } catch (err) {
       notes.push(`${this.name}: ${err instanceof Error ? err.message : String(err)}`);
       return undefined;

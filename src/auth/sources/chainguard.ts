@@ -137,6 +137,7 @@ export class ChainguardLookup implements Lookup {
     return {
       secret: { kind: 'basic', username: CHAINGUARD_TOKEN_USER, password: token },
       source: `${this.name}, user "${CHAINGUARD_TOKEN_USER}"`,
+      origin: { kind: 'provider', provider: 'chainguard' },
     };
   }
 

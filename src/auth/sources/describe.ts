@@ -1,6 +1,10 @@
 import type { Secret } from '../credential.js';
 
-/** Says what kind of secret was found, for source descriptions — the username at most, never the secret. */
+/**
+ * Says what kind of secret was found, for source descriptions — the username at most, never the
+ * secret. A switch rather than a table: each kind reads its own fields, and an exhaustive switch
+ * over the union is a compile error when a kind is added.
+ */
 export function describeSecret(secret: Secret): string {
   switch (secret.kind) {
     case 'basic':
@@ -9,7 +13,7 @@ export function describeSecret(secret: Secret): string {
       return secret.username === undefined ? 'identity token' : `identity token, user "${secret.username}"`;
     case 'bearer':
       return 'registry token';
-    default:
+    case 'anonymous':
       return 'anonymous';
   }
 }

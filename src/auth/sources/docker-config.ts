@@ -3,7 +3,7 @@ import path from 'node:path';
 import { WatchedAuthFile } from '../docker-config/file.js';
 import { bestMatch, canonicalHost, helperServerUrl, normaliseKey } from '../docker-config/match.js';
 import { parseAuthFile, type AuthFile } from '../docker-config/parse.js';
-import type { Secret } from '../credential.js';
+import type { CredentialOrigin, Secret } from '../credential.js';
 import type { CredentialHelpers } from './credential-helper.js';
 import { describeSecret } from './describe.js';
 import type { Found, Lookup, Target } from './lookup.js';
@@ -25,7 +25,7 @@ function labelFor(file: string): string {
  * (namespaced keys longest first, placeholders skipped). A helper's "not found" or failure falls
  * through to the `auths` entry, and its failure is noted.
  */
-async function findInFile(file: AuthFile, where: string, target: Target, helpers: CredentialHelpers, notes: string[]): Promise<Found | undefined> {
+async function findInFile(file: AuthFile, where: string, origin: CredentialOrigin, target: Target, helpers: CredentialHelpers, notes: string[]): Promise<Found | undefined> {
   const host = canonicalHost(target.host);
   const helper = [...file.credHelpers].find(([key]) => normaliseKey(key).host === host && normaliseKey(key).path === '')?.[1];
   for (const [name, why] of [
@@ -35,13 +35,13 @@ async function findInFile(file: AuthFile, where: string, target: Target, helpers
     if (name === undefined) continue;
     const answer = await helpers.get(name, helperServerUrl(target.host));
     if (answer.kind === 'found') {
-      return { secret: answer.secret, source: `credential helper docker-credential-${name} (${why}, ${describeSecret(answer.secret)})` };
+      return { secret: answer.secret, source: `credential helper docker-credential-${name} (${why}, ${describeSecret(answer.secret)})`, origin: { kind: 'credential-helper', helper: name } };
     }
     if (answer.kind === 'failed') notes.push(answer.reason);
   }
   const entry = bestMatch<Secret | undefined>(file.auths, host, target.repository, (secret) => secret !== undefined);
   if (entry?.[1] === undefined) return undefined;
-  return { secret: entry[1], source: `${where} (auths "${entry[0]}", ${describeSecret(entry[1])})` };
+  return { secret: entry[1], source: `${where} (auths "${entry[0]}", ${describeSecret(entry[1])})`, origin };
 }
 
 /** Logins in one credentials file on disk (config.json, auth.json, .dockerconfigjson, .dockercfg). */
@@ -65,7 +65,7 @@ export class AuthFileLookup implements Lookup {
       if (this.explicit) notes.push(`${this.file.path} does not exist`);
       return undefined;
     }
-    return findInFile(file, this.name, target, this.helpers, notes);
+    return findInFile(file, this.name, { kind: 'file', file: this.file.path }, target, this.helpers, notes);
   }
 
   invalidate(): void {
@@ -93,7 +93,7 @@ export class EnvAuthConfigLookup implements Lookup {
   find(target: Target, notes: string[]): Promise<Found | undefined> {
     if (this.problem !== undefined) notes.push(this.problem);
     if (this.file === undefined) return Promise.resolve(undefined);
-    return findInFile(this.file, this.name, target, this.helpers, notes);
+    return findInFile(this.file, this.name, { kind: 'environment', variable: 'DOCKER_AUTH_CONFIG' }, target, this.helpers, notes);
   }
 }
 

@@ -113,7 +113,7 @@ export class EcrLookup implements Lookup {
       return undefined;
     }
     const stale = token.staleAfter ? ', stale token kept after an API error' : '';
-    return { secret: { kind: 'basic', ...decoded }, source: `${this.name}, user "${decoded.username}"${stale}` };
+    return { secret: { kind: 'basic', ...decoded }, source: `${this.name}, user "${decoded.username}"${stale}`, origin: { kind: 'provider', provider: 'ecr' } };
   }
 
   invalidate(): void {

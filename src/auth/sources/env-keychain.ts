@@ -76,7 +76,8 @@ export class EnvKeychainLookup implements Lookup {
     const match = bestMatch(this.keyed, target.host, target.repository, () => true);
     if (!match) return Promise.resolve(undefined);
     const [host, entry] = match;
-    const found = { secret: entry.secret, source: `environment ${variable('HOSTNAME', entry.suffix)}="${host}" (${describeSecret(entry.secret)})` };
+    const name = variable('HOSTNAME', entry.suffix);
+    const found: Found = { secret: entry.secret, source: `environment ${name}="${host}" (${describeSecret(entry.secret)})`, origin: { kind: 'environment', variable: name } };
     return Promise.resolve(found);
   }
 }

@@ -59,11 +59,11 @@ export class GcpLookup implements Lookup {
         notes.push(`${this.keyFile.path} is not a service-account key (type "${String(type)}"); only service-account JSON keys are used`);
         return undefined;
       }
-      return { secret: { kind: 'basic', username: '_json_key', password: key }, source: `service-account key ${this.keyFile.path} (user "_json_key")` };
+      return { secret: { kind: 'basic', username: '_json_key', password: key }, source: `service-account key ${this.keyFile.path} (user "_json_key")`, origin: { kind: 'provider', provider: 'gcp' } };
     }
     try {
       const token = await this.metadata.get();
-      return { secret: { kind: 'basic', username: 'oauth2accesstoken', password: token }, source: `GCP metadata server ${this.metadataHost} (user "oauth2accesstoken")` };
+      return { secret: { kind: 'basic', username: 'oauth2accesstoken', password: token }, source: `GCP metadata server ${this.metadataHost} (user "oauth2accesstoken")`, origin: { kind: 'provider', provider: 'gcp' } };
     } catch (err) {
       notes.push(`GCP metadata server ${this.metadataHost}: ${err instanceof Error ? err.message : String(err)}`);
       return undefined;

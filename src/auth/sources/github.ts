@@ -36,6 +36,6 @@ export class GithubLookup implements Lookup {
     if (token === undefined || token === '') return undefined;
     const username = this.options.username || 'x';
     const secret: Secret = { kind: 'basic', username, password: token };
-    return { secret, source: `github (${this.name}, user "${username}")` };
+    return { secret, source: `github (${this.name}, user "${username}")`, origin: { kind: 'provider', provider: 'github' } };
   }
 }

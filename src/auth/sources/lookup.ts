@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import type { Clock } from '../../deps.js';
 import { PullgateError } from '../../errors.js';
-import { ANONYMOUS_SECRET, credential, type Credential, type CredentialSource, type Secret } from '../credential.js';
+import { ANONYMOUS_SECRET, credential, type Credential, type CredentialOrigin, type CredentialSource, type Secret } from '../credential.js';
 import type { HelperRunner } from './credential-helper.js';
 import type { EcrApi } from './ecr.js';
 
@@ -9,6 +9,7 @@ import type { EcrApi } from './ecr.js';
 export interface Found {
   secret: Secret;
   source: string;
+  origin: CredentialOrigin;
 }
 
 /** Where a lookup is made: the registry's host (its config key) and, when known, the repository. */
@@ -69,11 +70,12 @@ export class LookupChain implements CredentialSource {
         notes.push(`${lookup.name}: ${err instanceof Error ? err.message : String(err)}`);
         continue;
       }
-      if (found) return credential(found.secret, found.source);
+      if (found) return credential(found.secret, found.source, found.origin);
     }
     const searched = this.lookups.length > 0 ? `; searched ${this.lookups.map((l) => l.name).join(', ')}` : '';
     const problems = notes.length > 0 ? `; ${notes.join('; ')}` : '';
-    return credential(ANONYMOUS_SECRET, `anonymous (${this.label}: no credentials for ${this.host}${searched}${problems})`);
+    const origin: CredentialOrigin = { kind: 'none', chain: this.label, searched: this.lookups.map((l) => l.name), problems: notes };
+    return credential(ANONYMOUS_SECRET, `anonymous (${this.label}: no credentials for ${this.host}${searched}${problems})`, origin);
   }
 
   invalidate(): void {

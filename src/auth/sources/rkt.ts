@@ -83,6 +83,6 @@ export class RktLookup implements Lookup {
     if (!match) return undefined;
     const [host, entry] = match;
     const user = entry.secret.kind === 'basic' ? `, user "${entry.secret.username}"` : '';
-    return { secret: entry.secret, source: `rkt auth ${entry.file} ("${host}"${user})` };
+    return { secret: entry.secret, source: `rkt auth ${entry.file} ("${host}"${user})`, origin: { kind: 'file', file: entry.file } };
   }
 }
