@@ -188,6 +188,33 @@ describe('pullgate doctor', () => {
     expect(out).toMatch(/^warning {6}running under sudo: HOME is \/root, so root's docker config and credential store are searched, not alice's/m);
   });
 
+  it('a password from an unset ${VAR} is named, not called wrong or expired (issue 9)', async () => {
+    const registry = await fake(bearer(), new FakeClock());
+    registry.add(makeImage('team/app', '1'));
+    const yaml = basicYaml('reg.example', registry.origin, '{ type: basic, username: alice, password: "${REG_TOKEN}" }');
+    const { ok, out } = await doctor('reg.example/team/app:1', yaml, { env: {} });
+    expect(ok).toBe(false);
+    expect(out).toMatch(/^warning {6}registries\.reg\.example\.auth\.password comes from \$\{REG_TOKEN\}, which is unset$/m);
+    expect(out).toMatch(/^cause {8}registries\.reg\.example\.auth\.password comes from \$\{REG_TOKEN\}, which is unset/m);
+    expect(out).toMatch(/^fix {10}set REG_TOKEN in pullgate's environment/m);
+    expect(out).not.toMatch(/wrong or expired/);
+    // Set, the same config pulls.
+    expect((await doctor('reg.example/team/app:1', yaml, { env: { REG_TOKEN: SECRET } })).ok).toBe(true);
+  });
+
+  it('a login from a credential helper that the token server refuses: log in again with that helper', async () => {
+    const registry = await fake(bearer(), new FakeClock());
+    const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-doc-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ credHelpers: { 'reg.example': 'fake' } }));
+    writeFileSync(path.join(dir, 'docker-credential-fake'), '#!/bin/sh\necho \'{"Username":"alice","Secret":"stale"}\'\n', { mode: 0o755 });
+    const { ok, out } = await doctor('reg.example/team/app:1', `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${registry.origin} }\n`, { env: { DOCKER_CONFIG: dir, PATH: `${dir}:/usr/bin:/bin` } });
+    expect(ok).toBe(false);
+    expect(out).toMatch(/^credentials +credential helper docker-credential-fake /m);
+    expect(out).toMatch(/^token .*FAILED: GET with Basic /m);
+    expect(out).toMatch(/^fix {10}the login held by docker-credential-fake may have expired/m);
+  });
+
   it('an unconfigured registry fails at the route step', async () => {
     const { ok, out } = await doctor('ghcr.io/org/app:1', 'registries:\n  docker.io: {}\n');
     expect(ok).toBe(false);
