@@ -22,15 +22,35 @@ import { UpstreamHealth } from './proxy/upstream-health.js';
 import { Upstreams } from './upstream/upstreams.js';
 import { Router } from './routing/route.js';
 import { SendBuffers } from './http/send-chunks.js';
+import { SharedTier } from './cache/shared-tier.js';
+import type { ContentStore } from './storage/content-store.js';
+import { createContentStore, storeSpecs } from './storage/factory.js';
 
 /** Longest wait for the HEAD that revalidates a stale tag before the stale answer is served. */
 const REVALIDATE_TIMEOUT_MS = 5_000;
 
 /** Wires the cache and the local-first proxy services for a config. */
-export function buildServices(config: Config, deps: Deps, metrics = new Metrics()): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
+export function buildServices(
+  config: Config,
+  deps: Deps,
+  metrics = new Metrics(),
+  /** `sharedStore`: the store behind the local disk instead of the one `storage.s3` names (tests). */
+  options: { sharedStore?: ContentStore } = {},
+): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
   const upstreams = new Upstreams(config, deps);
+  const sharedSpec = storeSpecs(config.storage).shared;
+  const sharedStore = options.sharedStore ?? (sharedSpec === undefined ? undefined : createContentStore(sharedSpec, { clock: deps.clock, logger: deps.logger }));
+  const shared = sharedStore === undefined ? undefined : new SharedTier(sharedStore, deps.clock, deps.logger, config.storage.s3?.maxAgeMs);
   // Storage that cannot be written at start degrades to pass-through (with /readyz 503) rather than refusing to serve.
-  const cache = new Cache({ root: config.storage.path, maxSizeBytes: config.storage.maxSizeBytes, clock: deps.clock, logger: deps.logger, metrics, passThroughIfUnwritable: true });
+  const cache = new Cache({
+    root: config.storage.path,
+    maxSizeBytes: config.storage.maxSizeBytes,
+    clock: deps.clock,
+    logger: deps.logger,
+    metrics,
+    passThroughIfUnwritable: true,
+    ...(shared === undefined ? {} : { shared }),
+  });
   const health = new UpstreamHealth(deps.clock);
   const policy = {
     tagTtlMs: config.cache.tagTtlMs,

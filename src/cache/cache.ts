@@ -13,6 +13,7 @@ import { CacheIndex, type BlobRow, type TagRow } from './cache-index.js';
 import { openDatabase, type Db } from './database.js';
 import { isFull, isMissing, isStorageError, storageErrorCode, storageReason } from './storage-error.js';
 import { StorageHealth, type StorageOp, type StorageStatus } from './storage-health.js';
+import type { SharedTier } from './shared-tier.js';
 
 export interface CacheOptions {
   root: string;
@@ -25,7 +26,12 @@ export interface CacheOptions {
    * of throwing StorageUnavailable (the default, for the `cache` commands).
    */
   passThroughIfUnwritable?: boolean;
+  /** The shared store behind the local disk (`storage.s3`), if any. */
+  shared?: SharedTier;
 }
+
+/** Where a fill's bytes come from: upstream (then stored locally and uploaded) or the shared store (stored locally only). */
+export type FillOrigin = 'upstream' | 'shared';
 
 /** Device and inode of the open index file, to notice when it was deleted or replaced. */
 interface FileIdentity {
@@ -85,8 +91,11 @@ export class Cache {
   private readonly linked = new LRUCache<string, true>({ max: 100_000 });
   private totalBytes: number;
   private readonly flushTimer: NodeJS.Timeout;
+  /** The shared store behind the local disk, when one is configured. */
+  readonly shared: SharedTier | undefined;
 
   constructor(private readonly options: CacheOptions) {
+    this.shared = options.shared;
     this.store = new BlobStore(options.root);
     this.indexPath = path.join(options.root, 'index.db');
     this.health = new StorageHealth(options.root, options.clock, options.logger, options.metrics);
@@ -278,8 +287,31 @@ export class Cache {
     return linked;
   }
 
+  /** Records that upstream confirmed (registry, repository) may see the digest, here and in the shared store. */
   link(registry: string, repository: string, digest: string): void {
     this.wrote('index', () => this.index.link(registry, repository, digest));
+    if (this.shared !== undefined) this.track(this.shared.link(registry, repository, digest));
+  }
+
+  /**
+   * True when another replica recorded in the shared store that (registry, repository) may see the
+   * digest; the link is then remembered here too. False without a shared store.
+   */
+  async linkedInShared(registry: string, repository: string, digest: string): Promise<boolean> {
+    if (this.shared === undefined || !(await this.shared.isLinked(registry, repository, digest))) return false;
+    if (this.index.blob(digest) !== undefined) this.wrote('index', () => this.index.link(registry, repository, digest));
+    this.linked.set(repositoryKey(registry, repository, digest), true);
+    return true;
+  }
+
+  /** Runs background work (an upload) that drain() and close() wait for. */
+  private track(work: Promise<unknown>): void {
+    const settled = work.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.settling.add(settled);
+    void settled.finally(() => this.settling.delete(settled));
   }
 
   /** Bytes [start, end] of a stored blob, pinned against eviction until the source is closed; undefined when its file is gone. */
@@ -295,6 +327,7 @@ export class Cache {
     }
     this.pin(digest);
     this.index.touch(digest, this.options.clock.now());
+    this.shared?.noteRead(digest);
     return new FileRange(fd, start, end, () => this.unpin(digest));
   }
 
@@ -310,7 +343,7 @@ export class Cache {
    * unless it is larger than the whole budget, in which case it is streamed but not kept. When
    * storage cannot be written the fill streams from memory without a file, and nothing is kept.
    */
-  beginFill(digest: string, body: Readable, size: number | undefined, registry: string, repository: string): BlobFill {
+  beginFill(digest: string, body: Readable, size: number | undefined, registry: string, repository: string, origin: FillOrigin = 'upstream'): BlobFill {
     const holder: { fill?: BlobFill } = {};
     const onStorageError = (err: unknown): void => {
       if (holder.fill !== undefined) this.fillUncached(holder.fill, err);
@@ -322,12 +355,14 @@ export class Cache {
     this.fills.set(digest, fill);
     const settled = fill.run(body).then(
       () => {
-        this.options.metrics.bytesFetched.inc({ registry }, fill.written);
-        this.settle(fill);
+        if (origin === 'upstream') this.options.metrics.bytesFetched.inc({ registry }, fill.written);
+        this.settle(fill, origin);
       },
       (err: unknown) => {
         if (this.fills.get(digest) === fill) this.fills.delete(digest);
         if (err instanceof DigestMismatch) this.options.metrics.digestMismatches.inc({ registry });
+        // A shared object that does not match its digest is removed, so the next pull fetches upstream.
+        if (origin === 'shared' && err instanceof DigestMismatch && this.shared !== undefined) this.track(this.shared.discard(digest));
         if (fill.tempPath !== undefined) this.store.discard(fill.tempPath);
         this.options.logger.warn({ digest, registry, repository, err: err instanceof Error ? err.message : String(err) }, 'blob fetch failed; nothing cached');
       },
@@ -352,12 +387,70 @@ export class Cache {
     if (isFull(err)) this.evictTo(Math.max(0, this.totalBytes - (fill.size ?? fill.written)));
   }
 
-  private settle(fill: BlobFill): void {
+  /**
+   * Starts a fill from the shared store when it holds the digest (a local miss): followers join it as
+   * they join an upstream fill, the bytes are verified again, and a copy is kept locally. The
+   * repository's access is confirmed (`confirmAccess`, which throws when upstream refuses) only once
+   * the store is known to hold the digest. Undefined when there is no shared store, it does not hold
+   * the digest, or it fails.
+   */
+  async fillFromShared(digest: string, registry: string, repository: string, confirmAccess: () => Promise<void>): Promise<BlobFill | undefined> {
+    if (this.shared === undefined) return undefined;
+    const found = await this.shared.open(digest);
+    if (found === undefined) return undefined;
+    try {
+      await confirmAccess();
+    } catch (err) {
+      found.body.destroy();
+      throw err;
+    }
+    const running = this.inflight(digest);
+    if (running !== undefined) {
+      found.body.destroy();
+      return running;
+    }
+    return this.beginFill(digest, found.body, found.size, registry, repository, 'shared');
+  }
+
+  /** A manifest by digest from the shared store (verified), kept locally and linked to the repository asking; undefined when absent. */
+  async manifestFromShared(digest: string, registry: string, repository: string): Promise<CachedManifest | undefined> {
+    const found = await this.shared?.manifest(digest);
+    if (found === undefined) return undefined;
+    this.keepManifest(found, registry, repository);
+    return found;
+  }
+
+  /** Uploads a blob just stored locally (pinned meanwhile) and the links upstream confirmed for it. */
+  private share(digest: string, file: string, size: number, links: { registry: string; repository: string }[], afterwards?: () => void): void {
+    const shared = this.shared;
+    if (shared === undefined) return;
+    this.pin(digest);
+    this.track(
+      shared
+        .upload(digest, file, size)
+        .then(async (stored) => {
+          if (stored) for (const link of links) await shared.link(link.registry, link.repository, digest);
+        })
+        .finally(() => {
+          this.unpin(digest);
+          afterwards?.();
+        }),
+    );
+  }
+
+  private settle(fill: BlobFill, origin: FillOrigin): void {
     const { digest, tempPath } = fill;
+    const links = [{ registry: fill.registry, repository: fill.repository }, ...fill.links];
+    /** True once the temp file was handed to an upload that removes it afterwards. */
+    let handedOver = false;
     try {
       if (!fill.caching || tempPath === undefined) return;
       if (fill.written > this.options.maxSizeBytes) {
         this.options.logger.info({ digest, size: fill.written }, 'blob larger than storage.maxSize: streamed, not kept');
+        if (origin === 'upstream' && this.shared !== undefined) {
+          handedOver = true;
+          this.share(digest, tempPath, fill.written, links, () => this.store.discard(tempPath));
+        }
         return;
       }
       try {
@@ -379,10 +472,12 @@ export class Cache {
         return;
       }
       this.grow(fill.written);
+      if (origin === 'upstream') this.share(digest, this.store.pathOf(digest), fill.written, links);
+      else if (this.shared !== undefined) for (const link of links) this.track(this.shared.link(link.registry, link.repository, digest));
     } catch (err) {
       this.options.logger.error({ digest, err }, 'could not store a verified blob');
     } finally {
-      if (tempPath !== undefined) this.store.discard(tempPath);
+      if (tempPath !== undefined && !handedOver) this.store.discard(tempPath);
       if (this.fills.get(digest) === fill) this.fills.delete(digest);
     }
   }
@@ -396,8 +491,24 @@ export class Cache {
     }
   }
 
-  /** Stores a verified manifest (file + index + link) and keeps its bytes in memory; stores nothing when storage fails. */
+  /**
+   * Stores a verified manifest (file + index + link) and keeps its bytes in memory; stores nothing
+   * locally when storage fails. With a shared store it is uploaded there too, with its link.
+   */
   putManifest(manifest: CachedManifest, registry: string, repository: string): void {
+    const shared = this.shared;
+    if (shared !== undefined) {
+      this.track(
+        shared.uploadBytes(manifest.digest, manifest.bytes).then(async (stored) => {
+          if (stored) await shared.link(registry, repository, manifest.digest);
+        }),
+      );
+    }
+    this.keepManifest(manifest, registry, repository);
+  }
+
+  /** Stores a verified manifest locally (file + index + link) and keeps its bytes in memory. */
+  private keepManifest(manifest: CachedManifest, registry: string, repository: string): void {
     const { digest } = manifest;
     const known = this.index.blob(digest);
     if (known === undefined || !this.store.exists(digest)) {
@@ -422,6 +533,7 @@ export class Cache {
     const memory = this.manifests.get(digest);
     if (memory !== undefined) {
       this.index.touch(digest, this.options.clock.now());
+      this.shared?.noteRead(digest);
       return memory;
     }
     const row = this.lookup(digest);
@@ -512,6 +624,7 @@ export class Cache {
   /** Writes buffered access times and closes the index. */
   async close(): Promise<void> {
     await this.drain();
+    await this.shared?.close();
     clearInterval(this.flushTimer);
     this.wrote('index', () => this.index.flushTouches());
     this.db.close();

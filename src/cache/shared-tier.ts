@@ -116,6 +116,16 @@ export class SharedTier {
     }
   }
 
+  /** Deletes an object whose bytes did not match its digest. */
+  async discard(digest: string): Promise<void> {
+    this.logger.error({ digest, store: this.location }, 'shared store held a blob that does not match its digest: deleted (the next pull fetches it upstream)');
+    try {
+      await this.store.delete(digest);
+    } catch (err) {
+      this.logger.warn({ digest, store: this.location, err: message(err) }, 'could not delete a corrupt object from the shared store');
+    }
+  }
+
   /** True when some replica recorded that upstream let (registry, repository) see the digest. */
   async isLinked(registry: string, repository: string, digest: string): Promise<boolean> {
     if (!keepsLinks(this.store)) return false;

@@ -83,12 +83,17 @@ export class BlobProxy {
   private async confirmAccess(req: BlobRequest): Promise<void> {
     const { registry, repository } = req.route;
     if (this.cache.isLinked(registry, repository, req.digest)) return;
+    // Another replica's upstream confirmation, recorded in the shared store, counts as well.
+    if (await this.cache.linkedInShared(registry, repository, req.digest)) return;
     await this.remote.get({ ...req, method: 'HEAD', range: undefined });
     if (this.cache.lookup(req.digest) !== undefined) this.cache.link(registry, repository, req.digest);
   }
 
   private async startFill(req: BlobRequest): Promise<BlobFill> {
     const { registry, repository } = req.route;
+    // A local miss that the shared store holds is read from there once this repository's access is confirmed.
+    const shared = await this.cache.fillFromShared(req.digest, registry, repository, () => this.confirmAccess(req));
+    if (shared !== undefined) return shared;
     // Detached from the client: the fetch finishes (bounded by the upstream timeout) so the next client gets a hit.
     const response = await this.upstreams.get(registry).request({
       method: 'GET',

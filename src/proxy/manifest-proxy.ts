@@ -88,6 +88,14 @@ export class ManifestProxy {
       this.metrics.hits.manifest.inc();
       return this.answer(cached, req, 'cache');
     }
+    // Pulled through another replica: served from the shared store when upstream confirmed this repository there.
+    if (await this.cache.linkedInShared(registry, repository, digest)) {
+      const shared = await this.cache.manifestFromShared(digest, registry, repository);
+      if (shared !== undefined && this.accept.accepts(req.accept, shared.mediaType)) {
+        this.metrics.hits.manifest.inc();
+        return this.answer(shared, req, 'cache');
+      }
+    }
     this.metrics.misses.manifest.inc();
     const fetched = await this.fetch(req, req.accept);
     return { ...fetched, body: req.method === 'HEAD' ? undefined : fetched.body };

@@ -1,0 +1,177 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { Agent, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp, buildServices } from '../../src/app.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { createLogger, type Deps } from '../../src/deps.js';
+import type { ByteRange, ContentInfo, ContentPage, ContentStore, PutOutcome } from '../../src/storage/content-store.js';
+import { listAll } from '../../src/storage/content-store.js';
+import { MemoryContentStore } from '../../src/storage/memory-store.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { FakeRegistry, makeImage, type FakeImage } from '../helpers/fake-registry.js';
+
+const cleanups: (() => Promise<void> | void)[] = [];
+afterEach(async () => {
+  for (const step of cleanups.reverse()) await step();
+  cleanups.length = 0;
+});
+
+interface Replica {
+  base: string;
+  services: ReturnType<typeof buildServices>;
+}
+
+/** One pullgate with its own empty local disk over `shared`. */
+async function replica(upstream: FakeRegistry, shared: ContentStore, clock: FakeClock): Promise<Replica> {
+  const storage = mkdtempSync(path.join(tmpdir(), 'pullgate-tier-'));
+  const dispatcher = new Agent({ keepAliveTimeout: 1000 });
+  const deps: Deps = { clock, dispatcher, logger: createLogger('silent'), env: {} };
+  const config = loadConfigText(`defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${upstream.origin} }\nstorage: { path: ${JSON.stringify(storage)} }\n`, {}, 'test', storage);
+  const services = buildServices(config, deps, undefined, { sharedStore: shared });
+  const app = buildApp(config, deps, services);
+  const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  cleanups.push(async () => {
+    await app.close();
+    await dispatcher.close();
+    rmSync(storage, { recursive: true, force: true });
+  });
+  return { base, services };
+}
+
+async function get(url: string): Promise<{ status: number; body: Buffer }> {
+  const res = await request(url, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) };
+}
+
+async function pull(r: Replica, image: FakeImage, reference: string, repository = image.repository): Promise<void> {
+  const manifest = await get(`${r.base}/v2/${repository}/manifests/${reference}`);
+  expect(manifest.status).toBe(200);
+  expect(manifest.body.equals(image.manifest)).toBe(true);
+  for (const [digest, bytes] of image.blobs) {
+    const blob = await get(`${r.base}/v2/${repository}/blobs/${digest}`);
+    expect(blob.status).toBe(200);
+    expect(blob.body.equals(bytes)).toBe(true);
+  }
+  await r.services.cache.drain();
+}
+
+async function setup(): Promise<{ upstream: FakeRegistry; clock: FakeClock; image: FakeImage }> {
+  const clock = new FakeClock();
+  const upstream = await new FakeRegistry({ kind: 'none' }, clock).start();
+  cleanups.push(() => upstream.stop());
+  const image = upstream.add(makeImage('team/app', '1', 2, 256 * 1024));
+  return { upstream, clock, image };
+}
+
+function requests(upstream: FakeRegistry, from: number): string[] {
+  return upstream.seen.slice(from).map((seen) => `${seen.method} ${seen.path}`);
+}
+
+describe('local disk in front of a shared store', () => {
+  it('uploads what one replica pulled; another with an empty disk serves it by digest with no upstream request and keeps a copy', async () => {
+    const { upstream, clock, image } = await setup();
+    const shared = new MemoryContentStore(clock);
+    const a = await replica(upstream, shared, clock);
+    await pull(a, image, '1');
+    const stored = [];
+    for await (const item of listAll(shared)) stored.push(item.digest);
+    expect(stored.sort()).toEqual([image.digest, ...image.blobs.keys()].sort());
+
+    const before = upstream.seen.length;
+    const b = await replica(upstream, shared, clock);
+    await pull(b, image, image.digest);
+    expect(requests(upstream, before)).toEqual([]);
+    for (const digest of image.blobs.keys()) expect(b.services.cache.lookup(digest)).toBeDefined();
+    expect(b.services.cache.manifest(image.digest)).toBeDefined();
+  });
+
+  it('serves another repository from the shared store only after an upstream HEAD confirms it may see the blob', async () => {
+    const { upstream, clock, image } = await setup();
+    const other = upstream.add({ ...image, repository: 'team/other', tag: '1' });
+    const shared = new MemoryContentStore(clock);
+    await pull(await replica(upstream, shared, clock), image, '1');
+    const b = await replica(upstream, shared, clock);
+    const before = upstream.seen.length;
+    const [digest, bytes] = [...other.blobs][0] ?? ['', Buffer.alloc(0)];
+    const blob = await get(`${b.base}/v2/team/other/blobs/${digest}`);
+    expect(blob.status).toBe(200);
+    expect(blob.body.equals(bytes)).toBe(true);
+    expect(requests(upstream, before)).toEqual([`HEAD /v2/team/other/blobs/${digest}`]);
+    upstream.images.splice(upstream.images.indexOf(other), 1);
+    const denied = await get(`${b.base}/v2/team/nobody/blobs/${digest}`);
+    expect(denied.status).toBe(404);
+  });
+
+  it('removes a shared blob that does not match its digest, and the next pull fetches it upstream', async () => {
+    const { upstream, clock, image } = await setup();
+    const shared = new MemoryContentStore(clock);
+    await pull(await replica(upstream, shared, clock), image, '1');
+    const [digest, bytes] = [...image.blobs][1] ?? ['', Buffer.alloc(0)];
+    await shared.delete(digest);
+    await shared.putBytes(digest, Buffer.from(bytes).fill(1, 0, 8));
+    const b = await replica(upstream, shared, clock);
+    const first = await get(`${b.base}/v2/team/app/blobs/${digest}`).catch((err: unknown) => ({ status: 0, body: Buffer.from(String(err)) }));
+    expect(first.status === 200 && first.body.equals(bytes)).toBe(false);
+    await b.services.cache.drain();
+    expect(await shared.stat(digest)).toBeUndefined();
+    const before = upstream.seen.length;
+    const second = await get(`${b.base}/v2/team/app/blobs/${digest}`);
+    expect(second.status).toBe(200);
+    expect(second.body.equals(bytes)).toBe(true);
+    expect(requests(upstream, before)).toEqual([`GET /v2/team/app/blobs/${digest}`]);
+  });
+
+  it('pulls go on from upstream while the shared store fails, and nothing is stored there', async () => {
+    const { upstream, clock, image } = await setup();
+    const broken = new FailingStore();
+    const a = await replica(upstream, broken, clock);
+    await pull(a, image, '1');
+    expect(broken.calls).toBeGreaterThan(0);
+    const before = upstream.seen.length;
+    await pull(a, image, image.digest);
+    expect(requests(upstream, before)).toEqual([]);
+  });
+});
+
+/** A shared store that is down: every call rejects. */
+class FailingStore implements ContentStore {
+  calls = 0;
+  readonly location = 'unreachable';
+  private fail<T>(): Promise<T> {
+    this.calls++;
+    return Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:7480'));
+  }
+  putFile(): Promise<PutOutcome> {
+    return this.fail();
+  }
+  putBytes(): Promise<PutOutcome> {
+    return this.fail();
+  }
+  openRead(_digest: string, _range?: ByteRange): Promise<Readable | undefined> {
+    return this.fail();
+  }
+  stat(): Promise<ContentInfo | undefined> {
+    return this.fail();
+  }
+  refresh(): Promise<boolean> {
+    return this.fail();
+  }
+  delete(): Promise<void> {
+    return this.fail();
+  }
+  list(): Promise<ContentPage> {
+    return this.fail();
+  }
+  isLinked(): Promise<boolean> {
+    return this.fail();
+  }
+  link(): Promise<void> {
+    return this.fail();
+  }
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
