@@ -20,8 +20,10 @@ import { ManifestProxy } from './proxy/manifest-proxy.js';
 import { UpstreamManifests } from './proxy/manifests.js';
 import { UpstreamHealth } from './proxy/upstream-health.js';
 import { Upstreams } from './upstream/upstreams.js';
-import { Router } from './routing/route.js';
+import { Router, type Route } from './routing/route.js';
+import type { BlobAnswer } from './proxy/types.js';
 import { SendBuffers } from './http/send-chunks.js';
+import { ClusterNode } from './cluster/cluster-node.js';
 import { SharedTier } from './cache/shared-tier.js';
 import type { ContentStore } from './storage/content-store.js';
 import { createContentStore, storeSpecs } from './storage/factory.js';
@@ -57,21 +59,33 @@ export function buildServices(
     staleIfErrorMs: config.cache.staleIfErrorMs,
     revalidateTimeoutMs: Math.min(REVALIDATE_TIMEOUT_MS, config.upstream.timeoutMs),
   };
+  // In a cluster, cold blobs come from their owner among the replicas (one upstream fetch per cluster).
+  const cluster = config.cluster === undefined ? undefined : new ClusterNode(config.cluster, deps, { timeoutMs: config.upstream.timeoutMs });
+  const sendBuffers = new SendBuffers();
+  const blobs = new BlobProxy(upstreams, new UpstreamBlobs(upstreams), cache, metrics, cluster);
   return {
     config,
     router: new Router(config),
-    sendBuffers: new SendBuffers(),
+    sendBuffers,
     upstreams,
     cache,
     metrics,
     manifests: new ManifestProxy(new UpstreamManifests(upstreams), cache, health, metrics, policy, deps.clock),
-    blobs: new BlobProxy(upstreams, new UpstreamBlobs(upstreams), cache, metrics),
+    blobs,
     listings: new UpstreamListings(upstreams),
     ready: async () => {
       const storage = await cache.probeStorage();
       return { ready: storage.writable, storage };
     },
-    close: () => cache.close(),
+    start: async () => {
+      if (cluster === undefined) return;
+      const owned = (route: Route, digest: string, signal: AbortSignal): Promise<BlobAnswer> => blobs.get({ route, digest, method: 'GET', range: undefined, signal, fromPeer: true });
+      await cluster.start(owned, (registry) => config.registries.has(registry), sendBuffers);
+    },
+    close: async () => {
+      await cluster?.close();
+      await cache.close();
+    },
     metricsText: async () => {
       metrics.tokenExchanges.set(upstreams.tokens.exchanges);
       return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
@@ -110,6 +124,7 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     closing = true;
     done();
   });
+  app.addHook('onReady', async () => services.start?.());
   app.addHook('onClose', () => services.close());
   registerErrorHandling(app);
   registerAccessLog(app);

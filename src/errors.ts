@@ -140,6 +140,8 @@ export class OwnerUnavailable extends PullgateError {
   constructor(
     readonly owner: string,
     message: string,
+    /** False when the owner answered (an error status): it is alive and is not left out of ownership. */
+    readonly down = true,
   ) {
     super(message);
   }

@@ -71,7 +71,7 @@ export class PeerClient {
     }
     if (response.statusCode !== 200) {
       const text = await response.body.text().catch(() => '');
-      throw new OwnerUnavailable(member, `cluster peer ${member} answered ${response.statusCode} for ${digest}: ${text.slice(0, 300)}`);
+      throw new OwnerUnavailable(member, `cluster peer ${member} answered ${response.statusCode} for ${digest}: ${text.slice(0, 300)}`, response.statusCode >= 500);
     }
     const length = Number(response.headers['content-length']);
     return { body: response.body, size: Number.isFinite(length) && length >= 0 ? length : undefined };

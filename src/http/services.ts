@@ -27,6 +27,8 @@ export interface Services {
   metricsText(): Promise<{ contentType: string; body: string }>;
   /** Waits for blob fills in flight, then releases the cache (flushes the index). */
   close(): Promise<void>;
+  /** Starts what runs beside the client listener (the cluster's internal listener); called once when the app is ready. */
+  start?(): Promise<void>;
 }
 
 /** What /readyz reports: ready when storage is writable (without it, pullgate passes through without caching). */

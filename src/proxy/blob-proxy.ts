@@ -1,5 +1,6 @@
 import { type BlobFill, FillNotJoinable } from '../cache/blob-fill.js';
 import type { Cache } from '../cache/cache.js';
+import type { OwnerSource } from '../cluster/cluster-node.js';
 import { TailReader } from '../cache/tail-reader.js';
 import { UpstreamUnavailable } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -24,6 +25,8 @@ export class BlobProxy {
     private readonly remote: UpstreamBlobs,
     private readonly cache: Cache,
     private readonly metrics: Metrics,
+    /** In a cluster: the digest's owner, asked for a cold blob before upstream is. */
+    private readonly owners?: OwnerSource,
   ) {}
 
   async get(req: BlobRequest): Promise<BlobAnswer> {
@@ -94,6 +97,16 @@ export class BlobProxy {
     // A local miss that the shared store holds is read from there once this repository's access is confirmed.
     const shared = await this.cache.fillFromShared(req.digest, registry, repository, () => this.confirmAccess(req));
     if (shared !== undefined) return shared;
+    // In a cluster the owner fetches once for every replica; its bytes are verified here as upstream's would be.
+    const owned = req.fromPeer === true ? undefined : await this.owners?.fromOwner(registry, repository, req.digest);
+    if (owned !== undefined) {
+      try {
+        return this.cache.beginFill(req.digest, owned.body, owned.size, registry, repository);
+      } catch (err) {
+        owned.body.destroy();
+        throw err;
+      }
+    }
     // Detached from the client: the fetch finishes (bounded by the upstream timeout) so the next client gets a hit.
     const response = await this.upstreams.get(registry).request({
       method: 'GET',

@@ -27,6 +27,8 @@ export interface BlobRequest {
   method: 'GET' | 'HEAD';
   range: string | undefined;
   signal: AbortSignal;
+  /** Asked by a cluster peer of this replica as the digest's owner: never forwarded to another peer. */
+  fromPeer?: boolean;
 }
 
 /** A blob answer; `body` is absent for HEAD: a ChunkSource from the cache, a stream passed through from upstream otherwise. */

@@ -1,0 +1,179 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Agent, request } from 'undici';
+import type { FastifyInstance } from 'fastify';
+import { buildApp, buildServices } from '../../src/app.js';
+import { ownerOf } from '../../src/cluster/rendezvous.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { createLogger, type Deps } from '../../src/deps.js';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { FakeRegistry, makeImage, type FakeImage } from '../helpers/fake-registry.js';
+
+const MiB = 1024 * 1024;
+const SECRET = 'cluster-secret-for-the-tests-0123456789';
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+/** A free port on 127.0.0.1, for a peer listener that the other replicas' configs must name before it starts. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+interface Replica {
+  id: string;
+  app: FastifyInstance;
+  base: string;
+  logs: string[];
+  /** Stops this replica's peer listener and client at once, as a crash would for its peers. */
+  kill(): Promise<void>;
+}
+
+async function cluster(fake: FakeRegistry, clock: FakeClock, count = 3): Promise<Replica[]> {
+  const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
+  const peers = ports.map((port) => `127.0.0.1:${port}`);
+  const replicas: Replica[] = [];
+  for (const port of ports) {
+    const storage = mkdtempSync(path.join(tmpdir(), 'pullgate-cluster-'));
+    const logs: string[] = [];
+    const dispatcher = new Agent({ keepAliveTimeout: 1000 });
+    const deps: Deps = { clock, dispatcher, logger: createLogger('debug', { write: (line: string) => logs.push(line) }), env: {} };
+    const yaml = [
+      'defaultRegistry: reg.example',
+      `registries: { reg.example: { url: ${fake.origin} } }`,
+      `cluster: { listen: 127.0.0.1:${port}, peers: [${peers.join(', ')}], secret: ${SECRET} }`,
+      `storage: { path: ${JSON.stringify(storage)} }`,
+    ].join('\n');
+    const config = loadConfigText(yaml, {}, 'test', storage);
+    const services = buildServices(config, deps);
+    const app = buildApp(config, deps, services);
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
+    let closed = false;
+    const close = async (): Promise<void> => {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await dispatcher.close();
+      rmSync(storage, { recursive: true, force: true });
+    };
+    cleanups.push(close);
+    replicas.push({ id: `127.0.0.1:${port}`, app, base, logs, kill: close });
+  }
+  return replicas;
+}
+
+function layer(image: FakeImage, size: number): [string, Buffer] {
+  const found = [...image.blobs.entries()].find(([, bytes]) => bytes.length === size);
+  if (!found) throw new Error(`no ${size}-byte layer`);
+  return found;
+}
+
+function blobGets(fake: FakeRegistry, digest: string): number {
+  return fake.seen.filter((s) => s.method === 'GET' && s.path.endsWith(`/blobs/${digest}`)).length;
+}
+
+/** Reads a body to its end: the bytes, or the error that cut it. */
+async function outcome(pending: Promise<Awaited<ReturnType<typeof request>>>): Promise<Buffer | Error> {
+  try {
+    const response = await pending;
+    if (response.statusCode !== 200) return new Error(`status ${response.statusCode}: ${await response.body.text()}`);
+    return Buffer.from(await response.body.arrayBuffer());
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+async function until(condition: () => boolean): Promise<void> {
+  for (let i = 0; !condition(); i++) {
+    if (i > 20_000) throw new Error('condition not met');
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe('cluster: one upstream fetch per layer per cluster', () => {
+  it('serves 20 clients spread over three replicas with one upstream GET, every body whole', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+    cleanups.push(() => fake.stop());
+    const [digest, bytes] = layer(fake.add(makeImage('team/app', '1', 1, 8 * MiB)), 8 * MiB);
+    const replicas = await cluster(fake, clock);
+    let release = (): void => undefined;
+    fake.faults.holdBlobs = new Promise<void>((resolve) => (release = resolve));
+    const clients = Array.from({ length: 20 }, (_, i) => request(`${replicas[i % 3]?.base ?? ''}/v2/team/app/blobs/${digest}`));
+    // Every client has its headers (so it is reading a fill) before upstream sends more than 64 KiB.
+    await Promise.all(clients);
+    release();
+    const bodies = await Promise.all(clients.map((c) => outcome(c)));
+    for (const body of bodies) expect(body instanceof Buffer && body.equals(bytes)).toBe(true);
+    expect(blobGets(fake, digest)).toBe(1);
+    // Each replica now has it: a hit everywhere, still one upstream GET.
+    for (const replica of replicas) {
+      const again = await outcome(request(`${replica.base}/v2/team/app/blobs/${digest}`));
+      expect(again instanceof Buffer && again.equals(bytes)).toBe(true);
+    }
+    expect(blobGets(fake, digest)).toBe(1);
+    for (const replica of replicas) expect(replica.logs.join('')).not.toContain(SECRET);
+  });
+
+  it('lets a replica fetch upstream itself when the owner is down before the request, and marks the owner down', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+    cleanups.push(() => fake.stop());
+    const [digest, bytes] = layer(fake.add(makeImage('team/app', '1', 1, 2 * MiB)), 2 * MiB);
+    const replicas = await cluster(fake, clock);
+    const ownerId = ownerOf(digest, replicas.map((r) => r.id));
+    const owner = replicas.find((r) => r.id === ownerId);
+    const follower = replicas.find((r) => r.id !== ownerId);
+    if (owner === undefined || follower === undefined) throw new Error('no owner');
+    await owner.kill();
+    const body = await outcome(request(`${follower.base}/v2/team/app/blobs/${digest}`));
+    expect(body instanceof Buffer && body.equals(bytes)).toBe(true);
+    expect(blobGets(fake, digest)).toBe(1);
+    expect(follower.logs.join('')).toMatch(/cluster peer marked down/);
+  });
+
+  it('cuts the followers\' clients before their last byte when the owner dies mid-fill, and the next pull is whole', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+    cleanups.push(() => fake.stop());
+    const [digest, bytes] = layer(fake.add(makeImage('team/app', '1', 1, 4 * MiB)), 4 * MiB);
+    const replicas = await cluster(fake, clock);
+    const ownerId = ownerOf(digest, replicas.map((r) => r.id));
+    const owner = replicas.find((r) => r.id === ownerId);
+    const followers = replicas.filter((r) => r.id !== ownerId);
+    if (owner === undefined) throw new Error('no owner');
+    let release = (): void => undefined;
+    fake.faults.holdBlobs = new Promise<void>((resolve) => (release = resolve));
+    const clients = Array.from({ length: 12 }, (_, i) => request(`${followers[i % 2]?.base ?? ''}/v2/team/app/blobs/${digest}`));
+    await Promise.all(clients);
+    const results = Promise.all(clients.map((c) => outcome(c)));
+    // The owner goes away while its upstream fetch is still held: its peers' transfers are cut mid-body.
+    const killed = owner.kill();
+    await until(() => followers.every((f) => f.logs.join('').includes('blob fetch failed')));
+    release();
+    await killed;
+    for (const result of await results) {
+      // Whole and correct, or an error: never a complete-looking wrong body.
+      if (result instanceof Buffer) expect(result.equals(bytes)).toBe(true);
+    }
+    // Here every client was on a follower whose source was cut: each got an error, none a body.
+    expect((await results).filter((r) => r instanceof Buffer)).toHaveLength(0);
+    for (const follower of followers) {
+      const next = await outcome(request(`${follower.base}/v2/team/app/blobs/${digest}`));
+      expect(next instanceof Buffer && next.equals(bytes)).toBe(true);
+    }
+    // One fetch by the owner that died, then the followers each fetched for themselves (the owner is down).
+    expect(blobGets(fake, digest)).toBe(3);
+  });
+});
