@@ -53,8 +53,11 @@ function notFound(err: unknown): boolean {
 
 /** The SDK's messages at pullgate's debug level (a lost `If-None-Match` race is expected, not a warning). */
 function sdkLogger(logger: Logger | undefined): { debug(...content: unknown[]): void; info(...content: unknown[]): void; warn(...content: unknown[]): void; error(...content: unknown[]): void } {
+  // The SDK passes its own objects (requests, sockets): only strings are logged, so nothing is serialised that cannot be.
   const log = (...content: unknown[]): void => {
-    logger?.debug({ sdk: content.map((item) => (typeof item === 'string' ? item : JSON.stringify(item))).join(' ') }, 's3 client');
+    if (logger === undefined || !logger.isLevelEnabled('debug')) return;
+    const text = content.filter((item): item is string => typeof item === 'string').join(' ');
+    if (text !== '') logger.debug({ sdk: text }, 's3 client');
   };
   return { debug: log, info: log, warn: log, error: log };
 }

@@ -1,8 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, buildServices } from '../../src/app.js';
+import { loadConfigText } from '../../src/config/load.js';
+import { createLogger, type Deps, systemClock } from '../../src/deps.js';
 import { S3ContentStore } from '../../src/storage/s3-store.js';
+import { verifyStore } from '../../src/storage/store-maintenance.js';
+import { FakeRegistry, makeImage } from '../helpers/fake-registry.js';
 import { runContentStoreContract } from '../contract/content-store.contract.js';
 import { type Rgw, startRgw } from '../../support/rgw.js';
 
@@ -37,3 +43,90 @@ runContentStoreContract(
   },
   { largeSize: 64 * 1024 * 1024, largeTimeoutMs: 120_000 },
 );
+
+/** One pullgate in this process over the RGW bucket, with its own local disk. */
+async function startReplica(upstream: string, storage: string): Promise<{ base: string; services: ReturnType<typeof buildServices>; close: () => Promise<void> }> {
+  const s3 = requireRgw();
+  const yaml = [
+    'registries:',
+    `  reg.example: { url: ${upstream} }`,
+    'defaultRegistry: reg.example',
+    'storage:',
+    `  path: ${JSON.stringify(storage)}`,
+    '  s3:',
+    `    endpoint: ${s3.endpoint}`,
+    `    region: ${s3.region}`,
+    `    bucket: ${s3.bucket}`,
+    '    prefix: replicas/',
+    '    forcePathStyle: true',
+    '',
+  ].join('\n');
+  const config = loadConfigText(yaml, process.env, 'e2e-s3', storage);
+  const dispatcher = new Agent({ keepAliveTimeout: 1000 });
+  const deps: Deps = { clock: systemClock, dispatcher, logger: createLogger('warn', { write: (line: string) => process.stderr.write(line) }), env: process.env };
+  const services = buildServices(config, deps);
+  const app = buildApp(config, deps, services);
+  const base = await app.listen({ host: '127.0.0.1', port: 0 });
+  return {
+    base,
+    services,
+    close: async () => {
+      await app.close();
+      await dispatcher.close();
+    },
+  };
+}
+
+async function getBytes(url: string): Promise<{ status: number; body: Buffer }> {
+  const res = await request(url, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } });
+  return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) };
+}
+
+describe('pullgate replicas over one RGW bucket', () => {
+  it('a replica with an empty local disk serves an image another replica pulled, with 0 upstream requests; verify over S3 is clean', async () => {
+    const upstream = await new FakeRegistry({ kind: 'none' }, systemClock).start();
+    const work = await mkdtemp(path.join(tmpdir(), 'pullgate-replicas-'));
+    const replicas: { close: () => Promise<void> }[] = [];
+    try {
+      const image = upstream.add(makeImage('team/app', '1', 3, 2 * 1024 * 1024));
+      const a = await startReplica(upstream.origin, path.join(work, 'a'));
+      replicas.push(a);
+      const byTag = await getBytes(`${a.base}/v2/team/app/manifests/1`);
+      expect(byTag.status).toBe(200);
+      expect(byTag.body.equals(image.manifest)).toBe(true);
+      for (const [digest, bytes] of image.blobs) {
+        const blob = await getBytes(`${a.base}/v2/team/app/blobs/${digest}`);
+        expect(blob.status).toBe(200);
+        expect(blob.body.equals(bytes)).toBe(true);
+      }
+      await a.services.cache.drain();
+
+      const before = upstream.seen.length;
+      const b = await startReplica(upstream.origin, path.join(work, 'b'));
+      replicas.push(b);
+      const byDigest = await getBytes(`${b.base}/v2/team/app/manifests/${image.digest}`);
+      expect(byDigest.status).toBe(200);
+      expect(byDigest.body.equals(image.manifest)).toBe(true);
+      for (const [digest, bytes] of image.blobs) {
+        const blob = await getBytes(`${b.base}/v2/team/app/blobs/${digest}`);
+        expect(blob.status).toBe(200);
+        expect(blob.body.equals(bytes)).toBe(true);
+      }
+      expect(upstream.seen.slice(before).map((seen) => `${seen.method} ${seen.path}`)).toEqual([]);
+      // B kept local copies: a second read is a local hit.
+      await b.services.cache.drain();
+      expect(b.services.cache.lookup(image.digest)).toBeDefined();
+
+      const s3 = requireRgw();
+      const store = new S3ContentStore({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, prefix: 'replicas/', forcePathStyle: true });
+      const report = await verifyStore(store);
+      await store.close();
+      expect(report.problems).toEqual([]);
+      expect(report.checked).toBe(image.blobs.size + 1);
+    } finally {
+      for (const replica of replicas.reverse()) await replica.close();
+      await upstream.stop();
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});
