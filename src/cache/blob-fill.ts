@@ -9,20 +9,25 @@ import { digestAlgorithm } from '../routing/reference.js';
 
 /** Bytes of a fill kept in memory (a ring) for readers close behind the writer. */
 const RECENT_WINDOW = 4 * 1024 * 1024;
-/**
- * Full-size rings kept for the next fills. A fresh 4 MiB buffer is fresh pages, and faulting them in
- * cost more CPU than copying the bytes into them (a cold pull is several fills at once).
- */
+/** Spare rings a pool keeps. */
 const SPARE_RINGS = 2;
-const spareRings: Buffer[] = [];
 
-function takeRing(size: number): Buffer {
-  if (size === RECENT_WINDOW) return spareRings.pop() ?? Buffer.allocUnsafeSlow(size);
-  return Buffer.allocUnsafeSlow(size);
-}
+/**
+ * Full-size rings kept for the next fills, at most SPARE_RINGS. A fresh 4 MiB buffer is fresh pages, and
+ * faulting them in cost more CPU than copying the bytes into them (a cold pull is several fills at once).
+ * One pool per cache (created in buildServices), so two servers in one process never share rings.
+ */
+export class RingPool {
+  private readonly spare: Buffer[] = [];
 
-function giveRing(ring: Buffer): void {
-  if (ring.length === RECENT_WINDOW && spareRings.length < SPARE_RINGS) spareRings.push(ring);
+  take(size: number): Buffer {
+    if (size === RECENT_WINDOW) return this.spare.pop() ?? Buffer.allocUnsafeSlow(size);
+    return Buffer.allocUnsafeSlow(size);
+  }
+
+  give(ring: Buffer): void {
+    if (ring.length === RECENT_WINDOW && this.spare.length < SPARE_RINGS) this.spare.push(ring);
+  }
 }
 
 export type FillState = 'filling' | 'verified' | 'failed';
@@ -120,6 +125,8 @@ export class BlobFill extends EventEmitter {
     readonly repository: string,
     /** Called once when writing the temp file fails and the fill goes on from memory. */
     private readonly onStorageError: (err: unknown) => void = () => undefined,
+    /** Where the ring comes from and goes back to (the cache's pool; by default one of its own). */
+    private readonly rings: RingPool = new RingPool(),
   ) {
     super();
     this.setMaxListeners(0);
@@ -214,7 +221,7 @@ export class BlobFill extends EventEmitter {
   }
 
   advance(buffers: Buffer[], length: number): void {
-    this.ring ??= takeRing(this.ringLength);
+    this.ring ??= this.rings.take(this.ringLength);
     const ring = this.ring;
     let offset = this.written;
     for (const data of buffers) {
@@ -321,7 +328,7 @@ export class BlobFill extends EventEmitter {
 
   private dropRing(): void {
     // Readers copy from the ring synchronously and check for it first, so it can go to the next fill now.
-    if (this.ring !== undefined) giveRing(this.ring);
+    if (this.ring !== undefined) this.rings.give(this.ring);
     this.ring = undefined;
   }
 

@@ -6,7 +6,7 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../deps.js';
 import { DigestMismatch, StorageUnavailable } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import { BlobFill } from './blob-fill.js';
+import { BlobFill, RingPool } from './blob-fill.js';
 import { BlobStore } from './blob-store.js';
 import { type ChunkSource, FileRange } from './chunk-source.js';
 import { CacheIndex, type BlobRow, type TagRow } from './cache-index.js';
@@ -93,6 +93,8 @@ export class Cache {
   private readonly flushTimer: NodeJS.Timeout;
   /** The shared store behind the local disk, when one is configured. */
   readonly shared: SharedTier | undefined;
+  /** Spare fill rings of this cache alone. */
+  private readonly rings = new RingPool();
 
   constructor(private readonly options: CacheOptions) {
     this.shared = options.shared;
@@ -349,8 +351,8 @@ export class Cache {
       if (holder.fill !== undefined) this.fillUncached(holder.fill, err);
     };
     const fill =
-      this.attempt('fill', () => new BlobFill(digest, this.store.tempPath(digest), size, registry, repository, onStorageError), { digest }) ??
-      new BlobFill(digest, undefined, size, registry, repository);
+      this.attempt('fill', () => new BlobFill(digest, this.store.tempPath(digest), size, registry, repository, onStorageError, this.rings), { digest }) ??
+      new BlobFill(digest, undefined, size, registry, repository, undefined, this.rings);
     holder.fill = fill;
     this.fills.set(digest, fill);
     const settled = fill.run(body).then(

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RingPool } from '../../src/cache/blob-fill.js';
 import { SendBuffers } from '../../src/http/send-chunks.js';
 import { AcceptDecisions, accepts } from '../../src/proxy/accept.js';
 import { Router, type RoutingTable } from '../../src/routing/route.js';
@@ -19,6 +20,17 @@ describe('state that belongs to one server, not to the module', () => {
     expect(fromB.some((buffer) => first.includes(buffer))).toBe(false);
     const again = a.takePair();
     expect(again.every((buffer) => first.includes(buffer))).toBe(true);
+  });
+
+  it('fill rings are reused within one RingPool (two at most) and never handed to another', () => {
+    const size = 4 * 1024 * 1024;
+    const a = new RingPool();
+    const b = new RingPool();
+    const rings = [a.take(size), a.take(size), a.take(size)];
+    for (const ring of rings) a.give(ring);
+    expect(rings.includes(b.take(size))).toBe(false);
+    const again = [a.take(size), a.take(size), a.take(size)];
+    expect(again.filter((ring) => rings.includes(ring))).toHaveLength(2);
   });
 
   it('buffers a sender could not release cleanly are not reused', () => {
