@@ -9,10 +9,17 @@ import { registerV2Routes } from './http/v2-routes.js';
 import { Cache } from './cache/cache.js';
 import { registerMetricsRoute } from './http/metrics-route.js';
 import { Htpasswd } from './auth/htpasswd.js';
-import { ClientAuth, registerClientAuth } from './http/client-auth.js';
+import { ClientAuth } from './http/client-auth.js';
+import { Preflight } from './http/preflight.js';
+import { buildAccessControl } from './access/resolve.js';
+import type { TlsFiles } from './http/tls-files.js';
+import { startMetricsListener } from './http/metrics-listener.js';
+import type { Server } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
 import { fastManifestHandler } from './http/fast-manifests.js';
 import { clientErrorHandler, createListener } from './http/listener.js';
 import { Metrics } from './metrics.js';
+import { LoginThrottled } from './errors.js';
 import { BlobProxy } from './proxy/blob-proxy.js';
 import { UpstreamBlobs } from './proxy/blobs.js';
 import { UpstreamListings } from './proxy/listings.js';
@@ -36,8 +43,12 @@ export function buildServices(
   config: Config,
   deps: Deps,
   metrics = new Metrics(),
-  /** `sharedStore`: the store behind the local disk instead of the one `storage.s3` names (tests). */
-  options: { sharedStore?: ContentStore } = {},
+  /**
+   * `sharedStore`: the store behind the local disk instead of the one `storage.s3` names (tests).
+   * `exposed`: whether the listener is reachable from other machines, for the safe default of the
+   * access rules (default: its host is not loopback; tests inject it).
+   */
+  options: { sharedStore?: ContentStore; exposed?: boolean } = {},
 ): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
   const upstreams = new Upstreams(config, deps);
   const sharedSpec = storeSpecs(config.storage).shared;
@@ -67,6 +78,7 @@ export function buildServices(
     config,
     router: new Router(config),
     sendBuffers,
+    access: buildAccessControl(config, options.exposed),
     upstreams,
     cache,
     metrics,
@@ -93,17 +105,34 @@ export function buildServices(
   };
 }
 
+/** Options of buildApp that need I/O before it (the caller loads them). */
+export interface AppOptions {
+  /** HTTPS on the listener: the loaded files (TlsFiles.load), watched for changes while listening. */
+  tls?: TlsFiles | undefined;
+}
+
 /** Builds the Fastify app (not listening): wiring only. */
-export function buildApp(config: Config, deps: Deps, services: Services = buildServices(config, deps)): FastifyInstance {
+export function buildApp(config: Config, deps: Deps, services: Services = buildServices(config, deps), options: AppOptions = {}): FastifyInstance {
   const logger: FastifyBaseLogger = deps.logger;
+  // Client logins are checked whenever an htpasswd file is configured; clients.access decides what they allow.
   const auth =
-    !config.clients.anonymous && config.clients.htpasswd !== undefined
+    config.clients.htpasswd !== undefined
       ? new ClientAuth(Htpasswd.load(config.clients.htpasswd), { clock: deps.clock, throttle: config.clients.loginThrottle })
       : undefined;
+  const preflight = new Preflight({
+    router: services.router,
+    access: services.access,
+    auth,
+    metrics: services.metrics,
+    challengeBase: auth !== undefined && config.clients.anonymous !== true,
+  });
   let requests = 0;
   const requestId = (): string => `req-${(requests++).toString(36)}`;
   let closing = false;
-  const fast = fastManifestHandler({ services, logger, auth, requestId, open: () => !closing });
+  let server: Server | undefined;
+  const tls = options.tls;
+  if (config.tls !== undefined && tls?.options === undefined) throw new Error('tls: the certificate files must be loaded (TlsFiles.load) before buildApp');
+  const fast = fastManifestHandler({ services, logger, preflight, requestId, open: () => !closing });
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -116,8 +145,10 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     frameworkErrors,
     clientErrorHandler: clientErrorHandler(logger),
     // The manifest hot path in front of Fastify's handler; timeouts and limits from clients.connections.
-    serverFactory: (handler) =>
-      createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing }),
+    serverFactory: (handler) => {
+      server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options });
+      return server;
+    },
   });
   app.decorate('pullgate', services);
   app.addHook('preClose', (done) => {
@@ -126,11 +157,40 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
   });
   app.addHook('onReady', async () => services.start?.());
   app.addHook('onClose', () => services.close());
+  if (auth !== undefined) app.addHook('onClose', () => auth.close());
+  if (tls !== undefined) {
+    // New handshakes get a rotated certificate; open connections keep theirs.
+    app.addHook('onListen', (done) => {
+      tls.watch((secure) => {
+        if (server instanceof HttpsServer) server.setSecureContext(secure);
+      });
+      done();
+    });
+    app.addHook('onClose', () => tls.stop());
+  }
+  const checkMetrics =
+    config.metrics.auth && auth !== undefined
+      ? async (authorization: string | undefined, address: string): Promise<void> => {
+          try {
+            await auth.check(authorization, address);
+          } catch (err) {
+            services.metrics.requestsDenied.inc({ reason: err instanceof LoginThrottled ? 'throttled' : 'unauthenticated' });
+            throw err;
+          }
+        }
+      : undefined;
+  const metricsListen = config.metrics.listen;
+  if (metricsListen !== undefined) {
+    let metricsServer: Server | undefined;
+    app.addHook('onListen', async () => {
+      metricsServer = await startMetricsListener(metricsListen, services, logger, checkMetrics);
+    });
+    app.addHook('onClose', () => new Promise<void>((resolve) => (metricsServer === undefined ? resolve() : metricsServer.close(() => resolve()))));
+  }
   registerErrorHandling(app);
   registerAccessLog(app);
-  if (auth !== undefined) registerClientAuth(app, auth);
   registerHealthRoutes(app);
-  registerMetricsRoute(app);
-  registerV2Routes(app);
+  if (metricsListen === undefined) registerMetricsRoute(app, checkMetrics && ((request) => checkMetrics(request.headers.authorization, request.ip)));
+  registerV2Routes(app, preflight);
   return app;
 }

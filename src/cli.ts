@@ -4,6 +4,7 @@ import { parseListen, configPath, loadConfigFile } from './config/load.js';
 import { renderConfig } from './config/mask.js';
 import { configWarnings } from './config/warnings.js';
 import { exposureWarnings } from './config/exposure.js';
+import { policyTable, resolveAccess } from './access/resolve.js';
 import type { Config } from './config/config.js';
 import { defaultDeps } from './deps.js';
 import { ConfigError } from './errors.js';
@@ -15,6 +16,7 @@ import { registerDoctorCommand } from './cli/doctor-command.js';
 import { registerWarmCommand } from './cli/warm-command.js';
 import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
 import { VERSION } from './version.js';
+import { builtAndWaitForListen, runPrimary, workerConfig, workerPlan } from './cli/workers.js';
 
 function load(file: string | undefined): Config {
   return loadConfigFile(configPath(file, process.env), process.env);
@@ -36,7 +38,8 @@ program
   .option('-c, --config <file>', 'config file (default: $PULLGATE_CONFIG, else the embedded config/pullgate.yaml)')
   .option('--listen <host:port>', 'override listen')
   .option('--storage <dir>', 'override storage.path')
-  .action(async (options: { config?: string; listen?: string; storage?: string }) => {
+  .option('--workers <n>', 'processes serving the same port and storage; each digest is filled by one of them', '1')
+  .action(async (options: { config?: string; listen?: string; storage?: string; workers: string }) => {
     let config: Config;
     try {
       config = load(options.config);
@@ -46,7 +49,18 @@ program
       fail(err);
     }
     try {
-      await serve(config, defaultDeps(config.log.level));
+      const workers = Number(options.workers);
+      if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new ConfigError(`--workers: must be an integer from 1 to 256, not "${options.workers}"`);
+      const plan = workerPlan(process.env);
+      if (plan !== undefined) {
+        const deps = defaultDeps(config.log.level);
+        deps.logger = deps.logger.child({ worker: plan.index });
+        await serve(workerConfig(config, plan), deps, { beforeListen: builtAndWaitForListen });
+      } else if (workers > 1) {
+        runPrimary(config, workers, defaultDeps(config.log.level).logger);
+      } else {
+        await serve(config, defaultDeps(config.log.level));
+      }
     } catch (err) {
       fail(err);
     }
@@ -64,6 +78,7 @@ configCommand
       for (const warning of configWarnings(config)) process.stdout.write(`# warning: ${warning}\n`);
       for (const warning of exposureWarnings(config)) process.stdout.write(`# WARNING: ${warning}\n`);
       process.stdout.write(renderConfig(config));
+      process.stdout.write(policyTable(config, resolveAccess(config)));
     } catch (err) {
       fail(err);
     }

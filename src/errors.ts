@@ -101,6 +101,39 @@ export class ClientUnauthorized extends PullgateError {
   }
 }
 
+/** Why a request was refused before any upstream work: the labels of pullgate_requests_denied_total. */
+export type DenialReason = 'rule' | 'no_rule' | 'registry_policy' | 'unauthenticated' | 'throttled';
+
+/**
+ * `clients.access` refused the subject this repository. `rule` describes the deciding rule only
+ * (never the others); `challenge` is true when the client sent no credentials and a login could help.
+ */
+export class AccessDenied extends PullgateError {
+  constructor(
+    readonly repository: string,
+    readonly rule: string,
+    readonly reason: 'rule' | 'no_rule',
+    readonly challenge: boolean,
+  ) {
+    super(
+      challenge
+        ? `pullgate requires client credentials to pull ${repository} and the request carried none: log in first (docker login <mirror>)`
+        : `pullgate's access rules do not allow this client to pull ${repository}`,
+    );
+  }
+}
+
+/** `registries.<host>.repositories` refuses the repository: the mirror does not fetch it for anyone. */
+export class FetchRefused extends PullgateError {
+  constructor(
+    readonly registry: string,
+    readonly repository: string,
+    readonly why: string,
+  ) {
+    super(`the mirror's policy for registry ${registry} refuses ${repository}: ${why}`);
+  }
+}
+
 /** Too many failed client logins from one address (or too many being checked): try again later. */
 export class LoginThrottled extends PullgateError {
   constructor(

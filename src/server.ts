@@ -4,16 +4,33 @@ import type { Config } from './config/config.js';
 import type { Deps } from './deps.js';
 import { configWarnings } from './config/warnings.js';
 import { exposureWarnings } from './config/exposure.js';
+import { TlsFiles } from './http/tls-files.js';
 
 /** How long in-flight pulls may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
 
 /** Starts listening and installs graceful shutdown on SIGTERM/SIGINT. Resolves with the address. */
-export async function serve(config: Config, deps: Deps): Promise<{ app: FastifyInstance; address: string }> {
-  const app = buildApp(config, deps);
+export async function serve(
+  config: Config,
+  deps: Deps,
+  /** `beforeListen`: awaited once the app is built, before it listens (workers wait for one another there). */
+  options: { beforeListen?: () => Promise<void> } = {},
+): Promise<{ app: FastifyInstance; address: string }> {
+  // Unreadable or mismatched certificate files stop the start here (the CLI exits 2 with the file at fault).
+  const tls = config.tls === undefined ? undefined : new TlsFiles(config.tls, deps.logger);
+  await tls?.load();
+  const app = buildApp(config, deps, undefined, { tls });
+  await options.beforeListen?.();
   const address = await app.listen({ host: config.listen.host, port: config.listen.port });
   deps.logger.info(
-    { address, config: config.source, storage: config.storage.path, registries: [...config.registries.keys()] },
+    {
+      address,
+      config: config.source,
+      storage: config.storage.path,
+      registries: [...config.registries.keys()],
+      tls: config.tls === undefined ? 'off' : config.tls.clientCA === undefined ? 'on' : 'mutual',
+      ...(config.metrics.listen !== undefined ? { metrics: `http://${config.metrics.listen.host}:${config.metrics.listen.port}/metrics` } : {}),
+    },
     'pullgate listening',
   );
   if (config.unsetVariables.length > 0) {

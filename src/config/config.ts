@@ -2,6 +2,8 @@ import type { ClusterConfig } from './cluster-config.js';
 import type { AuthType, RawAuth } from './schema.js';
 import type { TlsConfig } from '../http/tls-files.js';
 import type { UnsetReference } from './interpolate.js';
+import type { RepositoryLists } from '../access/fetch-policy.js';
+import type { AccessRule } from '../access/policy.js';
 
 /** One upstream registry as pullgate uses it. */
 export interface RegistryConfig {
@@ -16,6 +18,8 @@ export interface RegistryConfig {
   redirects: string[];
   ca: string | undefined;
   insecure: boolean;
+  /** `repositories: { allow, deny }`: what the mirror may fetch from this registry; undefined = everything. */
+  repositories?: RepositoryLists | undefined;
 }
 
 /** `storage.s3` resolved: an S3-compatible bucket shared by every replica. */
@@ -45,14 +49,21 @@ export interface Config {
   registries: Map<string, RegistryConfig>;
   aliases: Map<string, string>;
   clients: {
-    anonymous: boolean;
+    /** As written; undefined when the config does not say (then the safe default applies, see access/resolve.ts). */
+    anonymous: boolean | undefined;
     htpasswd: string | undefined;
+    /** `clients.groups`: group name → user names. */
+    groups: Map<string, string[]>;
+    /** `clients.access` as written (each rule with its origin); undefined when absent. */
+    access: AccessRule[] | undefined;
     /** Failed logins per client address before a lockout, the first lockout (doubling) and its cap. */
     loginThrottle: { failures: number; lockoutMs: number; maxLockoutMs: number };
     /** Open connections at most; time for a request's headers; keep-alive idle; a response making no progress. */
     connections: { max: number; headersTimeoutMs: number; keepAliveMs: number; idleMs: number };
   };
   log: { level: string };
+  /** `/metrics` requires a client login (`auth`), and/or is served on a listener of its own (`listen`) instead of the main one. */
+  metrics: { auth: boolean; listen: { host: string; port: number } | undefined };
   /** HTTPS on the listener (files re-read when they change); undefined = plain HTTP. */
   tls: TlsConfig | undefined;
   /** Replicas sharing one store; undefined = a single process. */

@@ -10,6 +10,9 @@ import { resolveCluster } from './cluster-config.js';
 import { interpolate, type UnsetReference } from './interpolate.js';
 import { checkSchema, type RawAuth, type RawConfig, type RawRegistry, type RawS3 } from './schema.js';
 import { parseDuration, parseSize } from './units.js';
+import { patternProblem } from '../access/pattern.js';
+import type { AccessRule } from '../access/policy.js';
+import type { RawAccessRule } from './schema.js';
 
 /** The embedded default config shipped in the package. */
 export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../config/pullgate.yaml', import.meta.url));
@@ -48,6 +51,7 @@ function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string):
     redirects: entry.redirects ?? [],
     ca: relative(entry.ca),
     insecure: entry.insecure ?? false,
+    repositories: entry.repositories,
   };
 }
 
@@ -57,6 +61,12 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
   const registries = new Map<string, RegistryConfig>();
   for (const [key, entry] of Object.entries(raw.registries)) {
     if (entry?.auth) problems.push(...authProblems(key, entry.auth));
+    for (const list of ['allow', 'deny'] as const) {
+      (entry?.repositories?.[list] ?? []).forEach((pattern, i) => {
+        const problem = patternProblem(pattern);
+        if (problem !== undefined) problems.push(`registries.${key}.repositories.${list}[${i}]: ${problem}`);
+      });
+    }
     registries.set(key, resolveRegistry(key, entry, baseDir));
   }
   const aliases = new Map<string, string>();
@@ -71,9 +81,11 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
   if (defaultRegistry !== undefined && !registries.has(defaultRegistry)) {
     problems.push(`defaultRegistry: "${defaultRegistry}" is not a key of registries`);
   }
-  if (!raw.clients.anonymous && raw.clients.htpasswd === undefined) {
-    problems.push('clients: anonymous is false, so clients.htpasswd is required');
+  if (raw.clients.anonymous === false && raw.clients.htpasswd === undefined && raw.tls?.clientCA === undefined) {
+    problems.push('clients: anonymous is false, so clients.htpasswd is required (or tls.clientCA, for client certificates)');
   }
+  if (raw.metrics.auth === true && raw.clients.htpasswd === undefined) problems.push('metrics.auth: requires clients.htpasswd (the logins /metrics checks)');
+  const access = raw.clients.access === undefined ? undefined : resolveAccessRules(raw.clients.access, raw.clients, problems);
   const parse = <T>(where: string, fn: () => T, fallback: T): T => {
     try {
       return fn();
@@ -102,6 +114,8 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
     aliases,
     clients: {
       anonymous: raw.clients.anonymous,
+      groups: new Map(Object.entries(raw.clients.groups)),
+      access,
       htpasswd: raw.clients.htpasswd === undefined ? undefined : path.resolve(baseDir, raw.clients.htpasswd),
       loginThrottle: {
         failures: raw.clients.loginThrottle.failures,
@@ -116,6 +130,11 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
       },
     },
     log: { level: raw.log.level },
+    metrics: {
+      // Compatible default: a mirror that requires logins keeps /metrics behind them.
+      auth: raw.metrics.auth ?? raw.clients.anonymous === false,
+      listen: raw.metrics.listen === undefined ? undefined : parse('metrics.listen', () => parseListen(raw.metrics.listen ?? ''), undefined),
+    },
     tls:
       raw.tls === undefined
         ? undefined
@@ -132,6 +151,30 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
   problems.push(...clientLimitProblems(config.clients));
   if (problems.length > 0) throw new ConfigError(formatProblems(source, problems));
   return config;
+}
+
+/** The words a subject may be besides user and group names. */
+const SPECIAL_SUBJECTS = new Set(['anonymous', 'authenticated']);
+
+/** `clients.access` checked (exactly one of allow/deny, usable patterns) and given origins; problems name the path. */
+function resolveAccessRules(raw: RawAccessRule[], clients: RawConfig['clients'], problems: string[]): AccessRule[] {
+  for (const group of Object.keys(clients.groups)) {
+    if (SPECIAL_SUBJECTS.has(group)) problems.push(`clients.groups.${group}: "${group}" is a reserved subject and cannot name a group`);
+  }
+  return raw.map((rule, i) => {
+    const where = `clients.access[${i}]`;
+    if ((rule.allow === undefined) === (rule.deny === undefined)) problems.push(`${where}: needs exactly one of allow or deny`);
+    const effect = rule.allow !== undefined ? 'allow' : 'deny';
+    const patterns = rule.allow ?? rule.deny ?? [];
+    patterns.forEach((pattern, j) => {
+      const problem = patternProblem(pattern);
+      if (problem !== undefined) problems.push(`${where}.${effect}[${j}]: ${problem}`);
+    });
+    if (clients.anonymous === false && rule.subjects.includes('anonymous') && effect === 'allow') {
+      problems.push(`${where}.subjects: allows "anonymous", which contradicts clients.anonymous: false`);
+    }
+    return { subjects: rule.subjects, effect, patterns, origin: where };
+  });
 }
 
 /** `storage.s3` with the prefix normalised (`cache` → `cache/`) and maxAge parsed. */

@@ -38,6 +38,7 @@ export function renderConfig(config: Config): string {
       ...(registry.redirects.length > 0 ? { redirects: registry.redirects } : {}),
       ...(registry.ca !== undefined ? { ca: registry.ca } : {}),
       ...(registry.insecure ? { insecure: true } : {}),
+      ...(registry.repositories !== undefined ? { repositories: registry.repositories } : {}),
     };
   }
   return stringify({
@@ -49,8 +50,10 @@ export function renderConfig(config: Config): string {
     registries,
     aliases: Object.fromEntries(config.aliases),
     clients: {
-      anonymous: config.clients.anonymous,
+      ...(config.clients.anonymous !== undefined ? { anonymous: config.clients.anonymous } : {}),
       ...(config.clients.htpasswd ? { htpasswd: config.clients.htpasswd } : {}),
+      ...(config.clients.groups.size > 0 ? { groups: Object.fromEntries(config.clients.groups) } : {}),
+      ...(config.clients.access !== undefined ? { access: config.clients.access.map((rule) => ({ subjects: rule.subjects, [rule.effect]: rule.patterns })) } : {}),
       loginThrottle: {
         failures: config.clients.loginThrottle.failures,
         lockout: formatDuration(config.clients.loginThrottle.lockoutMs),
@@ -64,6 +67,7 @@ export function renderConfig(config: Config): string {
       },
     },
     log: config.log,
+    metrics: { auth: config.metrics.auth, ...(config.metrics.listen !== undefined ? { listen: `${config.metrics.listen.host}:${config.metrics.listen.port}` } : {}) },
     ...(config.tls !== undefined ? { tls: { cert: config.tls.cert, key: config.tls.key, ...(config.tls.clientCA !== undefined ? { clientCA: config.tls.clientCA } : {}) } } : {}),
     ...(config.cluster !== undefined
       ? {

@@ -14,6 +14,15 @@ export interface RawRegistry {
   ca?: string;
   /** Accept any certificate (lab registries only). */
   insecure?: boolean;
+  /** What the mirror itself may fetch from this registry: patterns over its repository names. */
+  repositories?: { allow?: string[]; deny?: string[] };
+}
+
+/** One rule of `clients.access`: subjects and exactly one of allow/deny (checked in load.ts). */
+export interface RawAccessRule {
+  subjects: string[];
+  allow?: string[];
+  deny?: string[];
 }
 
 /** `storage.s3`: the shared S3-compatible store (credentials from the AWS SDK's default chain). */
@@ -37,12 +46,17 @@ export interface RawConfig {
   registries: Record<string, RawRegistry | null>;
   aliases: Record<string, string>;
   clients: {
-    anonymous: boolean;
+    /** Unset means "the config says nothing": the safe default of access-resolve.ts applies. */
+    anonymous?: boolean;
     htpasswd?: string;
+    groups: Record<string, string[]>;
+    access?: RawAccessRule[];
     loginThrottle: { failures: number; lockout: string; maxLockout: string };
     connections: { max: number; headersTimeout: string; keepAlive: string; idle: string };
   };
   log: { level: string };
+  /** `/metrics` behind a login, or on a listener of its own. */
+  metrics: { auth?: boolean; listen?: string };
   /** PEM files for HTTPS on the listener; `clientCA` turns on mutual TLS. */
   tls?: { cert: string; key: string; clientCA?: string };
   /** Replicas that share one store and one upstream fetch per blob. */
@@ -53,6 +67,8 @@ const HOST_KEY = '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$';
 const LISTEN = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]*):[0-9]{1,5}$';
 /** A peer: `host:port`, `[v6]:port`, or `dns:<name>:port` (every address the name resolves to). */
 const PEER = '^(dns:)?(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$';
+/** A user or group name in clients.groups / clients.access (htpasswd user names: no colon, no spaces). */
+const SUBJECT = '^[^:\\s]+$';
 const DURATION = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$|^0$';
 const SIZE = '^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?[bB]|[bB])?$';
 
@@ -74,7 +90,7 @@ export const CONFIG_SCHEMA = {
           additionalProperties: false,
           required: ['bucket'],
           properties: {
-            endpoint: { type: 'string', pattern: '^https?://[^\\s/]+(/.*)?$' },
+            endpoint: { type: 'string', pattern: '^https?://[^\\s/@]+(/.*)?$' },
             region: { type: 'string', minLength: 1, default: 'us-east-1' },
             bucket: { type: 'string', pattern: '^[a-zA-Z0-9][a-zA-Z0-9._-]{1,254}$' },
             prefix: { type: 'string', default: '', pattern: '^[^\\s]*$' },
@@ -117,6 +133,14 @@ export const CONFIG_SCHEMA = {
           redirects: { type: 'array', items: { type: 'string', pattern: '^https?://(\\*\\.)?[^*/?#@]+(/[^*?#]*)?$' } },
           ca: { type: 'string', minLength: 1 },
           insecure: { type: 'boolean' },
+          repositories: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              allow: { type: 'array', items: { type: 'string' } },
+              deny: { type: 'array', items: { type: 'string' } },
+            },
+          },
           auth: {
             type: 'object',
             additionalProperties: false,
@@ -140,8 +164,27 @@ export const CONFIG_SCHEMA = {
       default: {},
       additionalProperties: false,
       properties: {
-        anonymous: { type: 'boolean', default: true },
+        anonymous: { type: 'boolean' },
         htpasswd: { type: 'string', minLength: 1 },
+        groups: {
+          type: 'object',
+          default: {},
+          propertyNames: { pattern: SUBJECT },
+          additionalProperties: { type: 'array', items: { type: 'string', pattern: SUBJECT } },
+        },
+        access: {
+          type: 'array',
+          items: {
+            type: 'object',
+            additionalProperties: false,
+            required: ['subjects'],
+            properties: {
+              subjects: { type: 'array', minItems: 1, items: { type: 'string', pattern: SUBJECT } },
+              allow: { type: 'array', items: { type: 'string' } },
+              deny: { type: 'array', items: { type: 'string' } },
+            },
+          },
+        },
         loginThrottle: {
           type: 'object',
           default: {},
@@ -163,6 +206,15 @@ export const CONFIG_SCHEMA = {
             idle: { type: 'string', pattern: DURATION, default: '60s' },
           },
         },
+      },
+    },
+    metrics: {
+      type: 'object',
+      default: {},
+      additionalProperties: false,
+      properties: {
+        auth: { type: 'boolean' },
+        listen: { type: 'string', pattern: LISTEN },
       },
     },
     tls: {

@@ -1,6 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
-import type { FastifyInstance } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { BcryptPool } from '../auth/bcrypt-pool.js';
 import type { Htpasswd } from '../auth/htpasswd.js';
@@ -8,8 +7,6 @@ import { LoginThrottle, type ThrottleSettings } from '../auth/login-throttle.js'
 import { systemClock, type Clock } from '../deps.js';
 import { ClientUnauthorized, LoginThrottled } from '../errors.js';
 
-/** Paths open to anyone even when clients must authenticate (probes). */
-const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 /** A verified Authorization header is trusted this long, so bcrypt runs once per client, not per request. */
 const VERIFIED_TTL_MS = 5 * 60_000;
 /** A refused Authorization header is refused again without bcrypt for this long (a client retrying a stale password). */
@@ -43,7 +40,8 @@ export interface ClientAuthOptions {
  */
 export class ClientAuth {
   private readonly key = randomBytes(32);
-  private readonly verified: LRUCache<string, true>;
+  /** HMAC of a verified header → its user. */
+  private readonly verified: LRUCache<string, string>;
   private readonly failed: LRUCache<string, true>;
   private readonly throttle: LoginThrottle;
   private readonly pool: BcryptPool;
@@ -66,7 +64,12 @@ export class ClientAuth {
 
   /** True when this Authorization header passed a check recently: no bcrypt, no await. */
   trusted(header: string | undefined): boolean {
-    return header !== undefined && this.verified.has(this.keyOf(header));
+    return this.userOf(header) !== undefined;
+  }
+
+  /** The user of an Authorization header that passed a check recently, without bcrypt or await; else undefined. */
+  userOf(header: string | undefined): string | undefined {
+    return header === undefined ? undefined : this.verified.get(this.keyOf(header));
   }
 
   /** Checks the header against the htpasswd file (bcrypt) and remembers it when it passes. */
@@ -81,16 +84,17 @@ export class ClientAuth {
   }
 
   /**
-   * Resolves when the header's credentials are good; otherwise throws ClientUnauthorized (missing,
+   * Resolves with the user when the header's credentials are good; otherwise throws ClientUnauthorized (missing,
    * malformed or wrong, each with its own message) or LoginThrottled. Credentials verified in the
    * last five minutes pass even from a locked-out address; a locked-out address gets no bcrypt.
    */
-  async check(header: string | undefined, address: string): Promise<void> {
+  async check(header: string | undefined, address: string): Promise<string> {
     if (header === undefined || header.trim() === '') {
       throw new ClientUnauthorized('missing', 'pullgate requires client credentials and the request carried none: log in first (docker login <mirror>)');
     }
     const key = this.keyOf(header);
-    if (this.verified.has(key)) return;
+    const known = this.verified.get(key);
+    if (known !== undefined) return known;
     const credentials = credentialsOf(header);
     if (credentials === undefined) {
       throw new ClientUnauthorized('malformed', 'pullgate accepts only HTTP Basic client credentials (user:password); the Authorization header was not that');
@@ -115,7 +119,8 @@ export class ClientAuth {
       this.failed.set(key, true);
       throw wrong();
     }
-    this.verified.set(key, true);
+    this.verified.set(key, credentials.user);
+    return credentials.user;
   }
 
   /** Ends the bcrypt workers. */
@@ -126,17 +131,4 @@ export class ClientAuth {
 
 function wrong(): ClientUnauthorized {
   return new ClientUnauthorized('wrong', 'the client credentials were not accepted: unknown user or wrong password (clients.htpasswd)');
-}
-
-/**
- * Requires HTTP Basic credentials from an htpasswd file on every request but the probes, when
- * `clients.anonymous` is false. This challenge is pullgate's own; upstream challenges are never
- * forwarded. Refusals are domain errors, answered by the error handler.
- */
-export function registerClientAuth(app: FastifyInstance, auth: ClientAuth): void {
-  app.addHook('onRequest', async (request) => {
-    if (OPEN_PATHS.has(request.url.split('?')[0] ?? '')) return;
-    await auth.check(request.headers.authorization, request.ip);
-  });
-  app.addHook('onClose', () => auth.close());
 }

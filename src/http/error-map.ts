@@ -1,5 +1,7 @@
 import {
+  AccessDenied,
   ClientUnauthorized,
+  FetchRefused,
   ConfigError,
   LoginThrottled,
   DigestMismatch,
@@ -71,6 +73,12 @@ export function toOciError(err: unknown): OciError {
   if (err instanceof UpstreamDenied) {
     return oci(err.status === 401 ? 'UNAUTHORIZED' : 'DENIED', err.message, { registry: err.registry, hint: err.hint });
   }
+  if (err instanceof AccessDenied) {
+    return err.challenge
+      ? oci('UNAUTHORIZED', err.message, { rule: err.rule }, { 'www-authenticate': 'Basic realm="pullgate"' })
+      : oci('DENIED', err.message, { rule: err.rule });
+  }
+  if (err instanceof FetchRefused) return oci('DENIED', err.message, { registry: err.registry });
   if (err instanceof ClientUnauthorized) return oci('UNAUTHORIZED', err.message, undefined, { 'www-authenticate': 'Basic realm="pullgate"' });
   if (err instanceof LoginThrottled) return oci('TOOMANYREQUESTS', err.message, undefined, { 'retry-after': String(err.retryAfterSeconds) });
   if (err instanceof UpstreamRateLimited) {

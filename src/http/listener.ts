@@ -1,4 +1,6 @@
-import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { SecureContextOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
@@ -20,6 +22,8 @@ export interface ListenerOptions {
   fast: (req: IncomingMessage, res: ServerResponse) => boolean;
   /** False once the app is closing: new requests get 503 and `Connection: close`. */
   open: () => boolean;
+  /** HTTPS: the certificate, key and (mutual TLS) client CA as loaded by TlsFiles; undefined = plain HTTP. */
+  tls?: SecureContextOptions | undefined;
 }
 
 /** A complete HTTP/1.1 response with an OCI JSON error body that closes the connection, for raw sockets. */
@@ -68,29 +72,33 @@ export function clientErrorHandler(logger: FastifyBaseLogger): (err: NodeJS.Errn
 }
 
 /**
- * The node:http server behind Fastify: the manifest hot path in front of Fastify's handler,
+ * The node:http (or, with `tls`, node:https) server behind Fastify: the manifest hot path in front of Fastify's handler,
  * header/request/keep-alive/idle timeouts and a connection limit from `clients.connections`, and
  * OCI JSON for the answers Node would otherwise write itself (CONNECT, `Expect`, shutting down).
  */
 export function createListener(handler: (req: IncomingMessage, res: ServerResponse) => void, options: ListenerOptions): Server {
-  const { connections, logger, clock, fast, open } = options;
-  const server = createServer(
-    {
-      headersTimeout: connections.headersTimeoutMs,
-      requestTimeout: Math.max(connections.headersTimeoutMs, REQUEST_TIMEOUT_FLOOR_MS),
-      keepAliveTimeout: connections.keepAliveMs,
-      connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, connections.headersTimeoutMs),
-      // A missing Host header is answered like any other request rather than with Node's empty 400.
-      requireHostHeader: false,
-    },
-    (req, res) => {
-      if (!open()) {
-        sendError(res, 503, 'UNAVAILABLE', 'pullgate is shutting down; retry shortly', req.method);
-        return;
-      }
-      if (!fast(req, res)) handler(req, res);
-    },
-  );
+  const { connections, logger, clock, fast, open, tls } = options;
+  const httpOptions: ServerOptions = {
+    headersTimeout: connections.headersTimeoutMs,
+    requestTimeout: Math.max(connections.headersTimeoutMs, REQUEST_TIMEOUT_FLOOR_MS),
+    keepAliveTimeout: connections.keepAliveMs,
+    connectionsCheckingInterval: Math.min(TIMEOUT_CHECK_MS, connections.headersTimeoutMs),
+    // A missing Host header is answered like any other request rather than with Node's empty 400.
+    requireHostHeader: false,
+  };
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    if (!open()) {
+      sendError(res, 503, 'UNAVAILABLE', 'pullgate is shutting down; retry shortly', req.method);
+      return;
+    }
+    if (!fast(req, res)) handler(req, res);
+  };
+  // With a client CA, only clients presenting a certificate it signed complete the handshake (mutual TLS).
+  const mutual = tls?.ca !== undefined;
+  const server: Server =
+    tls === undefined
+      ? createServer(httpOptions, listener)
+      : createHttpsServer({ ...httpOptions, ...tls, requestCert: mutual, rejectUnauthorized: mutual }, listener);
   server.keepAliveTimeout = connections.keepAliveMs;
   // Inactivity, not duration: a streaming blob is never cut, a response the client stopped reading is.
   server.setTimeout(connections.idleMs);

@@ -3,6 +3,9 @@ import type { Config } from '../config/config.js';
 import type { BlobAnswer, BlobRequest, JsonAnswer, ManifestAnswer, ManifestRequest } from '../proxy/types.js';
 import type { Route, Router } from '../routing/route.js';
 import type { SendBuffers } from './send-chunks.js';
+import type { AccessControl } from '../access/resolve.js';
+import type { Metrics } from '../metrics.js';
+import type { Passed } from './preflight.js';
 
 /** The services the routes call; the proxy layer implements them, tests may fake them. */
 export interface Services {
@@ -11,6 +14,10 @@ export interface Services {
   router: Router;
   /** Send buffers reused by this server's cached-blob responses. */
   sendBuffers: SendBuffers;
+  /** `clients.access` and `registries.<host>.repositories` resolved for this server (see access/resolve.ts). */
+  access: AccessControl;
+  /** This server's counters. */
+  metrics: Metrics;
   manifests: {
     get(req: ManifestRequest): Promise<ManifestAnswer>;
     /** The answer available without asking upstream, if any (see ManifestProxy.fresh). */
@@ -44,6 +51,11 @@ export interface RequestFacts {
   repository?: string;
   source?: string;
   bytes?: number;
+  /** The authenticated user (never a password); undefined = anonymous. */
+  user?: string | undefined;
+  /** Why the request was refused before any upstream work, and the rule or registry policy that did it. */
+  denied?: string;
+  rule?: string;
 }
 
 declare module 'fastify' {
@@ -52,5 +64,7 @@ declare module 'fastify' {
   }
   interface FastifyRequest {
     facts: RequestFacts | null;
+    /** What the preflight established for a /v2/ request (set in onRequest). */
+    passed: Passed | null;
   }
 }

@@ -1,23 +1,17 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidParameter, NotFound, Unsupported } from '../errors.js';
+import { InvalidParameter } from '../errors.js';
 import { assertDigest, parseManifestReference } from '../routing/reference.js';
 import type { Route } from '../routing/route.js';
+import type { RequestFacts } from './services.js';
 import { clientSignal } from './client-signal.js';
 import { manifestHeaders } from './manifest-headers.js';
 import { ChunkSender } from './send-chunks.js';
-import { READ_ONLY_MESSAGE, parseV2Path } from './v2-path.js';
+import type { Preflight } from './preflight.js';
 
 const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' };
 /** Largest page size accepted for tags/list. */
 const MAX_PAGE = 10_000;
-
-function splitUrl(url: string): { pathname: string; query: URLSearchParams } {
-  const at = url.indexOf('?');
-  return at === -1
-    ? { pathname: url, query: new URLSearchParams() }
-    : { pathname: url.slice(0, at), query: new URLSearchParams(url.slice(at + 1)) };
-}
 
 function paginationQuery(query: URLSearchParams): URLSearchParams {
   const upstream = new URLSearchParams();
@@ -124,34 +118,32 @@ async function referrers(request: FastifyRequest, reply: FastifyReply, target: R
   await reply.headers(API_VERSION).headers(answer.headers).header('content-type', answer.contentType).send(answer.body);
 }
 
-/** The OCI distribution pull API under /v2/; push methods answer 405 UNSUPPORTED. */
-export function registerV2Routes(app: FastifyInstance): void {
-  app.addHook('onRequest', (request, _reply, done) => {
-    request.facts = { endpoint: 'other' };
-    if (request.url.startsWith('/v2') && request.method !== 'GET' && request.method !== 'HEAD') {
-      done(new Unsupported(READ_ONLY_MESSAGE));
-      return;
-    }
-    done();
+/**
+ * The OCI distribution pull API under /v2/; push methods answer 405 UNSUPPORTED. Every /v2 request
+ * first passes the preflight (the one the manifest hot path uses too): authentication, routing, the
+ * registry's fetch filter and clients.access.
+ */
+export function registerV2Routes(app: FastifyInstance, preflight: Preflight): void {
+  app.decorateRequest('passed', null);
+  app.addHook('onRequest', async (request) => {
+    const facts: RequestFacts = { endpoint: 'other' };
+    request.facts = facts;
+    if (request.url !== '/v2' && !request.url.startsWith('/v2/') && !request.url.startsWith('/v2?')) return;
+    request.passed = await preflight.run({ method: request.method, url: request.url, headers: request.headers, address: request.ip, socket: request.raw.socket }, facts);
   });
 
   app.route({
     method: ['GET', 'HEAD'],
     url: '/v2/*',
     handler: async (request, reply) => {
-      const { pathname, query } = splitUrl(request.url);
-      const target = parseV2Path(pathname);
-      if (target === undefined) throw new NotFound('name', `no such endpoint: ${pathname}`);
-      const facts = request.facts ?? { endpoint: target.endpoint };
-      facts.endpoint = target.endpoint;
-      if (target.endpoint === 'base') {
+      const passed = request.passed;
+      if (passed === null) throw new Error('the /v2 preflight did not run');
+      const { target, route: routed } = passed;
+      if (target.endpoint === 'base' || routed === undefined) {
         await reply.headers(API_VERSION).header('content-type', 'application/json').send('{}');
         return;
       }
-      const ns = query.get('ns') ?? undefined;
-      const routed = request.server.pullgate.router.route(target.name, ns);
-      facts.registry = routed.registry;
-      facts.repository = routed.repository;
+      const query = new URLSearchParams(passed.search);
       switch (target.endpoint) {
         case 'manifest':
           return manifest(request, reply, routed, target.reference);

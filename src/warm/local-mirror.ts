@@ -40,7 +40,14 @@ export interface LocalMirror {
  * clients whatever the config says.
  */
 export async function startLocalMirror(config: Config, deps: Deps): Promise<LocalMirror> {
-  const local: Config = { ...config, clients: { ...config.clients, anonymous: true }, listen: { host: '127.0.0.1', port: 0 } };
+  // Its own clients only: anonymous, no access rules of the config (the registries' fetch filters still apply), plain HTTP.
+  const local: Config = {
+    ...config,
+    clients: { ...config.clients, anonymous: true, access: [], htpasswd: undefined },
+    listen: { host: '127.0.0.1', port: 0 },
+    tls: undefined,
+    metrics: { auth: false, listen: undefined },
+  };
   const services = buildServices(local, deps);
   const app = buildApp(local, deps, services);
   const url = await app.listen({ host: '127.0.0.1', port: 0 });

@@ -25,7 +25,7 @@ export interface Harness {
 }
 
 /** Builds pullgate in-process on a YAML config (storage in a fresh temp dir), with a fake clock and captured logs. */
-export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS.ProcessEnv } = {}): Harness {
+export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS.ProcessEnv; exposed?: boolean } = {}): Harness {
   const storage = mkdtempSync(path.join(tmpdir(), 'pullgate-test-'));
   const clock = options.clock ?? new FakeClock();
   const logs: string[] = [];
@@ -33,7 +33,7 @@ export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS
   const dispatcher = new Agent({ keepAliveTimeout: 1000 });
   const deps: Deps = { clock, dispatcher, logger, env: options.env ?? {} };
   const config = loadConfigText(`${yaml}\nstorage: { path: ${JSON.stringify(storage)} }\n`, deps.env, 'test', storage);
-  const services = buildServices(config, deps);
+  const services = buildServices(config, deps, undefined, options.exposed === undefined ? {} : { exposed: options.exposed });
   const app = buildApp(config, deps, services);
   return {
     app,

@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Htpasswd } from '../../src/auth/htpasswd.js';
 import { ClientAuth } from '../../src/http/client-auth.js';
 import { fastManifestHandler } from '../../src/http/fast-manifests.js';
+import { Preflight } from '../../src/http/preflight.js';
 import { FakeRegistry, makeImage } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { harness, type Harness } from '../helpers/harness.js';
@@ -32,7 +33,9 @@ async function setup(extraYaml = '', clock = new FakeClock()): Promise<{ fake: F
 
 /** A server with only the hot path: what it declines is answered FELL_THROUGH, so a test sees which path served. */
 async function hotPathOnly(pg: Harness, auth?: ClientAuth): Promise<string> {
-  const fast = fastManifestHandler({ services: pg.app.pullgate, logger: pg.deps.logger, auth, requestId: () => 'req-hot', open: () => true });
+  const services = pg.app.pullgate;
+  const preflight = new Preflight({ router: services.router, access: services.access, auth, metrics: services.metrics, challengeBase: false });
+  const fast = fastManifestHandler({ services, logger: pg.deps.logger, preflight, requestId: () => 'req-hot', open: () => true });
   const server = createServer((req, res) => {
     if (fast(req, res)) return;
     res.writeHead(FELL_THROUGH).end();

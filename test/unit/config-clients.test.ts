@@ -44,7 +44,7 @@ describe('exposure warning', () => {
   });
 
   it('warns when a non-loopback listener lets anonymous clients use configured credentials, naming no secret', () => {
-    const [warning, ...rest] = exposureWarnings(load(`listen: 0.0.0.0:5000\n${WITH_CREDENTIALS}`));
+    const [warning, ...rest] = exposureWarnings(load(`listen: 0.0.0.0:5000\n${WITH_CREDENTIALS}clients: { anonymous: true }\n`));
     expect(rest).toEqual([]);
     expect(warning).toContain('0.0.0.0:5000');
     expect(warning).toContain('ghcr.io (basic)');
@@ -63,7 +63,7 @@ describe('exposure warning', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-exposure-'));
     try {
       const file = path.join(dir, 'pullgate.yaml');
-      writeFileSync(file, `listen: 0.0.0.0:5000\n${WITH_CREDENTIALS}`);
+      writeFileSync(file, `listen: 0.0.0.0:5000\n${WITH_CREDENTIALS}clients: { anonymous: true }\n`);
       const result = spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/cli.ts'), 'config', 'check', file], {
         env: { PATH: process.env.PATH, HOME: dir, PULLGATE_CONFIG: '' },
         encoding: 'utf8',

@@ -36,8 +36,10 @@ describe('loadConfigText: defaults', () => {
     expect(config.upstream).toEqual({ timeoutMs: 30_000, maxRedirects: 5 });
     expect(config.defaultRegistry).toBe('docker.io');
     expect(config.clients).toEqual({
-      anonymous: true,
+      anonymous: undefined,
       htpasswd: undefined,
+      groups: new Map(),
+      access: undefined,
       loginThrottle: { failures: 5, lockoutMs: 1_000, maxLockoutMs: 900_000 },
       connections: { max: 1024, headersTimeoutMs: 20_000, keepAliveMs: 75_000, idleMs: 60_000 },
     });

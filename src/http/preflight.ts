@@ -1,0 +1,149 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { TLSSocket } from 'node:tls';
+import type { AccessControl } from '../access/resolve.js';
+import type { Subject } from '../access/policy.js';
+import { describeRule } from '../access/policy.js';
+import { AccessDenied, ClientUnauthorized, FetchRefused, LoginThrottled, NotFound, Unsupported, type DenialReason } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import type { Route, Router } from '../routing/route.js';
+import type { ClientAuth } from './client-auth.js';
+import type { RequestFacts } from './services.js';
+import { READ_ONLY_MESSAGE, parseV2Path, type V2Target } from './v2-path.js';
+
+/** What a request carries that the preflight reads; the same from node:http and from Fastify. */
+export interface PreflightRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  /** The TCP peer (login throttling keys on it). */
+  address: string;
+  /** The connection: a verified client certificate (mutual TLS) names a user. */
+  socket: unknown;
+}
+
+/** A /v2/ request that passed: what it asks for, where it goes, and who asks. */
+export interface Passed {
+  target: V2Target;
+  /** Undefined for the base endpoint `/v2/`. */
+  route: Route | undefined;
+  /** The query string without `?` (empty when none). */
+  search: string;
+  subject: Subject;
+}
+
+export interface PreflightOptions {
+  router: Router;
+  access: AccessControl;
+  /** Set when `clients.htpasswd` is: Basic credentials are checked against it. */
+  auth: ClientAuth | undefined;
+  metrics: Metrics;
+  /** Whether `/v2/` asks a client without credentials to log in (docker sends its login only after that). */
+  challengeBase: boolean;
+}
+
+/** The user named by a verified client certificate (mutual TLS), or undefined. */
+export function certificateUser(socket: unknown): string | undefined {
+  if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
+  const cn: unknown = socket.getPeerCertificate().subject.CN;
+  return typeof cn === 'string' && cn !== '' ? cn : undefined;
+}
+
+function split(url: string): { pathname: string; search: string } {
+  const at = url.indexOf('?');
+  return at === -1 ? { pathname: url, search: '' } : { pathname: url.slice(0, at), search: url.slice(at + 1) };
+}
+
+function denialReason(err: unknown): DenialReason | undefined {
+  if (err instanceof AccessDenied) return err.reason;
+  if (err instanceof FetchRefused) return 'registry_policy';
+  if (err instanceof ClientUnauthorized) return 'unauthenticated';
+  if (err instanceof LoginThrottled) return 'throttled';
+  return undefined;
+}
+
+/**
+ * The one preflight of every `/v2/` request, used by the manifest hot path and by the ordinary
+ * Fastify routes alike: authenticate (Basic against htpasswd, else a client certificate, else
+ * anonymous) → route the name to (registry, repository) → the registry's fetch filter
+ * (`registries.<host>.repositories`) → `clients.access` → the access-log facts. Manifests by tag
+ * and by digest, blobs, tags and referrers all pass here, so a digest cannot bypass a rule.
+ */
+export class Preflight {
+  constructor(private readonly options: PreflightOptions) {}
+
+  /**
+   * For the hot path: the same checks without waiting. Undefined when they cannot finish now (a
+   * login that needs bcrypt) or when they refuse: the ordinary path then answers, logs and counts.
+   */
+  now(req: PreflightRequest): Passed | undefined {
+    const header = this.options.auth !== undefined ? req.headers.authorization : undefined;
+    let subject: Subject;
+    if (header !== undefined) {
+      const user = this.options.auth?.userOf(header);
+      if (user === undefined) return undefined;
+      subject = { user };
+    } else {
+      subject = { user: certificateUser(req.socket) };
+    }
+    try {
+      return this.authorize(req.method, req.url, subject, header !== undefined);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * For the ordinary path: authenticates (bcrypt off-thread, throttled), then authorizes. Fills
+   * `facts` as far as it got (user, registry, repository; on a refusal the reason and the rule),
+   * counts refusals in pullgate_requests_denied_total, and throws them as domain errors.
+   */
+  async run(req: PreflightRequest, facts: RequestFacts): Promise<Passed> {
+    try {
+      const { auth } = this.options;
+      const header = auth !== undefined ? req.headers.authorization : undefined;
+      const user = header !== undefined && auth !== undefined ? await auth.check(header, req.address) : certificateUser(req.socket);
+      facts.user = user;
+      return this.authorize(req.method, req.url, { user }, header !== undefined, facts);
+    } catch (err) {
+      const reason = denialReason(err);
+      if (reason !== undefined) {
+        facts.denied = reason;
+        if (err instanceof AccessDenied) facts.rule = err.rule;
+        if (err instanceof FetchRefused) facts.rule = err.why;
+        this.options.metrics.requestsDenied.inc({ reason });
+      }
+      throw err;
+    }
+  }
+
+  /** Route, fetch filter and access rules for an identified subject; throws the refusal. */
+  private authorize(method: string, url: string, subject: Subject, credentialsSent: boolean, facts?: RequestFacts): Passed {
+    if (method !== 'GET' && method !== 'HEAD') throw new Unsupported(READ_ONLY_MESSAGE);
+    const { pathname, search } = split(url);
+    const target = parseV2Path(pathname);
+    if (target === undefined) throw new NotFound('name', `no such endpoint: ${pathname}`);
+    if (facts !== undefined) facts.endpoint = target.endpoint;
+    if (target.endpoint === 'base') {
+      if (subject.user === undefined && this.options.challengeBase) {
+        throw new ClientUnauthorized('missing', 'pullgate asks clients to log in (clients.htpasswd): docker login <mirror>');
+      }
+      return { target, route: undefined, search, subject };
+    }
+    const ns = search === '' ? undefined : (new URLSearchParams(search).get('ns') ?? undefined);
+    const route = this.options.router.route(target.name, ns);
+    if (facts !== undefined) {
+      facts.registry = route.registry;
+      facts.repository = route.repository;
+    }
+    const why = this.options.access.filters.get(route.registry)?.verdict(route.repository);
+    if (why !== undefined) throw new FetchRefused(route.registry, route.repository, why);
+    const name = `${route.registry}/${route.repository}`;
+    const { policy } = this.options.access;
+    const decision = policy.decide(subject, name);
+    if (!decision.allowed) {
+      const challenge = subject.user === undefined && !credentialsSent && this.options.auth !== undefined && policy.loginCouldHelp(name);
+      throw new AccessDenied(name, describeRule(decision.rule), decision.rule === undefined ? 'no_rule' : 'rule', challenge);
+    }
+    return { target, route, search, subject };
+  }
+}
