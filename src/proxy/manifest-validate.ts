@@ -1,4 +1,4 @@
-import { ManifestRejected } from '../errors.js';
+import { ManifestRejected, NotFound } from '../errors.js';
 import { accepts } from './accept.js';
 
 /** Largest manifest relayed (the OCI spec's recommended minimum a registry must accept). */
@@ -61,7 +61,8 @@ function shapeProblem(doc: Record<string, unknown>, shape: ManifestShape): strin
  * at most 4 MiB, a JSON object, of a known manifest or index type (from the Content-Type, or the
  * body's `mediaType` when the header is generic) that `accept` allows (undefined: any), with the two
  * agreeing and the body shaped like that type — never both `manifests` and `layers`
- * (CVE-2021-41190). Throws ManifestRejected (502 UPSTREAM_ERROR) otherwise.
+ * (CVE-2021-41190). Throws ManifestRejected (502 UPSTREAM_ERROR) otherwise, and NotFound (404
+ * MANIFEST_UNKNOWN, as distribution answers) for a valid manifest the client's Accept does not allow.
  */
 export function validateManifest(
   body: Buffer,
@@ -98,6 +99,9 @@ export function validateManifest(
   const shape = MANIFEST_SHAPES[mediaType];
   const problem = shape === undefined ? 'unknown type' : shapeProblem(doc, shape);
   if (problem !== undefined) reject(`${mediaType}: ${problem}`);
-  if (!accepts(accept, mediaType)) reject(`it is ${mediaType}, which the request's Accept does not allow`);
+  // The client's choice, not upstream's fault: answered as distribution does (MANIFEST_UNKNOWN, 404).
+  if (!accepts(accept, mediaType)) {
+    throw new NotFound('manifest', `${context.what} is ${mediaType}, which the request's Accept header does not allow`);
+  }
   return mediaType;
 }

@@ -118,10 +118,12 @@ describe('blob cache', () => {
   });
 
   it('serves a blob cached for repository A to repository B only after upstream confirms B may see it', async () => {
-    const { fake, pg } = await setup();
+    const { fake, pg, cache } = await setup();
     const image = fake.add(makeImage('team/a', '1', 1, 10_000));
     const [digest, bytes] = layerOf(image, 10_000);
     await pg.app.inject({ url: `/v2/team/a/blobs/${digest}` });
+    // The cache write is detached from the response: wait for it, so B meets a cached blob (the case under test).
+    await cache.drain();
     const denied = await pg.app.inject({ url: `/v2/team/b/blobs/${digest}` });
     expect(denied.statusCode).toBe(404);
     expect(denied.json()).toMatchObject({ errors: [{ code: 'BLOB_UNKNOWN' }] });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManifestRejected } from '../../src/errors.js';
+import { ManifestRejected, NotFound } from '../../src/errors.js';
 import { MAX_MANIFEST_BYTES, validateManifest } from '../../src/proxy/manifest-validate.js';
 import { thrownAs } from './support.js';
 
@@ -13,6 +13,13 @@ const context = { registry: 'reg.example', what: 'manifest team/app:1.0' };
 const image = (extra: Record<string, unknown> = {}): Buffer =>
   Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: D, size: 2 }, layers: [], ...extra }));
 const index = (extra: Record<string, unknown> = {}): Buffer => Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [], ...extra }));
+
+/** The message of a valid manifest refused only because the request's Accept does not allow its type. */
+function notAccepted(body: Buffer, contentType: string, accept: string): string {
+  const err = thrownAs(() => validateManifest(body, contentType, accept, context), NotFound);
+  expect(err.kind).toBe('manifest');
+  return err.message;
+}
 
 function rejection(body: Buffer, contentType: string | undefined, accept?: string): string {
   const err = thrownAs(() => validateManifest(body, contentType, accept, context), ManifestRejected);
@@ -39,7 +46,7 @@ describe('validateManifest: accepted documents', () => {
   it('relays docker schema 1 only to a client that asks for it', () => {
     const body = Buffer.from(JSON.stringify({ schemaVersion: 1, name: 'team/app', tag: '1.0', fsLayers: [], history: [], signatures: [] }));
     expect(validateManifest(body, SCHEMA1, `${SCHEMA1}, ${OCI_MANIFEST}`, context)).toBe(SCHEMA1);
-    expect(rejection(body, SCHEMA1, OCI_MANIFEST)).toContain("Accept does not allow");
+    expect(notAccepted(body, SCHEMA1, OCI_MANIFEST)).toContain('Accept header does not allow');
   });
 });
 
@@ -78,8 +85,9 @@ describe('validateManifest: rejected documents', () => {
     expect(rejection(image({ mediaType: 7 }), OCI_MANIFEST)).toContain('not a string');
   });
 
-  it('rejects a type the request did not accept', () => {
-    expect(rejection(index(), OCI_INDEX, OCI_MANIFEST)).toContain('Accept does not allow');
+  it('answers a valid type the request did not accept as unknown (404), not as an upstream error', () => {
+    expect(notAccepted(index(), OCI_INDEX, OCI_MANIFEST)).toContain('Accept header does not allow');
+    expect(notAccepted(index(), OCI_INDEX, 'garbage/%%%')).toContain(OCI_INDEX);
   });
 
   it('rejects a body over 4 MiB', () => {
