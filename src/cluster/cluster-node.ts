@@ -19,15 +19,13 @@ export interface ClusterNodeDeps {
   resolve?: Resolve;
   every?: Every;
   localAddresses?: () => string[];
-  /** For tests; by default the peer client keeps its own Agents. */
-  dispatcher?: Dispatcher;
+  /** For tests; by default the peer client keeps its own Agents (never the upstream dispatcher, `Deps.dispatcher`). */
+  peerDispatcher?: Dispatcher;
 }
 
 export interface ClusterNodeOptions {
   /** Longest wait for an owner's response headers and between its body chunks (the upstream timeout). */
   timeoutMs: number;
-  /** Listen on this unix socket instead of cluster.listen (`serve --workers`). */
-  socketPath?: string;
 }
 
 /**
@@ -44,7 +42,7 @@ export class ClusterNode implements OwnerSource {
   constructor(
     private readonly config: ClusterConfig,
     private readonly deps: ClusterNodeDeps,
-    private readonly options: ClusterNodeOptions,
+    options: ClusterNodeOptions,
   ) {
     this.membership = new Membership(config, deps);
     this.client = new PeerClient({
@@ -52,7 +50,7 @@ export class ClusterNode implements OwnerSource {
       clock: deps.clock,
       headersTimeoutMs: options.timeoutMs,
       bodyTimeoutMs: options.timeoutMs,
-      ...(deps.dispatcher !== undefined ? { dispatcher: deps.dispatcher } : {}),
+      ...(deps.peerDispatcher !== undefined ? { dispatcher: deps.peerDispatcher } : {}),
     });
   }
 
@@ -62,7 +60,9 @@ export class ClusterNode implements OwnerSource {
    */
   async start(blobs: OwnerBlobs, knownRegistry: (registry: string) => boolean, sendBuffers: SendBuffers): Promise<string> {
     const listener = new PeerListener({ secret: this.config.secret, clock: this.deps.clock, logger: this.deps.logger, knownRegistry, blobs, sendBuffers });
-    const address = await listener.listen(this.options.socketPath !== undefined ? { path: this.options.socketPath } : this.config.listen);
+    // A worker of `serve --workers` is `unix:<socket>` and listens there; a replica listens on cluster.listen.
+    const self = this.config.self;
+    const address = await listener.listen(self?.startsWith('unix:') === true ? { path: self.slice('unix:'.length) } : this.config.listen);
     this.listener = listener;
     try {
       await this.membership.start();

@@ -46,7 +46,7 @@ export class PeerClient {
         headersTimeout: this.options.headersTimeoutMs,
         bodyTimeout: this.options.bodyTimeoutMs,
         keepAliveTimeout: 30_000,
-        ...(socketPath !== undefined ? { connect: { socketPath, timeout: PEER_CONNECT_TIMEOUT_MS } } : {}),
+        ...(socketPath !== undefined ? { socketPath } : {}),
       });
       this.agents.set(key, agent);
     }

@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { request } from 'undici';
@@ -119,6 +122,31 @@ describe('cluster peer listener', () => {
     })();
     await expect(read).rejects.toThrow();
     expect(received).toBeLessThan(5000);
+  });
+
+  it('serves and fetches over a unix socket (the workers of serve --workers)', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-peer-'));
+    const clock = new FakeClock();
+    const peer = new PeerListener({
+      secret,
+      clock,
+      logger: createLogger('silent'),
+      knownRegistry: () => true,
+      blobs: () => Promise.resolve(stream(Buffer.from('over a socket'))),
+      sendBuffers: new SendBuffers(),
+    });
+    const address = await peer.listen({ path: path.join(dir, 'worker-0.sock') });
+    expect(address).toBe(`unix:${path.join(dir, 'worker-0.sock')}`);
+    const client = new PeerClient({ secret, clock, headersTimeoutMs: 5_000, bodyTimeoutMs: 5_000 });
+    closers.push(async () => {
+      await client.close();
+      await peer.close();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    const blob = await client.fetchBlob(address, 'ghcr.io', 'org/app', digest);
+    const parts: Buffer[] = [];
+    for await (const chunk of blob.body) parts.push(chunk as Buffer);
+    expect(Buffer.concat(parts).toString()).toBe('over a socket');
   });
 
   it('reports a peer that refuses connections as owner unavailable', async () => {

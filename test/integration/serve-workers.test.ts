@@ -1,0 +1,90 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Agent, request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { FakeClock } from '../helpers/fake-clock.js';
+import { FakeRegistry, makeImage } from '../helpers/fake-registry.js';
+
+const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
+const MiB = 1024 * 1024;
+const cleanups: (() => Promise<void> | void)[] = [];
+afterAll(async () => {
+  while (cleanups.length > 0) await cleanups.pop()?.();
+});
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
+    });
+  });
+}
+
+/** Resolves when `count` lines of the child's output contain `text`. */
+function linesWith(output: string[], text: string, count: number, child: ChildProcess): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${count}× "${text}":\n${output.join('')}`)), 60_000);
+    const check = (): void => {
+      if (output.join('').split(text).length - 1 >= count) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', check);
+    child.stderr?.on('data', check);
+    check();
+  });
+}
+
+describe('pullgate serve --workers', () => {
+  it('runs two workers on one port over one storage, and a cold blob is fetched upstream once', { timeout: 120_000 }, async () => {
+    const fake = await new FakeRegistry({ kind: 'none' }, new FakeClock()).start();
+    cleanups.push(() => fake.stop());
+    const image = fake.add(makeImage('team/app', '1', 1, 8 * MiB));
+    const [digest, bytes] = [...image.blobs.entries()].find(([, b]) => b.length === 8 * MiB) ?? ['', Buffer.alloc(0)];
+    const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const configFile = path.join(dir, 'pullgate.yaml');
+    writeFileSync(configFile, `defaultRegistry: reg.example\nregistries: { reg.example: { url: ${fake.origin} } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n`);
+    const port = await freePort();
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, '--workers', '2'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PULLGATE_CONFIG: '' },
+    });
+    cleanups.push(() => {
+      child.kill('SIGKILL');
+    });
+    const output: string[] = [];
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
+    await linesWith(output, 'pullgate listening', 2, child);
+    await linesWith(output, 'cluster membership', 2, child);
+
+    let release = (): void => undefined;
+    fake.faults.holdBlobs = new Promise<void>((resolve) => (release = resolve));
+    // Separate connections, so the primary hands them to both workers.
+    const agents = Array.from({ length: 8 }, () => new Agent({ pipelining: 0 }));
+    cleanups.push(() => Promise.all(agents.map((a) => a.close())).then(() => undefined));
+    const clients = agents.map((dispatcher) => request(`http://127.0.0.1:${port}/v2/team/app/blobs/${digest}`, { dispatcher }));
+    await Promise.all(clients);
+    release();
+    const bodies = await Promise.all(clients.map(async (c) => Buffer.from(await (await c).body.arrayBuffer())));
+    for (const body of bodies) expect(body.equals(bytes)).toBe(true);
+    const clusterLines = output.join('').split('\n').filter((line) => /cluster|blob/.test(line)).join('\n');
+    expect(fake.seen.filter((s) => s.method === 'GET' && s.path.endsWith(`/blobs/${digest}`)), clusterLines).toHaveLength(1);
+    const served = output.join('').match(/"worker":(\d)/g) ?? [];
+    expect(new Set(served).size).toBe(2);
+
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});
