@@ -109,6 +109,8 @@ export function buildServices(
 export interface AppOptions {
   /** HTTPS on the listener: the loaded files (TlsFiles.load), watched for changes while listening. */
   tls?: TlsFiles | undefined;
+  /** How often the TLS files are re-read (default TLS_RELOAD_INTERVAL_MS); tests shorten it. */
+  tlsReloadMs?: number;
 }
 
 /** Builds the Fastify app (not listening): wiring only. */
@@ -163,7 +165,7 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     app.addHook('onListen', (done) => {
       tls.watch((secure) => {
         if (server instanceof HttpsServer) server.setSecureContext(secure);
-      });
+      }, options.tlsReloadMs);
       done();
     });
     app.addHook('onClose', () => tls.stop());

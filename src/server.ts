@@ -21,7 +21,9 @@ export async function serve(
   await tls?.load();
   const app = buildApp(config, deps, undefined, { tls });
   await options.beforeListen?.();
-  const address = await app.listen({ host: config.listen.host, port: config.listen.port });
+  const listening = await app.listen({ host: config.listen.host, port: config.listen.port });
+  // Fastify names the address http:// whatever the server: with tls: it is https.
+  const address = tls === undefined ? listening : listening.replace(/^http:/, 'https:');
   deps.logger.info(
     {
       address,

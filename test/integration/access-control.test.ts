@@ -294,3 +294,36 @@ describe('safe by default', () => {
     expect((await local.app.inject({ url: '/v2/private.example/org/app/manifests/1' })).statusCode).toBe(200);
   });
 });
+
+describe('/metrics behind a login or on its own listener', () => {
+  it('metrics.auth: /metrics needs a login from clients.htpasswd', async () => {
+    const file = htpasswdFile();
+    const pg = harness(`registries:\n  docker.io: {}\nclients: { htpasswd: ${JSON.stringify(file)} }\nmetrics: { auth: true }\n`);
+    cleanups.push(() => pg.close());
+    const anonymous = await pg.app.inject({ url: '/metrics' });
+    expect(anonymous.statusCode).toBe(401);
+    expect(anonymous.headers['www-authenticate']).toBe('Basic realm="pullgate"');
+    const ok = await pg.app.inject({ url: '/metrics', headers: { authorization: login('bob') } });
+    expect(ok.statusCode).toBe(200);
+    expect(ok.body).toContain('pullgate_requests_denied_total{reason="unauthenticated"} 1');
+  });
+
+  it('metrics.listen: /metrics moves to its own listener (and leaves the main one)', async () => {
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const pg = harness(`registries:\n  docker.io: {}\nmetrics: { listen: 127.0.0.1:${port} }\n`);
+    cleanups.push(() => pg.close());
+    const base = await pg.listen();
+    const main = await request(`${base}/metrics`);
+    await main.body.dump();
+    expect(main.statusCode).toBe(404);
+    const own = await request(`http://127.0.0.1:${port}/metrics`);
+    expect(own.statusCode).toBe(200);
+    expect(await own.body.text()).toContain('pullgate_requests_denied_total');
+    const other = await request(`http://127.0.0.1:${port}/v2/`);
+    await other.body.dump();
+    expect(other.statusCode).toBe(404);
+  });
+});
