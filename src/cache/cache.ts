@@ -14,6 +14,10 @@ import { openDatabase, type Db } from './database.js';
 import { isFull, isMissing, isStorageError, storageErrorCode, storageReason } from './storage-error.js';
 import { StorageHealth, type StorageOp, type StorageStatus } from './storage-health.js';
 import type { SharedTier } from './shared-tier.js';
+import type { ContentIndex } from '../storage/content-index.js';
+import type { ContentStore } from '../storage/content-store.js';
+import { FsContentStore } from '../storage/fs-store.js';
+import { SqliteContentIndex } from '../storage/sqlite-index.js';
 
 export interface CacheOptions {
   root: string;
@@ -115,6 +119,16 @@ export class Cache {
   /** The SQLite index (replaced when a deleted index.db is recreated). */
   get index(): CacheIndex {
     return this.currentIndex;
+  }
+
+  /** The index through the ContentIndex interface, for maintenance (`cache stats|ls|prune|verify`). */
+  get contentIndex(): ContentIndex {
+    return SqliteContentIndex.view(this.currentIndex);
+  }
+
+  /** The local disk's content through the ContentStore interface, for maintenance. */
+  get localStore(): ContentStore {
+    return new FsContentStore(this.options.root);
   }
 
   /**

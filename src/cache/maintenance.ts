@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, rmSync, statSync } from 'node:fs';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
 import { digestAlgorithm } from '../routing/reference.js';
+import type { BlobRow } from '../storage/content-index.js';
+import { listAll } from '../storage/content-store.js';
+import { type StoreStats, pruneStore, storeStats, verifyStore } from '../storage/store-maintenance.js';
+import type { Clock } from '../deps.js';
 import type { Cache } from './cache.js';
 
 export interface CacheStats {
@@ -12,82 +15,109 @@ export interface CacheStats {
   tags: number;
   oldestAccess: number | undefined;
   newestAccess: number | undefined;
+  /** The shared store behind the local disk, when one is configured. */
+  shared: (StoreStats & { location: string }) | undefined;
 }
 
-/** Counts what the cache holds. */
-export function cacheStats(cache: Cache): CacheStats {
-  const rows = cache.index.all();
-  return {
-    blobs: rows.filter((row) => row.kind === 'blob').length,
-    manifests: rows.filter((row) => row.kind === 'manifest').length,
-    bytes: rows.reduce((sum, row) => sum + row.size, 0),
-    maxBytes: cache.maxSizeBytes,
-    tags: cache.index.tagCount(),
-    oldestAccess: rows.length === 0 ? undefined : Math.min(...rows.map((row) => row.last_access)),
-    newestAccess: rows.length === 0 ? undefined : Math.max(...rows.map((row) => row.last_access)),
-  };
+/** Counts what the cache holds (through its ContentIndex), and what its shared store holds. */
+export async function cacheStats(cache: Cache): Promise<CacheStats> {
+  const index = cache.contentIndex;
+  const stats: CacheStats = { blobs: 0, manifests: 0, bytes: 0, maxBytes: cache.maxSizeBytes, tags: await index.tagCount(), oldestAccess: undefined, newestAccess: undefined, shared: undefined };
+  await index.flushTouches();
+  for await (const row of index.blobs('digest')) {
+    if (row.kind === 'blob') stats.blobs++;
+    else stats.manifests++;
+    stats.bytes += row.size;
+    stats.oldestAccess = Math.min(stats.oldestAccess ?? row.last_access, row.last_access);
+    stats.newestAccess = Math.max(stats.newestAccess ?? row.last_access, row.last_access);
+  }
+  if (cache.shared !== undefined) stats.shared = { location: cache.shared.location, ...(await storeStats(cache.shared.store)) };
+  return stats;
 }
 
-async function hashFile(file: string, digest: string): Promise<string> {
+async function hashStream(stream: Readable, digest: string): Promise<{ actual: string; size: number }> {
   const algorithm = digestAlgorithm(digest);
   const hash = createHash(algorithm);
-  await pipeline(createReadStream(file), hash);
-  return `${algorithm}:${hash.digest('hex')}`;
+  let size = 0;
+  for await (const chunk of stream) {
+    hash.update(chunk as Buffer);
+    size += (chunk as Buffer).length;
+  }
+  return { actual: `${algorithm}:${hash.digest('hex')}`, size };
 }
 
 export interface VerifyReport {
   checked: number;
   /** Problems found, each with what was done about it. */
   problems: { digest: string; problem: string; repaired: boolean }[];
+  /** The shared store's objects checked, when one is configured. */
+  sharedChecked: number | undefined;
 }
 
 /**
- * Re-hashes every stored file and reconciles index and files: corrupt or truncated files and
- * index rows without a file are removed (the next pull fetches them again); files without a
- * row are adopted when they hash to their name, else deleted.
+ * Re-hashes every stored object and reconciles index and content, through the ContentStore and
+ * ContentIndex interfaces: corrupt or truncated content and index rows without content are removed
+ * (the next pull fetches them again); content without a row is adopted when it hashes to its name,
+ * else deleted. Then re-hashes the shared store's objects, deleting any that does not match its digest.
  */
-export async function verifyCache(cache: Cache): Promise<VerifyReport> {
-  const report: VerifyReport = { checked: 0, problems: [] };
-  const rows = new Map(cache.index.all().map((row) => [row.digest, row]));
-  const attempt = (digest: string, problem: string, repair: () => void): void => {
+export async function verifyCache(cache: Cache, clock: Clock = { now: () => Date.now() }): Promise<VerifyReport> {
+  const report: VerifyReport = { checked: 0, problems: [], sharedChecked: undefined };
+  const index = cache.contentIndex;
+  const store = cache.localStore;
+  await index.flushTouches();
+  const rows = new Map<string, BlobRow>();
+  for await (const row of index.blobs('digest')) rows.set(row.digest, row);
+  const attempt = async (digest: string, problem: string, repair: () => Promise<void>): Promise<void> => {
     try {
-      repair();
+      await repair();
       report.problems.push({ digest, problem, repaired: true });
     } catch (err) {
       report.problems.push({ digest, problem: `${problem}; repair failed: ${(err as Error).message}`, repaired: false });
     }
   };
-  for (const { digest, file } of cache.store.files()) {
+  for await (const item of listAll(store)) {
+    const { digest } = item;
     report.checked++;
     const row = rows.get(digest);
     rows.delete(digest);
-    let actual: string;
+    let result: { actual: string; size: number };
     try {
-      actual = await hashFile(file, digest);
+      const stream = await store.openRead(digest);
+      if (stream === undefined) continue;
+      result = await hashStream(stream, digest);
     } catch (err) {
       report.problems.push({ digest, problem: `unreadable: ${(err as Error).message}`, repaired: false });
       continue;
     }
-    if (actual !== digest) {
-      attempt(digest, `content hashes to ${actual}: removed`, () => {
-        rmSync(file, { force: true });
-        if (row) cache.index.deleteBlob(digest);
+    if (result.actual !== digest) {
+      await attempt(digest, `content hashes to ${result.actual}: removed`, async () => {
+        await store.delete(digest);
+        if (row) await index.deleteBlob(digest);
       });
       continue;
     }
     if (row === undefined) {
-      attempt(digest, 'file without index entry: adopted', () => {
-        cache.index.addBlob({ digest, size: statSync(file).size, kind: 'blob', media_type: null, created_at: Date.now() });
-      });
-    } else if (row.size !== statSync(file).size) {
-      attempt(digest, `index says ${row.size} bytes, file has ${statSync(file).size}: index corrected`, () => {
-        cache.index.deleteBlob(digest);
-        cache.index.addBlob({ ...row, size: statSync(file).size });
+      await attempt(digest, 'file without index entry: adopted', () => index.addBlob({ digest, size: result.size, kind: 'blob', media_type: null, created_at: clock.now() }));
+    } else if (row.size !== result.size) {
+      await attempt(digest, `index says ${row.size} bytes, file has ${result.size}: index corrected`, async () => {
+        await index.deleteBlob(digest);
+        await index.addBlob({ ...row, size: result.size });
       });
     }
   }
   for (const digest of rows.keys()) {
-    attempt(digest, 'index entry without file: removed', () => cache.index.deleteBlob(digest));
+    await attempt(digest, 'index entry without file: removed', () => index.deleteBlob(digest));
+  }
+  if (cache.shared !== undefined) {
+    const shared = await verifyStore(cache.shared.store);
+    report.sharedChecked = shared.checked;
+    for (const problem of shared.problems) report.problems.push({ ...problem, problem: `${cache.shared.location}: ${problem.problem}` });
   }
   return report;
+}
+
+/** `storage.s3.maxAge`: deletes shared objects not read for that long; undefined when there is no shared store or no maxAge. */
+export async function pruneShared(cache: Cache, maxAgeMs: number | undefined, clock: Clock): Promise<{ deleted: number; freed: number } | undefined> {
+  if (cache.shared === undefined || maxAgeMs === undefined) return undefined;
+  return pruneStore(cache.shared.store, maxAgeMs, clock);
 }

@@ -1,18 +1,22 @@
 import type { Command } from 'commander';
 import { Cache } from '../cache/cache.js';
-import { cacheStats, verifyCache } from '../cache/maintenance.js';
+import { cacheStats, pruneShared, verifyCache } from '../cache/maintenance.js';
+import { sharedTierFor } from '../cache/shared-tier.js';
 import type { Config } from '../config/config.js';
 import { formatSize, parseSize } from '../config/units.js';
 import { createLogger, systemClock } from '../deps.js';
 import { Metrics } from '../metrics.js';
 
 function openCache(config: Config, level = 'warn'): Cache {
+  const logger = createLogger(level, { write: (line: string) => process.stderr.write(line) });
+  const shared = sharedTierFor(config.storage, { clock: systemClock, logger });
   return new Cache({
     root: config.storage.path,
     maxSizeBytes: config.storage.maxSizeBytes,
     clock: systemClock,
-    logger: createLogger(level, { write: (line: string) => process.stderr.write(line) }),
+    logger,
     metrics: new Metrics(),
+    ...(shared === undefined ? {} : { shared }),
   });
 }
 
@@ -33,15 +37,23 @@ export function registerCacheCommands(program: Command, load: (file: string | un
     .description('how much the cache holds')
     .option('-c, --config <file>', 'config file')
     .action((options: { config?: string }) =>
-      withCache(options.config, (store) => {
-        const stats = cacheStats(store);
+      withCache(options.config, async (store) => {
+        const stats = await cacheStats(store);
         const lines = [
-          `storage:   ${store.store.root}`,
+          `storage:   ${store.localStore.location}`,
           `blobs:     ${stats.blobs}`,
           `manifests: ${stats.manifests}`,
           `tags:      ${stats.tags}`,
           `size:      ${formatSize(stats.bytes)} of ${formatSize(stats.maxBytes)} (${((100 * stats.bytes) / Math.max(1, stats.maxBytes)).toFixed(1)}%)`,
           `accessed:  ${when(stats.oldestAccess)} .. ${when(stats.newestAccess)}`,
+          ...(stats.shared === undefined
+            ? []
+            : [
+                `shared:    ${stats.shared.location}`,
+                `  objects: ${stats.shared.objects}`,
+                `  size:    ${formatSize(stats.shared.bytes)}`,
+                `  written: ${when(stats.shared.oldest)} .. ${when(stats.shared.newest)}`,
+              ]),
         ];
         process.stdout.write(`${lines.join('\n')}\n`);
       }),
@@ -52,11 +64,14 @@ export function registerCacheCommands(program: Command, load: (file: string | un
     .description('list cached blobs and manifests, most recently used first')
     .option('-c, --config <file>', 'config file')
     .action((options: { config?: string }) =>
-      withCache(options.config, (store) => {
-        const rows = store.index.all().sort((a, b) => b.last_access - a.last_access);
+      withCache(options.config, async (store) => {
+        const index = store.contentIndex;
+        const rows = [];
+        for await (const row of index.blobs('digest')) rows.push(row);
+        rows.sort((a, b) => b.last_access - a.last_access);
         process.stdout.write('DIGEST\tKIND\tSIZE\tLAST ACCESS\tREPOSITORIES\n');
         for (const row of rows) {
-          const repos = store.index.linksOf(row.digest).map((link) => `${link.registry}/${link.repository}`);
+          const repos = (await index.linksOf(row.digest)).map((link) => `${link.registry}/${link.repository}`);
           process.stdout.write(`${row.digest}\t${row.kind}\t${formatSize(row.size)}\t${when(row.last_access)}\t${repos.join(',') || '-'}\n`);
         }
       }),
@@ -64,15 +79,20 @@ export function registerCacheCommands(program: Command, load: (file: string | un
 
   cache
     .command('prune')
-    .description('evict least recently used blobs down to a size (default: storage.maxSize)')
+    .description('evict least recently used blobs down to a size (default: storage.maxSize); delete shared objects not read for storage.s3.maxAge')
     .option('-c, --config <file>', 'config file')
     .option('--to <size>', 'target size, e.g. 5GiB or 0')
-    .action((options: { config?: string; to?: string }) =>
-      withCache(options.config, (store) => {
+    .action((options: { config?: string; to?: string }) => {
+      const config = load(options.config);
+      return withCache(options.config, async (store) => {
         const target = options.to === undefined ? store.maxSizeBytes : parseSize(options.to);
         const { evicted, freed } = store.evictTo(target);
         process.stdout.write(`evicted ${evicted} blobs, freed ${formatSize(freed)}; cache now ${formatSize(store.sizeBytes)}\n`);
-      }),
+        const shared = await pruneShared(store, config.storage.s3?.maxAgeMs, systemClock);
+        if (shared !== undefined) process.stdout.write(`shared store: deleted ${shared.deleted} objects not read for storage.s3.maxAge, freed ${formatSize(shared.freed)}\n`);
+        else if (store.shared !== undefined) process.stdout.write('shared store: kept as it is (no storage.s3.maxAge; bound it with a bucket lifecycle rule)\n');
+      });
+    }
     );
 
   cache
@@ -86,7 +106,8 @@ export function registerCacheCommands(program: Command, load: (file: string | un
           process.stdout.write(`${problem.repaired ? 'repaired' : 'NOT REPAIRED'}\t${problem.digest}\t${problem.problem}\n`);
         }
         const unrepaired = report.problems.filter((problem) => !problem.repaired).length;
-        process.stdout.write(`checked ${report.checked} files: ${report.problems.length} problems, ${unrepaired} not repaired\n`);
+        const shared = report.sharedChecked === undefined ? '' : ` and ${report.sharedChecked} shared objects`;
+        process.stdout.write(`checked ${report.checked} files${shared}: ${report.problems.length} problems, ${unrepaired} not repaired\n`);
         if (unrepaired > 0) process.exitCode = 1;
       }),
     );

@@ -135,7 +135,7 @@ export class FsContentStore implements ContentStore {
         if (`${algorithm}:${prefix}\u{10ffff}` < after) continue;
         for (const hex of await sortedDir(path.join(algorithmDir, prefix))) {
           const digest = `${algorithm}:${hex}`;
-          if (digest <= after) continue;
+          if (digest <= after || !isDigest(digest)) continue;
           const info = await this.stat(digest);
           if (info === undefined) continue;
           if (items.length === limit) return { items, next: items[items.length - 1]?.digest };
@@ -155,6 +155,16 @@ export class FsContentStore implements ContentStore {
     const names = await sortedDir(this.tmpDir);
     await Promise.all(names.map((name) => rm(path.join(this.tmpDir, name), { force: true })));
     return names.length;
+  }
+}
+
+/** True for a well-formed digest (a stray file in blobs/ is not content). */
+function isDigest(digest: string): boolean {
+  try {
+    splitDigest(digest);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -7,15 +7,21 @@ import { type ContentIndex, iterateRows, type RepositoryLink } from './content-i
  * promises, for the cache's local hit path, which must not pay an extra turn of the event loop.
  */
 export class SqliteContentIndex implements ContentIndex {
-  readonly sync: CacheIndex;
-
-  private constructor(private readonly db: Db) {
-    this.sync = new CacheIndex(db);
-  }
+  private constructor(
+    readonly sync: CacheIndex,
+    /** The database this index owns and closes; undefined for a view over a cache's open index. */
+    private readonly db: Db | undefined,
+  ) {}
 
   /** Opens (creating and migrating) the index file; `:memory:` for a throw-away one. */
   static open(file: string): SqliteContentIndex {
-    return new SqliteContentIndex(openDatabase(file));
+    const db = openDatabase(file);
+    return new SqliteContentIndex(new CacheIndex(db), db);
+  }
+
+  /** The interface over an index someone else owns (the cache's): close() only writes buffered touches. */
+  static view(index: CacheIndex): SqliteContentIndex {
+    return new SqliteContentIndex(index, undefined);
   }
 
   blob(digest: string): Promise<BlobRow | undefined> {
@@ -74,7 +80,7 @@ export class SqliteContentIndex implements ContentIndex {
   close(): Promise<void> {
     return settle(() => {
       this.sync.flushTouches();
-      this.db.close();
+      this.db?.close();
     });
   }
 }

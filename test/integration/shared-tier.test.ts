@@ -5,6 +5,7 @@ import type { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp, buildServices } from '../../src/app.js';
+import { cacheStats, verifyCache } from '../../src/cache/maintenance.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { createLogger, type Deps } from '../../src/deps.js';
 import type { ByteRange, ContentInfo, ContentPage, ContentStore, PutOutcome } from '../../src/storage/content-store.js';
@@ -122,6 +123,23 @@ describe('local disk in front of a shared store', () => {
     expect(second.status).toBe(200);
     expect(second.body.equals(bytes)).toBe(true);
     expect(requests(upstream, before)).toEqual([`GET /v2/team/app/blobs/${digest}`]);
+  });
+
+  it('cache stats and verify cover the shared store: a corrupt object is deleted, the rest pass', async () => {
+    const { upstream, clock, image } = await setup();
+    const shared = new MemoryContentStore(clock);
+    const a = await replica(upstream, shared, clock);
+    await pull(a, image, '1');
+    const stats = await cacheStats(a.services.cache);
+    expect(stats.shared).toMatchObject({ location: 'memory', objects: image.blobs.size + 1 });
+    expect((await verifyCache(a.services.cache)).problems).toEqual([]);
+    const [digest, bytes] = [...image.blobs][0] ?? ['', Buffer.alloc(0)];
+    await shared.delete(digest);
+    await shared.putBytes(digest, Buffer.from(bytes).fill(3, 0, 4));
+    const report = await verifyCache(a.services.cache);
+    expect(report.sharedChecked).toBe(image.blobs.size + 1);
+    expect(report.problems).toEqual([{ digest, problem: expect.stringContaining('memory: content hashes to') as unknown, repaired: true }]);
+    expect(await shared.stat(digest)).toBeUndefined();
   });
 
   it('pulls go on from upstream while the shared store fails, and nothing is stored there', async () => {
