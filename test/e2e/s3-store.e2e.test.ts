@@ -1,4 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
@@ -11,6 +13,8 @@ import { verifyStore } from '../../src/storage/store-maintenance.js';
 import { FakeRegistry, makeImage } from '../helpers/fake-registry.js';
 import { runContentStoreContract } from '../contract/content-store.contract.js';
 import { type Rgw, startRgw } from '../../support/rgw.js';
+
+const CLI = fileURLToPath(new URL('../../src/cli.ts', import.meta.url));
 
 // A real Ceph RGW (scripts/rgw.sh) for the whole file; if it cannot start, beforeAll fails with the reason.
 let rgw: Rgw | undefined;
@@ -45,7 +49,7 @@ runContentStoreContract(
 );
 
 /** One pullgate in this process over the RGW bucket, with its own local disk. */
-async function startReplica(upstream: string, storage: string): Promise<{ base: string; services: ReturnType<typeof buildServices>; close: () => Promise<void> }> {
+async function startReplica(upstream: string, storage: string): Promise<{ base: string; configFile: string; services: ReturnType<typeof buildServices>; close: () => Promise<void> }> {
   const s3 = requireRgw();
   const yaml = [
     'registries:',
@@ -61,7 +65,10 @@ async function startReplica(upstream: string, storage: string): Promise<{ base: 
     '    forcePathStyle: true',
     '',
   ].join('\n');
-  const config = loadConfigText(yaml, process.env, 'e2e-s3', storage);
+  await mkdir(storage, { recursive: true });
+  const configFile = path.join(storage, 'pullgate.yaml');
+  await writeFile(configFile, yaml);
+  const config = loadConfigText(yaml, process.env, configFile, storage);
   const dispatcher = new Agent({ keepAliveTimeout: 1000 });
   const deps: Deps = { clock: systemClock, dispatcher, logger: createLogger('warn', { write: (line: string) => process.stderr.write(line) }), env: process.env };
   const services = buildServices(config, deps);
@@ -69,12 +76,26 @@ async function startReplica(upstream: string, storage: string): Promise<{ base: 
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
   return {
     base,
+    configFile,
     services,
     close: async () => {
       await app.close();
       await dispatcher.close();
     },
   };
+}
+
+/** Runs the pullgate CLI from source with the RGW keys in its environment (the AWS SDK's default chain). */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, ...requireRgw().env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('error', reject);
+    child.once('close', (code) => resolve({ code, stdout, stderr }));
+  });
 }
 
 async function getBytes(url: string): Promise<{ status: number; body: Buffer }> {
@@ -123,6 +144,14 @@ describe('pullgate replicas over one RGW bucket', () => {
       await store.close();
       expect(report.problems).toEqual([]);
       expect(report.checked).toBe(image.blobs.size + 1);
+
+      // The command an operator runs, on B's config: its local copies and the bucket are clean.
+      const verify = await cli(['cache', 'verify', '-c', b.configFile]);
+      expect(verify.stdout).toContain(`and ${image.blobs.size + 1} shared objects: 0 problems, 0 not repaired`);
+      expect(verify.code).toBe(0);
+      const stats = await cli(['cache', 'stats', '-c', b.configFile]);
+      expect(stats.stdout).toContain(`shared:    s3://${s3.bucket}/replicas/`);
+      expect(stats.stdout).toMatch(new RegExp(`objects: ${image.blobs.size + 1}\\b`));
     } finally {
       for (const replica of replicas.reverse()) await replica.close();
       await upstream.stop();
