@@ -5,6 +5,8 @@ import type { ClientFile } from './client-config.js';
 /** Where each client reads its files on a Flatcar / Fedora CoreOS host. */
 const CONTAINERD_DIR = '/etc/containerd/certs.d';
 const DOCKER_DIR = '/etc/docker';
+/** Where the Butane config puts docker's files (and the CA containerd reads from there). */
+export const BUTANE_DOCKER_DIR = DOCKER_DIR;
 
 /** rw-r--r--, written in decimal as Ignition stores it (Butane also accepts 0644). */
 const MODE_0644 = 0o644;

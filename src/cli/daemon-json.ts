@@ -8,16 +8,17 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
  * `insecure-registries` when pullgate is not on loopback, so plain-HTTP pulls by prefix
  * (`docker pull HOST:PORT/ghcr.io/…`) work too (Docker allows plain HTTP to 127.0.0.0/8 by itself).
  */
-function mirrorEntries(mirror: string): [key: string, value: string][] {
+function mirrorEntries(mirror: string, secure: boolean): [key: string, value: string][] {
+  if (secure) return [['registry-mirrors', `https://${mirror}`]];
   const entries: [string, string][] = [['registry-mirrors', `http://${mirror}`]];
   if (!isLoopbackHost(splitHostPort(mirror).host)) entries.push(['insecure-registries', mirror]);
   return entries;
 }
 
 /** docker's `daemon.json` for a fresh host: only the keys that point Docker at pullgate. */
-export function daemonJson(mirror: string): string {
+export function daemonJson(mirror: string, secure = false): string {
   const daemon: Record<string, string[]> = {};
-  for (const [key, value] of mirrorEntries(mirror)) daemon[key] = [value];
+  for (const [key, value] of mirrorEntries(mirror, secure)) daemon[key] = [value];
   return `${JSON.stringify(daemon, null, 2)}\n`;
 }
 
@@ -31,7 +32,7 @@ function sameMirror(a: string, b: string): boolean {
  * stays, pullgate's entry is appended once (Docker tries mirrors in order). Throws on a file that
  * is not a JSON object or whose lists are not lists of strings, so it is never overwritten blindly.
  */
-export function mergeDaemonJson(existing: string, mirror: string): Merged {
+export function mergeDaemonJson(existing: string, mirror: string, secure = false): Merged {
   let parsed: unknown;
   try {
     parsed = JSON.parse(existing) as unknown;
@@ -44,7 +45,7 @@ export function mergeDaemonJson(existing: string, mirror: string): Merged {
   const daemon = parsed as Record<string, Json>;
   const notes: string[] = [];
   let changed = false;
-  for (const [key, value] of mirrorEntries(mirror)) {
+  for (const [key, value] of mirrorEntries(mirror, secure)) {
     const list = daemon[key] ?? [];
     if (!Array.isArray(list) || !list.every((item) => typeof item === 'string')) {
       throw new Error(`"${key}" is not a list of strings; fix it, then run again (the file was left untouched)`);

@@ -1,6 +1,8 @@
 import { Argument, Option, type Command } from 'commander';
 import type { Config } from '../config/config.js';
-import { CLIENT_KINDS, clientFiles, printable, type ClientKind } from './client-config.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { CLIENT_KINDS, clientFiles, printable, type ClientKind, type MirrorTls } from './client-config.js';
 import { mirrorAddress } from './mirror-address.js';
 import { writeClientFiles } from './write-client-files.js';
 
@@ -8,6 +10,24 @@ interface HostsOptions {
   config?: string;
   out?: string;
   mirror?: string;
+  ca?: string;
+}
+
+/** The TLS clients need for a config: undefined without `tls:`; the CA read from `--ca FILE` when given. */
+function mirrorTls(config: Config, ca: string | undefined): MirrorTls | undefined {
+  if (config.tls === undefined) {
+    if (ca !== undefined) throw new Error('--ca: the config has no tls: section, so pullgate serves plain HTTP and clients need no CA');
+    return undefined;
+  }
+  if (ca === undefined) return { ca: undefined };
+  let pem: string;
+  try {
+    pem = readFileSync(ca, 'utf8');
+  } catch (err) {
+    throw new Error(`--ca: cannot read ${ca}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--ca: ${ca} is not a PEM certificate`);
+  return { ca: { path: path.resolve(ca), pem } };
 }
 
 /**
@@ -26,11 +46,15 @@ export function registerHostsCommand(program: Command, load: (file: string | und
       'write the files under DIR instead of printing them: containerd /etc/containerd/certs.d, docker /etc/docker (daemon.json is merged), podman /etc/containers/registries.conf.d',
     )
     .addOption(new Option('--mirror <host:port>', "address clients use to reach pullgate (default: the config's listen; required when that is 0.0.0.0 or ::)"))
+    .option(
+      '--ca <file>',
+      "with tls: the CA certificate that signed pullgate's certificate, for clients that do not trust it already (a private CA); containerd's hosts.toml names this path as it is, docker gets certs.d/<host:port>/ca.crt",
+    )
     .action((client: ClientKind, options: HostsOptions) => {
       const config = load(options.config);
       let text: string;
       try {
-        const files = clientFiles(config, client, mirrorAddress(config.listen, options.mirror));
+        const files = clientFiles(config, client, mirrorAddress(config.listen, options.mirror), mirrorTls(config, options.ca));
         text = options.out === undefined ? printable(files) : writeClientFiles(options.out, files).map((line) => `${line}\n`).join('');
       } catch (err) {
         process.stderr.write(`pullgate: hosts: ${err instanceof Error ? err.message : String(err)}\n`);
