@@ -126,6 +126,27 @@ describe('cluster: one upstream fetch per layer per cluster', () => {
     for (const replica of replicas) expect(replica.logs.join('')).not.toContain(SECRET);
   });
 
+  it('keeps access checks through the owner: a blob cached for one repository is not served for another that upstream refuses', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+    cleanups.push(() => fake.stop());
+    const [digest, bytes] = layer(fake.add(makeImage('team/app', '1', 1, 256 * 1024)), 256 * 1024);
+    const replicas = await cluster(fake, clock);
+    const ownerId = ownerOf(digest, replicas.map((r) => r.id));
+    const owner = replicas.find((r) => r.id === ownerId);
+    const follower = replicas.find((r) => r.id !== ownerId);
+    if (owner === undefined || follower === undefined) throw new Error('no owner');
+    const first = await outcome(request(`${owner.base}/v2/team/app/blobs/${digest}`));
+    expect(first instanceof Buffer && first.equals(bytes)).toBe(true);
+    const denied = await request(`${follower.base}/v2/other/app/blobs/${digest}`);
+    expect(denied.statusCode).toBe(404);
+    expect(await denied.body.text()).not.toContain(bytes.subarray(0, 32).toString('latin1'));
+    // The owner checked other/app with a HEAD upstream; the follower then asked upstream itself.
+    expect(fake.seen.filter((s) => s.method === 'HEAD' && s.path === `/v2/other/app/blobs/${digest}`)).toHaveLength(1);
+    expect(blobGets(fake, digest)).toBe(2);
+    expect(follower.logs.join('')).not.toMatch(/cluster peer marked down/);
+  });
+
   it('lets a replica fetch upstream itself when the owner is down before the request, and marks the owner down', async () => {
     const clock = new FakeClock();
     const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
