@@ -86,8 +86,8 @@ export function buildServices(
     blobs,
     listings: new UpstreamListings(upstreams),
     ready: async () => {
-      const storage = await cache.probeStorage();
-      return { ready: storage.writable, storage };
+      const [storage, shared] = await Promise.all([cache.probeStorage(), cache.shared?.probe()]);
+      return { ready: storage.writable, storage, ...(shared === undefined ? {} : { shared }) };
     },
     start: async () => {
       if (cluster === undefined) return;

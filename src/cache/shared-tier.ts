@@ -27,6 +27,19 @@ export function mediaTypeOf(bytes: Buffer): string | undefined {
   return 'manifests' in document ? OCI_INDEX : OCI_MANIFEST;
 }
 
+/** The shared store as /readyz reports it. */
+export interface SharedStatus {
+  location: string;
+  reachable: boolean;
+  /** Why not, when it is not (no secret: the SDK's message, e.g. `connect ECONNREFUSED 10.0.0.5:7480`). */
+  reason?: string;
+}
+
+/** A digest no one stores: asking for it shows whether the store answers at all. */
+const PROBE_DIGEST = `sha256:${'0'.repeat(64)}`;
+/** How long a probe's answer is reused (readiness probes come every few seconds from every kubelet). */
+const PROBE_REUSE_MS = 5_000;
+
 function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -41,6 +54,8 @@ export class SharedTier {
   /** When each digest's read time was last written to the store (for `maxAge`), so hot blobs refresh rarely. */
   private readonly refreshed = new LRUCache<string, number>({ max: 100_000 });
 
+  private lastProbe: { at: number; status: Promise<SharedStatus> } | undefined;
+
   constructor(
     readonly store: ContentStore,
     private readonly clock: Clock,
@@ -51,6 +66,18 @@ export class SharedTier {
 
   get location(): string {
     return this.store.location;
+  }
+
+  /** Whether the store answers (a HEAD of an object no one stores); concurrent and recent callers share one probe. */
+  probe(): Promise<SharedStatus> {
+    const now = this.clock.now();
+    if (this.lastProbe !== undefined && now - this.lastProbe.at < PROBE_REUSE_MS) return this.lastProbe.status;
+    const status = this.store.stat(PROBE_DIGEST).then(
+      (): SharedStatus => ({ location: this.location, reachable: true }),
+      (err: unknown): SharedStatus => ({ location: this.location, reachable: false, reason: message(err) }),
+    );
+    this.lastProbe = { at: now, status };
+    return status;
   }
 
   /** Uploads a verified local file (left in place); resolves true when the store holds the digest afterwards. */

@@ -4,7 +4,8 @@ const HEALTHY = '{"status":"ok"}';
 
 /**
  * `/healthz` (the process answers) and `/readyz` (storage is writable; 503 with the reason when it
- * is not, while pullgate passes through without caching), for GET and for HEAD (no body).
+ * is not, while pullgate passes through without caching; 200 naming the reason when only the shared
+ * store is unreachable, as pulls go on), for GET and for HEAD (no body).
  */
 export function registerHealthRoutes(app: FastifyInstance): void {
   app.route({
@@ -20,8 +21,9 @@ export function registerHealthRoutes(app: FastifyInstance): void {
     method: ['GET', 'HEAD'],
     url: '/readyz',
     handler: async (request, reply) => {
-      const { ready, storage } = await app.pullgate.ready();
-      const body = ready ? HEALTHY : JSON.stringify({ status: 'storage not writable', storage });
+      const { ready, storage, shared } = await app.pullgate.ready();
+      const degraded = shared !== undefined && !shared.reachable;
+      const body = !ready ? JSON.stringify({ status: 'storage not writable', storage, ...(shared === undefined ? {} : { shared }) }) : degraded ? JSON.stringify({ status: 'shared store unreachable', shared }) : HEALTHY;
       return reply
         .code(ready ? 200 : 503)
         .header('content-type', 'application/json')

@@ -1,3 +1,4 @@
+import type { SharedStatus } from '../cache/shared-tier.js';
 import type { StorageStatus } from '../cache/storage-health.js';
 import type { Config } from '../config/config.js';
 import type { BlobAnswer, BlobRequest, JsonAnswer, ManifestAnswer, ManifestRequest } from '../proxy/types.js';
@@ -42,6 +43,11 @@ export interface Services {
 export interface Readiness {
   ready: boolean;
   storage: StorageStatus;
+  /**
+   * The shared store behind the local disk (`storage.s3`), when configured. Unreachable does not make
+   * pullgate unready (pulls go on from upstream and the local disk), but /readyz says so.
+   */
+  shared?: SharedStatus;
 }
 
 /** Per-request facts for the access log line. */

@@ -151,6 +151,20 @@ describe('local disk in front of a shared store', () => {
     const before = upstream.seen.length;
     await pull(a, image, image.digest);
     expect(requests(upstream, before)).toEqual([]);
+    const ready = await get(`${a.base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body.toString())).toEqual({
+      status: 'shared store unreachable',
+      shared: { location: 'unreachable', reachable: false, reason: 'connect ECONNREFUSED 127.0.0.1:7480' },
+    });
+  });
+
+  it('/readyz stays plain while the shared store answers', async () => {
+    const { upstream, clock } = await setup();
+    const a = await replica(upstream, new MemoryContentStore(clock), clock);
+    const ready = await get(`${a.base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(JSON.parse(ready.body.toString())).toEqual({ status: 'ok' });
   });
 });
 
