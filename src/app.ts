@@ -31,9 +31,8 @@ import { Router, type Route } from './routing/route.js';
 import type { BlobAnswer } from './proxy/types.js';
 import { SendBuffers } from './http/send-chunks.js';
 import { ClusterNode } from './cluster/cluster-node.js';
-import { SharedTier } from './cache/shared-tier.js';
+import { sharedTierFor } from './cache/shared-tier.js';
 import type { ContentStore } from './storage/content-store.js';
-import { createContentStore, storeSpecs } from './storage/factory.js';
 
 /** Longest wait for the HEAD that revalidates a stale tag before the stale answer is served. */
 const REVALIDATE_TIMEOUT_MS = 5_000;
@@ -51,9 +50,7 @@ export function buildServices(
   options: { sharedStore?: ContentStore; exposed?: boolean } = {},
 ): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
   const upstreams = new Upstreams(config, deps);
-  const sharedSpec = storeSpecs(config.storage).shared;
-  const sharedStore = options.sharedStore ?? (sharedSpec === undefined ? undefined : createContentStore(sharedSpec, { clock: deps.clock, logger: deps.logger }));
-  const shared = sharedStore === undefined ? undefined : new SharedTier(sharedStore, deps.clock, deps.logger, config.storage.s3?.maxAgeMs);
+  const shared = sharedTierFor(config.storage, deps, options.sharedStore);
   // Storage that cannot be written at start degrades to pass-through (with /readyz 503) rather than refusing to serve.
   const cache = new Cache({
     root: config.storage.path,
