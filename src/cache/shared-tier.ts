@@ -5,7 +5,7 @@ import { LRUCache } from 'lru-cache';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../deps.js';
 import { digestAlgorithm } from '../routing/reference.js';
-import { type ContentStore, keepsLinks } from '../storage/content-store.js';
+import { type ContentStore, keepsLinks, presigns } from '../storage/content-store.js';
 import { createContentStore, storeSpecs } from '../storage/factory.js';
 
 /** The largest manifest read back from the shared store (as for upstream manifests). */
@@ -37,6 +37,8 @@ export interface SharedStatus {
 
 /** A digest no one stores: asking for it shows whether the store answers at all. */
 const PROBE_DIGEST = `sha256:${'0'.repeat(64)}`;
+/** Lifetime of a presigned blob URL: long enough for a client to start the GET, short enough not to be shared. */
+const REDIRECT_SECONDS = 300;
 /** How long a probe's answer is reused (readiness probes come every few seconds from every kubelet). */
 const PROBE_REUSE_MS = 5_000;
 
@@ -62,7 +64,26 @@ export class SharedTier {
     private readonly logger: Logger,
     /** `storage.s3.maxAge`: objects not read for this long may be deleted, so reads are noted at a quarter of it. */
     private readonly maxAgeMs: number | undefined,
+    /** `storage.s3.redirect`: blob GETs are answered with a presigned URL of the store. */
+    readonly redirect = false,
   ) {}
+
+  /**
+   * A presigned URL (valid REDIRECT_SECONDS) for a blob the store holds, for a 307; undefined when
+   * redirects are off, the store cannot presign, does not hold the digest, or fails.
+   */
+  async redirectUrl(digest: string): Promise<string | undefined> {
+    if (!this.redirect || !presigns(this.store)) return undefined;
+    try {
+      if ((await this.store.stat(digest)) === undefined) return undefined;
+      const url = await this.store.presignedUrl(digest, REDIRECT_SECONDS);
+      this.noteRead(digest);
+      return url;
+    } catch (err) {
+      this.logger.warn({ digest, store: this.location, err: message(err) }, 'could not presign a shared blob; serving it here');
+      return undefined;
+    }
+  }
 
   get location(): string {
     return this.store.location;
@@ -200,5 +221,5 @@ export class SharedTier {
 export function sharedTierFor(storage: Config['storage'], deps: { clock: Clock; logger: Logger }, store?: ContentStore): SharedTier | undefined {
   const spec = storeSpecs(storage).shared;
   const chosen = store ?? (spec === undefined ? undefined : createContentStore(spec, deps));
-  return chosen === undefined ? undefined : new SharedTier(chosen, deps.clock, deps.logger, storage.s3?.maxAgeMs);
+  return chosen === undefined ? undefined : new SharedTier(chosen, deps.clock, deps.logger, storage.s3?.maxAgeMs, storage.s3?.redirect ?? false);
 }

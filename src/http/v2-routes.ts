@@ -58,6 +58,11 @@ async function blob(request: FastifyRequest, reply: FastifyReply, target: Route,
     request.facts.source = answer.source;
     request.facts.bytes = answer.body ? answer.length : 0;
   }
+  if (answer.status === 307 && answer.location !== undefined) {
+    // The shared store serves the bytes: the client follows a short-lived presigned URL.
+    await reply.code(307).headers(API_VERSION).header('docker-content-digest', digest).header('location', answer.location).header('content-length', 0).send();
+    return;
+  }
   void reply
     .code(answer.status)
     .headers(API_VERSION)

@@ -45,6 +45,8 @@ export class BlobProxy {
   }
 
   private async answer(req: BlobRequest): Promise<BlobAnswer> {
+    const redirect = await this.redirect(req);
+    if (redirect !== undefined) return redirect;
     const row = this.cache.lookup(req.digest);
     if (row !== undefined) {
       await this.confirmAccess(req);
@@ -80,6 +82,24 @@ export class BlobProxy {
     } finally {
       this.starting.delete(req.digest);
     }
+  }
+
+  /**
+   * `storage.s3.redirect`: a GET of a blob the shared store holds, for a repository whose access is
+   * confirmed, is answered 307 to a presigned URL; never for a cluster peer, which streams it on.
+   */
+  private async redirect(req: BlobRequest): Promise<BlobAnswer | undefined> {
+    const shared = this.cache.shared;
+    if (shared?.redirect !== true || req.method !== 'GET' || req.fromPeer === true) return undefined;
+    const location = await shared.redirectUrl(req.digest);
+    if (location === undefined) return undefined;
+    const { registry, repository } = req.route;
+    if (!this.cache.isLinked(registry, repository, req.digest) && !(await this.cache.linkedInShared(registry, repository, req.digest))) {
+      await this.remote.get({ ...req, method: 'HEAD', range: undefined });
+      await shared.link(registry, repository, req.digest);
+    }
+    this.metrics.hits.blob.inc();
+    return { status: 307, location, length: 0, contentRange: undefined, body: undefined, source: 'shared' };
   }
 
   /** Digest knowledge is not access: a repository not yet linked to the digest is checked with an upstream HEAD. */

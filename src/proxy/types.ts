@@ -33,12 +33,14 @@ export interface BlobRequest {
 
 /** A blob answer; `body` is absent for HEAD: a ChunkSource from the cache, a stream passed through from upstream otherwise. */
 export interface BlobAnswer {
-  status: 200 | 206;
+  /** 307: the client is sent to `location`, a short-lived presigned URL of the shared store (`storage.s3.redirect`). */
+  status: 200 | 206 | 307;
+  location?: string;
   /** Bytes in this response (the range length for 206). */
   length: number;
   contentRange: string | undefined;
   body: ChunkSource | Readable | undefined;
-  source: 'upstream' | 'cache' | 'coalesced';
+  source: 'upstream' | 'cache' | 'coalesced' | 'shared';
 }
 
 export interface JsonAnswer {

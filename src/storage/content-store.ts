@@ -63,6 +63,16 @@ export interface LinkStore {
   link(registry: string, repository: string, digest: string): Promise<void>;
 }
 
+/** A store that can hand out time-limited URLs that read an object without credentials (S3). */
+export interface Presigner {
+  presignedUrl(digest: string, expiresInSeconds: number): Promise<string>;
+}
+
+/** True when a content store can presign reads. */
+export function presigns(store: ContentStore): store is ContentStore & Presigner {
+  return 'presignedUrl' in store;
+}
+
 /** True when a content store also keeps repository links. */
 export function keepsLinks(store: ContentStore): store is ContentStore & LinkStore {
   return 'isLinked' in store && 'link' in store;

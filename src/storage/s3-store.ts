@@ -3,7 +3,7 @@ import { rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
-import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type LinkStore, type PutOutcome, splitDigest } from './content-store.js';
+import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type LinkStore, type Presigner, type PutOutcome, splitDigest } from './content-store.js';
 
 /** Where the bucket is and how to talk to it; credentials come from the AWS SDK's default chain. */
 export interface S3StoreOptions {
@@ -75,7 +75,7 @@ export function normalisePrefix(prefix: string): string {
  * only once every part is up, and aborted otherwise. The SDK is loaded on first use, so a config
  * without S3 does not pay for it.
  */
-export class S3ContentStore implements ContentStore, LinkStore {
+export class S3ContentStore implements ContentStore, LinkStore, Presigner {
   private connection: Promise<Connection> | undefined;
   private readonly prefix: string;
   private readonly multipartThreshold: number;

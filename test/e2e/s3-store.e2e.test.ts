@@ -49,7 +49,7 @@ runContentStoreContract(
 );
 
 /** One pullgate in this process over the RGW bucket, with its own local disk. */
-async function startReplica(upstream: string, storage: string): Promise<{ base: string; configFile: string; services: ReturnType<typeof buildServices>; close: () => Promise<void> }> {
+async function startReplica(upstream: string, storage: string, options: { redirect?: boolean } = {}): Promise<{ base: string; configFile: string; services: ReturnType<typeof buildServices>; close: () => Promise<void> }> {
   const s3 = requireRgw();
   const yaml = [
     'registries:',
@@ -63,6 +63,7 @@ async function startReplica(upstream: string, storage: string): Promise<{ base: 
     `    bucket: ${s3.bucket}`,
     '    prefix: replicas/',
     '    forcePathStyle: true',
+    `    redirect: ${options.redirect === true}`,
     '',
   ].join('\n');
   await mkdir(storage, { recursive: true });
@@ -152,6 +153,26 @@ describe('pullgate replicas over one RGW bucket', () => {
       const stats = await cli(['cache', 'stats', '-c', b.configFile]);
       expect(stats.stdout).toContain(`shared:    s3://${s3.bucket}/replicas/`);
       expect(stats.stdout).toMatch(new RegExp(`objects: ${image.blobs.size + 1}\\b`));
+
+      // redirect: true sends a blob GET to a presigned URL that RGW itself accepts without credentials.
+      const c = await startReplica(upstream.origin, path.join(work, 'c'), { redirect: true });
+      replicas.push(c);
+      const beforeRedirect = upstream.seen.length;
+      const [layer, layerBytes] = [...image.blobs][1] ?? ['', Buffer.alloc(0)];
+      const redirected = await request(`${c.base}/v2/team/app/blobs/${layer}`);
+      await redirected.body.dump();
+      expect(redirected.statusCode).toBe(307);
+      const location = String(redirected.headers.location);
+      expect(location.startsWith(`${s3.endpoint}/${s3.bucket}/replicas/blobs/sha256/`)).toBe(true);
+      const followed = await request(location);
+      expect(followed.statusCode).toBe(200);
+      expect(Buffer.from(await followed.body.arrayBuffer()).equals(layerBytes)).toBe(true);
+      expect(upstream.seen.slice(beforeRedirect)).toEqual([]);
+      // A repository nobody confirmed is asked upstream first (which does not know it): no redirect, 404.
+      const refused = await request(`${c.base}/v2/team/unknown/blobs/${layer}`);
+      await refused.body.dump();
+      expect(refused.statusCode).toBe(404);
+      expect(upstream.seen.slice(beforeRedirect).map((seen) => `${seen.method} ${seen.path}`)).toEqual([`HEAD /v2/team/unknown/blobs/${layer}`]);
     } finally {
       for (const replica of replicas.reverse()) await replica.close();
       await upstream.stop();
