@@ -45,8 +45,11 @@ export class BlobProxy {
   }
 
   private async answer(req: BlobRequest): Promise<BlobAnswer> {
-    const redirect = await this.redirect(req);
-    if (redirect !== undefined) return redirect;
+    // Checked before any await, so a pullgate without redirects pays nothing for them on its hot path.
+    if (this.cache.shared?.redirect === true && req.method === 'GET' && req.fromPeer !== true) {
+      const redirect = await this.redirect(req);
+      if (redirect !== undefined) return redirect;
+    }
     const row = this.cache.lookup(req.digest);
     if (row !== undefined) {
       await this.confirmAccess(req);
@@ -90,7 +93,7 @@ export class BlobProxy {
    */
   private async redirect(req: BlobRequest): Promise<BlobAnswer | undefined> {
     const shared = this.cache.shared;
-    if (shared?.redirect !== true || req.method !== 'GET' || req.fromPeer === true) return undefined;
+    if (shared === undefined) return undefined;
     const location = await shared.redirectUrl(req.digest);
     if (location === undefined) return undefined;
     const { registry, repository } = req.route;
