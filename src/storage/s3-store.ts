@@ -24,6 +24,10 @@ export interface S3StoreOptions {
 
 const DEFAULT_MULTIPART_THRESHOLD = 64 * 1024 * 1024;
 const DEFAULT_PART_SIZE = 16 * 1024 * 1024;
+/** Longest wait for a connection to the store. */
+const CONNECT_TIMEOUT_MS = 3_000;
+/** Longest silence on an open request before it is given up. */
+const INACTIVITY_TIMEOUT_MS = 30_000;
 /** Parts uploaded at once. */
 const PART_CONCURRENCY = 4;
 
@@ -117,6 +121,10 @@ export class S3ContentStore implements ContentStore, LinkStore, Presigner {
         responseChecksumValidation: 'WHEN_REQUIRED',
         // Without a logger of its own the SDK writes some messages (a 412 on a streamed PUT) to the console.
         logger: sdkLogger(this.options.logger),
+        // An unreachable store must not hold a pull up: give up on a connection quickly and on a stalled
+        // response after a while (the socket's inactivity, not the transfer's length), and retry once.
+        requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: INACTIVITY_TIMEOUT_MS },
+        maxAttempts: 2,
       }),
     }));
     return this.connection;
