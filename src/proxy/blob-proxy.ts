@@ -17,6 +17,8 @@ import type { BlobAnswer, BlobRequest } from './types.js';
  * upstream confirmed that repository may see it.
  */
 export class BlobProxy {
+  /** Fills whose bytes come from the shared store, not upstream (for the access log's source and the metrics). */
+  private readonly sharedFills = new WeakSet<BlobFill>();
   /** Upstream GETs being started, so concurrent misses share one (single flight). */
   private readonly starting = new Map<string, Promise<BlobFill>>();
 
@@ -81,7 +83,8 @@ export class BlobProxy {
     const start = this.startFill(req);
     this.starting.set(req.digest, start);
     try {
-      return this.fromFill(req, await start, 'upstream');
+      const fill = await start;
+      return this.fromFill(req, fill, this.sharedFills.has(fill) ? 'shared' : 'upstream');
     } finally {
       this.starting.delete(req.digest);
     }
@@ -119,7 +122,10 @@ export class BlobProxy {
     const { registry, repository } = req.route;
     // A local miss that the shared store holds is read from there once this repository's access is confirmed.
     const shared = await this.cache.fillFromShared(req.digest, registry, repository, () => this.confirmAccess(req));
-    if (shared !== undefined) return shared;
+    if (shared !== undefined) {
+      this.sharedFills.add(shared);
+      return shared;
+    }
     // In a cluster the owner fetches once for every replica; its bytes are verified here as upstream's would be.
     const owned = req.fromPeer === true ? undefined : await this.owners?.fromOwner(registry, repository, req.digest);
     if (owned !== undefined) {
@@ -148,13 +154,14 @@ export class BlobProxy {
     }
   }
 
-  private fromFill(req: BlobRequest, fill: BlobFill, source: 'upstream' | 'coalesced'): BlobAnswer {
+  private fromFill(req: BlobRequest, fill: BlobFill, source: 'upstream' | 'coalesced' | 'shared'): BlobAnswer {
     const size = fill.size;
     const range = size === undefined ? undefined : resolveRange(req.range, size);
     const length = range ? range.end - range.start + 1 : (size ?? Number.NaN);
     const contentRange = range && size !== undefined ? `bytes ${range.start}-${range.end}/${size}` : undefined;
     if (req.method === 'HEAD') return { status: range ? 206 : 200, length, contentRange, body: undefined, source };
-    const reader = new TailReader(fill, range?.start ?? 0, range?.end, (bytes) => this.metrics.bytesServed.inc({ source: 'upstream' }, bytes));
+    const origin = this.sharedFills.has(fill) ? 'shared' : 'upstream';
+    const reader = new TailReader(fill, range?.start ?? 0, range?.end, (bytes) => this.metrics.bytesServed.inc({ source: origin }, bytes));
     return {
       status: range ? 206 : 200,
       length,

@@ -87,6 +87,10 @@ describe('local disk in front of a shared store', () => {
     expect(requests(upstream, before)).toEqual([]);
     for (const digest of image.blobs.keys()) expect(b.services.cache.lookup(digest)).toBeDefined();
     expect(b.services.cache.manifest(image.digest)).toBeDefined();
+    const metrics = (await b.services.metricsText()).body;
+    const total = [...image.blobs.values()].reduce((sum, bytes) => sum + bytes.length, 0);
+    expect(metrics).toContain(`pullgate_bytes_served_total{source="shared"} ${total}`);
+    expect(metrics).not.toMatch(/pullgate_upstream_bytes_total\{[^}]*\} [1-9]/);
   });
 
   it('serves another repository from the shared store only after an upstream HEAD confirms it may see the blob', async () => {
