@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -26,11 +26,11 @@ interface Replica {
 }
 
 /** One pullgate with its own empty local disk over `shared`. */
-async function replica(upstream: FakeRegistry, shared: ContentStore, clock: FakeClock): Promise<Replica> {
+async function replica(upstream: FakeRegistry, shared: ContentStore, clock: FakeClock, maxSize = '1GiB'): Promise<Replica> {
   const storage = mkdtempSync(path.join(tmpdir(), 'pullgate-tier-'));
   const dispatcher = new Agent({ keepAliveTimeout: 1000 });
   const deps: Deps = { clock, dispatcher, logger: createLogger('silent'), env: {} };
-  const config = loadConfigText(`defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${upstream.origin} }\nstorage: { path: ${JSON.stringify(storage)} }\n`, {}, 'test', storage);
+  const config = loadConfigText(`defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${upstream.origin} }\nstorage: { path: ${JSON.stringify(storage)}, maxSize: ${maxSize} }\n`, {}, 'test', storage);
   const services = buildServices(config, deps, undefined, { sharedStore: shared });
   const app = buildApp(config, deps, services);
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -144,6 +144,17 @@ describe('local disk in front of a shared store', () => {
     expect(report.sharedChecked).toBe(image.blobs.size + 1);
     expect(report.problems).toEqual([{ digest, problem: expect.stringContaining('memory: content hashes to') as unknown, repaired: true }]);
     expect(await shared.stat(digest)).toBeUndefined();
+  });
+
+  it('a blob larger than the local budget is streamed, not kept locally, and still stored in the shared store', async () => {
+    const { upstream, clock, image } = await setup();
+    const shared = new MemoryContentStore(clock);
+    const a = await replica(upstream, shared, clock, '100KiB');
+    await pull(a, image, '1');
+    const [digest, bytes] = [...image.blobs].find(([, blob]) => blob.length > 100 * 1024) ?? ['', Buffer.alloc(0)];
+    expect(a.services.cache.lookup(digest)).toBeUndefined();
+    expect((await shared.stat(digest))?.size).toBe(bytes.length);
+    expect(readdirSync(path.join(a.services.config.storage.path, 'tmp'))).toEqual([]);
   });
 
   it('pulls go on from upstream while the shared store fails, and nothing is stored there', async () => {
