@@ -10,6 +10,25 @@ export interface BlobRow {
   last_access: number;
 }
 
+/** What the index holds, counted by SQL aggregates (never by reading every row into memory). */
+export interface IndexSummary {
+  blobs: number;
+  manifests: number;
+  bytes: number;
+  oldestAccess: number | undefined;
+  newestAccess: number | undefined;
+}
+
+/** The order of a listing: by digest, least recently used first, or most recently used first. */
+export type RowOrder = 'digest' | 'lru' | 'mru';
+
+/** Where a page of a listing ends, so the next page starts after it (keyset paging). */
+export interface RowPosition {
+  digest: string;
+  last_access: number;
+  created_at: number;
+}
+
 export interface TagRow {
   digest: string;
   media_type: string;
@@ -24,8 +43,10 @@ export class CacheIndex {
     deleteBlob: Statement<[string]>;
     touch: Statement<[number, string]>;
     totalSize: Statement<[], { total: number | null; count: number }>;
-    lru: Statement<[], BlobRow>;
-    all: Statement<[], BlobRow>;
+    summary: Statement<[], { blobs: number | null; manifests: number | null; bytes: number | null; oldest: number | null; newest: number | null }>;
+    pageByDigest: Statement<[string, number], BlobRow>;
+    pageLru: Statement<[number, number, string, number], BlobRow>;
+    pageMru: Statement<[number, number, string, number], BlobRow>;
     linked: Statement<[string, string, string], { one: number }>;
     link: Statement<[string, string, string]>;
     linksOf: Statement<[string], { registry: string; repository: string }>;
@@ -46,8 +67,21 @@ export class CacheIndex {
       deleteBlob: db.prepare('DELETE FROM blobs WHERE digest = ?'),
       touch: db.prepare('UPDATE blobs SET last_access = MAX(last_access, ?) WHERE digest = ?'),
       totalSize: db.prepare('SELECT SUM(size) AS total, COUNT(*) AS count FROM blobs'),
-      lru: db.prepare('SELECT * FROM blobs ORDER BY last_access ASC, created_at ASC'),
-      all: db.prepare('SELECT * FROM blobs ORDER BY digest'),
+      // One scan for counts and bytes; the access-time bounds come from the blobs_last_access index.
+      summary: db.prepare(
+        `SELECT COUNT(*) FILTER (WHERE kind = 'blob') AS blobs, COUNT(*) FILTER (WHERE kind = 'manifest') AS manifests, SUM(size) AS bytes,
+                (SELECT MIN(last_access) FROM blobs) AS oldest, (SELECT MAX(last_access) FROM blobs) AS newest
+         FROM blobs`,
+      ),
+      // Keyset pages: each starts after the last row of the one before, through an index, so a page costs
+      // the same at any depth and rows may be deleted between pages.
+      pageByDigest: db.prepare('SELECT * FROM blobs WHERE digest > ? ORDER BY digest LIMIT ?'),
+      pageLru: db.prepare(
+        'SELECT * FROM blobs WHERE (last_access, created_at, digest) > (?, ?, ?) ORDER BY last_access, created_at, digest LIMIT ?',
+      ),
+      pageMru: db.prepare(
+        'SELECT * FROM blobs WHERE (last_access, created_at, digest) < (?, ?, ?) ORDER BY last_access DESC, created_at DESC, digest DESC LIMIT ?',
+      ),
       linked: db.prepare('SELECT 1 AS one FROM links WHERE registry = ? AND repository = ? AND digest = ?'),
       link: db.prepare('INSERT OR IGNORE INTO links (registry, repository, digest) VALUES (?, ?, ?)'),
       linksOf: db.prepare('SELECT registry, repository FROM links WHERE digest = ? ORDER BY registry, repository'),
@@ -72,9 +106,19 @@ export class CacheIndex {
     })();
   }
 
-  deleteBlob(digest: string): void {
+  /** Forgets a blob (and its links); true when a row was there. */
+  deleteBlob(digest: string): boolean {
     this.pendingTouches.delete(digest);
-    this.statements.deleteBlob.run(digest);
+    return this.statements.deleteBlob.run(digest).changes > 0;
+  }
+
+  /** Forgets blobs in one transaction; the digests whose rows were there. */
+  deleteBlobs(digests: readonly string[]): string[] {
+    const deleted: string[] = [];
+    this.db.transaction(() => {
+      for (const digest of digests) if (this.deleteBlob(digest)) deleted.push(digest);
+    })();
+    return deleted;
   }
 
   /** Notes an access; written by flushTouches(). */
@@ -96,15 +140,38 @@ export class CacheIndex {
     return { bytes: row?.total ?? 0, count: row?.count ?? 0 };
   }
 
-  /** Blobs, least recently used first. */
-  leastRecentlyUsed(): IterableIterator<BlobRow> {
+  summary(): IndexSummary {
     this.flushTouches();
-    return this.statements.lru.iterate();
+    const row = this.statements.summary.get();
+    return {
+      blobs: row?.blobs ?? 0,
+      manifests: row?.manifests ?? 0,
+      bytes: row?.bytes ?? 0,
+      oldestAccess: row?.oldest ?? undefined,
+      newestAccess: row?.newest ?? undefined,
+    };
   }
 
-  all(): BlobRow[] {
+  /** Up to `limit` rows in `order`, after `after` (from the start when undefined). Buffered access times are written first. */
+  page(order: RowOrder, after: RowPosition | undefined, limit: number): BlobRow[] {
     this.flushTouches();
-    return this.statements.all.all();
+    if (order === 'digest') return this.statements.pageByDigest.all(after?.digest ?? '', limit);
+    if (order === 'lru') {
+      return this.statements.pageLru.all(after?.last_access ?? Number.MIN_SAFE_INTEGER, after?.created_at ?? Number.MIN_SAFE_INTEGER, after?.digest ?? '', limit);
+    }
+    // Digests are ASCII, so U+FFFF sorts after every one of them.
+    return this.statements.pageMru.all(after?.last_access ?? Number.MAX_SAFE_INTEGER, after?.created_at ?? Number.MAX_SAFE_INTEGER, after?.digest ?? '\uffff', limit);
+  }
+
+  /** Every row in `order`, read a page at a time (rows may be deleted while iterating). */
+  *rows(order: RowOrder, pageSize = 1_000): Generator<BlobRow> {
+    let after: RowPosition | undefined;
+    for (;;) {
+      const rows = this.page(order, after, pageSize);
+      yield* rows;
+      if (rows.length < pageSize) return;
+      after = rows[rows.length - 1];
+    }
   }
 
   isLinked(registry: string, repository: string, digest: string): boolean {

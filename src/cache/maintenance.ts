@@ -19,18 +19,11 @@ export interface CacheStats {
   shared: (StoreStats & { location: string }) | undefined;
 }
 
-/** Counts what the cache holds (through its ContentIndex), and what its shared store holds. */
+/** Counts what the cache holds (SQL aggregates through its ContentIndex), and what its shared store holds. */
 export async function cacheStats(cache: Cache): Promise<CacheStats> {
   const index = cache.contentIndex;
-  const stats: CacheStats = { blobs: 0, manifests: 0, bytes: 0, maxBytes: cache.maxSizeBytes, tags: await index.tagCount(), oldestAccess: undefined, newestAccess: undefined, shared: undefined };
-  await index.flushTouches();
-  for await (const row of index.blobs('digest')) {
-    if (row.kind === 'blob') stats.blobs++;
-    else stats.manifests++;
-    stats.bytes += row.size;
-    stats.oldestAccess = Math.min(stats.oldestAccess ?? row.last_access, row.last_access);
-    stats.newestAccess = Math.max(stats.newestAccess ?? row.last_access, row.last_access);
-  }
+  const summary = await index.summary();
+  const stats: CacheStats = { ...summary, maxBytes: cache.maxSizeBytes, tags: await index.tagCount(), shared: undefined };
   if (cache.shared !== undefined) stats.shared = { location: cache.shared.location, ...(await storeStats(cache.shared.store)) };
   return stats;
 }
@@ -65,8 +58,6 @@ export async function verifyCache(cache: Cache, clock: Clock = { now: () => Date
   const index = cache.contentIndex;
   const store = cache.localStore;
   await index.flushTouches();
-  const rows = new Map<string, BlobRow>();
-  for await (const row of index.blobs('digest')) rows.set(row.digest, row);
   const attempt = async (digest: string, problem: string, repair: () => Promise<void>): Promise<void> => {
     try {
       await repair();
@@ -75,11 +66,23 @@ export async function verifyCache(cache: Cache, clock: Clock = { now: () => Date
       report.problems.push({ digest, problem: `${problem}; repair failed: ${(err as Error).message}`, repaired: false });
     }
   };
+  // A merge of two listings in digest order (index rows and stored files), so neither is held in memory.
+  const rows = index.blobs('digest')[Symbol.asyncIterator]();
+  const nextRow = async (): Promise<BlobRow | undefined> => {
+    const next = await rows.next();
+    return next.done === true ? undefined : next.value;
+  };
+  const removeRow = (digest: string): Promise<void> => attempt(digest, 'index entry without file: removed', () => index.deleteBlob(digest));
+  let pending = await nextRow();
   for await (const item of listAll(store)) {
     const { digest } = item;
+    while (pending !== undefined && pending.digest < digest) {
+      await removeRow(pending.digest);
+      pending = await nextRow();
+    }
+    const row = pending?.digest === digest ? pending : undefined;
+    if (row !== undefined) pending = await nextRow();
     report.checked++;
-    const row = rows.get(digest);
-    rows.delete(digest);
     let result: { actual: string; size: number };
     try {
       const stream = await store.openRead(digest);
@@ -105,9 +108,7 @@ export async function verifyCache(cache: Cache, clock: Clock = { now: () => Date
       });
     }
   }
-  for (const digest of rows.keys()) {
-    await attempt(digest, 'index entry without file: removed', () => index.deleteBlob(digest));
-  }
+  for (; pending !== undefined; pending = await nextRow()) await removeRow(pending.digest);
   if (cache.shared !== undefined) {
     const shared = await verifyStore(cache.shared.store);
     report.sharedChecked = shared.checked;

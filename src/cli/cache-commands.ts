@@ -20,8 +20,51 @@ function openCache(config: Config, level = 'warn'): Cache {
   });
 }
 
+/**
+ * Lines to a stream in chunks of about 64 kB, waiting for 'drain' when the stream is full, so a long
+ * listing piped into a slow reader neither buffers in memory nor costs one write per line.
+ */
+class LineWriter {
+  private pending: string[] = [];
+  private pendingChars = 0;
+  private started = false;
+
+  constructor(private readonly stream: NodeJS.WritableStream) {}
+
+  async line(text: string): Promise<void> {
+    this.pending.push(text);
+    this.pendingChars += text.length + 1;
+    // The first line goes out at once, so a reader sees the header before the rows are read.
+    if (this.pendingChars >= 65_536 || !this.started) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const text = `${this.pending.join('\n')}\n`;
+    this.started = true;
+    this.pending = [];
+    this.pendingChars = 0;
+    if (!this.stream.write(text)) await new Promise<void>((resolve) => this.stream.once('drain', resolve));
+  }
+}
+
 function when(ms: number | undefined): string {
   return ms === undefined ? '-' : new Date(ms).toISOString();
+}
+
+/**
+ * `cache ls`: every blob and manifest, most recently used first, with the repositories it was confirmed
+ * for. Streamed: the header at once, then rows a page at a time (a million rows are never held in memory).
+ */
+export async function listCache(cache: Cache, stream: NodeJS.WritableStream): Promise<void> {
+  const index = cache.contentIndex;
+  const out = new LineWriter(stream);
+  await out.line('DIGEST\tKIND\tSIZE\tLAST ACCESS\tREPOSITORIES');
+  for await (const row of index.blobs('mru')) {
+    const repos = (await index.linksOf(row.digest)).map((link) => `${link.registry}/${link.repository}`);
+    await out.line(`${row.digest}\t${row.kind}\t${formatSize(row.size)}\t${when(row.last_access)}\t${repos.join(',') || '-'}`);
+  }
+  await out.flush();
 }
 
 /** `pullgate cache stats|ls|prune|verify`: inspect and maintain the cache of a config. */
@@ -64,17 +107,7 @@ export function registerCacheCommands(program: Command, load: (file: string | un
     .description('list cached blobs and manifests, most recently used first')
     .option('-c, --config <file>', 'config file')
     .action((options: { config?: string }) =>
-      withCache(options.config, async (store) => {
-        const index = store.contentIndex;
-        const rows = [];
-        for await (const row of index.blobs('digest')) rows.push(row);
-        rows.sort((a, b) => b.last_access - a.last_access);
-        process.stdout.write('DIGEST\tKIND\tSIZE\tLAST ACCESS\tREPOSITORIES\n');
-        for (const row of rows) {
-          const repos = (await index.linksOf(row.digest)).map((link) => `${link.registry}/${link.repository}`);
-          process.stdout.write(`${row.digest}\t${row.kind}\t${formatSize(row.size)}\t${when(row.last_access)}\t${repos.join(',') || '-'}\n`);
-        }
-      }),
+      withCache(options.config, (store) => listCache(store, process.stdout)),
     );
 
   cache
@@ -86,7 +119,7 @@ export function registerCacheCommands(program: Command, load: (file: string | un
       const config = load(options.config);
       return withCache(options.config, async (store) => {
         const target = options.to === undefined ? store.maxSizeBytes : parseSize(options.to);
-        const { evicted, freed } = store.evictTo(target);
+        const { evicted, freed } = await store.evictTo(target);
         process.stdout.write(`evicted ${evicted} blobs, freed ${formatSize(freed)}; cache now ${formatSize(store.sizeBytes)}\n`);
         const shared = await pruneShared(store, config.storage.s3?.maxAgeMs, systemClock);
         if (shared !== undefined) process.stdout.write(`shared store: deleted ${shared.deleted} objects not read for storage.s3.maxAge, freed ${formatSize(shared.freed)}\n`);

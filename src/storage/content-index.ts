@@ -1,6 +1,6 @@
-import type { BlobRow, TagRow } from '../cache/cache-index.js';
+import type { BlobRow, IndexSummary, RowOrder, TagRow } from '../cache/cache-index.js';
 
-export type { BlobRow, TagRow } from '../cache/cache-index.js';
+export type { BlobRow, IndexSummary, RowOrder, TagRow } from '../cache/cache-index.js';
 
 /** A repository of a registry that upstream confirmed may see a digest. */
 export interface RepositoryLink {
@@ -24,8 +24,13 @@ export interface ContentIndex {
   touch(digest: string, now: number): void;
   flushTouches(): Promise<void>;
   totals(): Promise<{ bytes: number; count: number }>;
-  /** Every row, by digest or least recently used first. */
-  blobs(order: 'digest' | 'lru'): AsyncIterable<BlobRow>;
+  /** Counts by kind, bytes and the range of access times, without reading every row (buffered touches written first). */
+  summary(): Promise<IndexSummary>;
+  /**
+   * Every row, by digest, least or most recently used first, streamed (an index of a million rows is
+   * never held in memory at once); the caller may delete rows while iterating.
+   */
+  blobs(order: RowOrder): AsyncIterable<BlobRow>;
   isLinked(registry: string, repository: string, digest: string): Promise<boolean>;
   link(registry: string, repository: string, digest: string): Promise<void>;
   linksOf(digest: string): Promise<RepositoryLink[]>;
@@ -34,21 +39,4 @@ export interface ContentIndex {
   tagCount(): Promise<number>;
   /** Writes what is buffered and releases the index. */
   close(): Promise<void>;
-}
-
-/** Rows already in memory as an async iterable (for indexes whose reads are synchronous). */
-export function iterateRows<T>(rows: readonly T[]): AsyncIterable<T> {
-  return {
-    [Symbol.asyncIterator]: () => {
-      let at = 0;
-      return {
-        next: (): Promise<IteratorResult<T>> => {
-          const value = rows[at];
-          if (at >= rows.length || value === undefined) return Promise.resolve({ value: undefined, done: true });
-          at++;
-          return Promise.resolve({ value, done: false });
-        },
-      };
-    },
-  };
 }

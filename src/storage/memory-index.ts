@@ -1,4 +1,4 @@
-import type { BlobRow, TagRow } from '../cache/cache-index.js';
+import type { BlobRow, IndexSummary, RowOrder, TagRow } from '../cache/cache-index.js';
 import type { ContentIndex, RepositoryLink } from './content-index.js';
 
 function key(...parts: string[]): string {
@@ -52,10 +52,25 @@ export class MemoryContentIndex implements ContentIndex {
     return Promise.resolve({ bytes, count: this.rows.size });
   }
 
-  async *blobs(order: 'digest' | 'lru'): AsyncGenerator<BlobRow> {
+  async summary(): Promise<IndexSummary> {
+    await this.flushTouches();
+    const summary: IndexSummary = { blobs: 0, manifests: 0, bytes: 0, oldestAccess: undefined, newestAccess: undefined };
+    for (const row of this.rows.values()) {
+      if (row.kind === 'blob') summary.blobs++;
+      else summary.manifests++;
+      summary.bytes += row.size;
+      if (summary.oldestAccess === undefined || row.last_access < summary.oldestAccess) summary.oldestAccess = row.last_access;
+      if (summary.newestAccess === undefined || row.last_access > summary.newestAccess) summary.newestAccess = row.last_access;
+    }
+    return summary;
+  }
+
+  async *blobs(order: RowOrder): AsyncGenerator<BlobRow> {
     await this.flushTouches();
     const rows = [...this.rows.values()].map((row) => ({ ...row }));
-    rows.sort(order === 'lru' ? (a, b) => a.last_access - b.last_access || a.created_at - b.created_at : (a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+    const byDigest = (a: BlobRow, b: BlobRow): number => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0);
+    const lru = (a: BlobRow, b: BlobRow): number => a.last_access - b.last_access || a.created_at - b.created_at || byDigest(a, b);
+    rows.sort(order === 'digest' ? byDigest : order === 'lru' ? lru : (a, b) => lru(b, a));
     yield* rows;
   }
 

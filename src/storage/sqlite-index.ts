@@ -1,6 +1,9 @@
-import { CacheIndex, type BlobRow, type TagRow } from '../cache/cache-index.js';
+import { CacheIndex, type BlobRow, type IndexSummary, type RowOrder, type TagRow } from '../cache/cache-index.js';
 import { openDatabase, type Db } from '../cache/database.js';
-import { type ContentIndex, iterateRows, type RepositoryLink } from './content-index.js';
+import type { ContentIndex, RepositoryLink } from './content-index.js';
+
+/** Rows per page of a listing: big enough that paging costs little, small enough to stay a few hundred kB. */
+const PAGE_ROWS = 1_000;
 
 /**
  * The embedded index: SQLite in WAL mode next to the local content. `sync` is the same index without
@@ -33,7 +36,9 @@ export class SqliteContentIndex implements ContentIndex {
   }
 
   deleteBlob(digest: string): Promise<void> {
-    return settle(() => this.sync.deleteBlob(digest));
+    return settle(() => {
+      this.sync.deleteBlob(digest);
+    });
   }
 
   touch(digest: string, now: number): void {
@@ -48,9 +53,19 @@ export class SqliteContentIndex implements ContentIndex {
     return settle(() => this.sync.totals());
   }
 
-  blobs(order: 'digest' | 'lru'): AsyncIterable<BlobRow> {
-    // Rows are read at once: a caller that deletes while iterating must not disturb an open cursor.
-    return iterateRows(order === 'lru' ? [...this.sync.leastRecentlyUsed()] : this.sync.all());
+  summary(): Promise<IndexSummary> {
+    return settle(() => this.sync.summary());
+  }
+
+  blobs(order: RowOrder): AsyncIterable<BlobRow> {
+    // A page at a time, each its own query (no cursor stays open), so the caller may write between rows.
+    const rows = this.sync.rows(order, PAGE_ROWS);
+    return {
+      [Symbol.asyncIterator]: () => ({
+        next: (): Promise<IteratorResult<BlobRow>> => settle(() => rows.next()),
+        return: (): Promise<IteratorResult<BlobRow>> => settle(() => rows.return(undefined)),
+      }),
+    };
   }
 
   isLinked(registry: string, repository: string, digest: string): Promise<boolean> {

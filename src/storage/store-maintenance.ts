@@ -70,15 +70,17 @@ export async function verifyStore(store: ContentStore, onChecked: (item: Content
   return { checked, problems };
 }
 
-/** Deletes objects not written or refreshed for `maxAgeMs` (the shared store's space policy). */
+/** Deletes objects not written or refreshed for `maxAgeMs` (the shared store's space policy), as the listing goes. */
 export async function pruneStore(store: ContentStore, maxAgeMs: number, clock: Clock): Promise<{ deleted: number; freed: number }> {
   const cutoff = clock.now() - maxAgeMs;
-  const victims: ContentInfo[] = [];
-  for await (const item of listAll(store)) if (item.modifiedAt < cutoff) victims.push(item);
+  let deleted = 0;
   let freed = 0;
-  for (const item of victims) {
+  // Listing pages start after the last digest seen, so deleting behind the listing does not disturb it.
+  for await (const item of listAll(store)) {
+    if (item.modifiedAt >= cutoff) continue;
     await store.delete(item.digest);
+    deleted++;
     freed += item.size;
   }
-  return { deleted: victims.length, freed };
+  return { deleted, freed };
 }

@@ -52,7 +52,34 @@ export function runContentIndexContract(name: string, open: () => ContentIndex):
       index.touch(C, 9000);
       expect((await collect(index.blobs('lru'))).map((row) => row.digest)).toEqual([A, B, C]);
       expect((await collect(index.blobs('digest'))).map((row) => row.digest)).toEqual([A, B, C]);
+      expect((await collect(index.blobs('mru'))).map((row) => row.digest)).toEqual([C, B, A]);
       expect(await index.totals()).toEqual({ bytes: 6, count: 3 });
+    });
+
+    it('summarises counts by kind, bytes and the range of access times, including buffered touches', async () => {
+      expect(await index.summary()).toEqual({ blobs: 0, manifests: 0, bytes: 0, oldestAccess: undefined, newestAccess: undefined });
+      await index.addBlob({ digest: C, size: 3, kind: 'blob', media_type: null, created_at: 1000 });
+      await index.addBlob({ digest: A, size: 1, kind: 'manifest', media_type: 'm', created_at: 2000 });
+      await index.addBlob({ digest: B, size: 2, kind: 'blob', media_type: null, created_at: 3000 });
+      index.touch(C, 9000);
+      expect(await index.summary()).toEqual({ blobs: 2, manifests: 1, bytes: 6, oldestAccess: 2000, newestAccess: 9000 });
+    });
+
+    it('streams more rows than a page in every order, with equal access times, and may delete behind the listing', async () => {
+      const count = 2_345;
+      const digest = (i: number): string => `sha256:${i.toString(16).padStart(64, '0')}`;
+      // Three rows share each access time, so the order needs its tie-breakers (created_at, then digest).
+      for (let i = 0; i < count; i++) await index.addBlob({ digest: digest(i), size: 1, kind: 'blob', media_type: null, created_at: 1_000 + Math.floor(i / 3) });
+      const lru = (await collect(index.blobs('lru'))).map((row) => row.digest);
+      expect(lru).toEqual(Array.from({ length: count }, (_, i) => digest(i)));
+      expect((await collect(index.blobs('mru'))).map((row) => row.digest)).toEqual([...lru].reverse());
+      let seen = 0;
+      for await (const row of index.blobs('digest')) {
+        seen++;
+        if (seen % 2 === 0) await index.deleteBlob(row.digest);
+      }
+      expect(seen).toBe(count);
+      expect((await index.totals()).count).toBe(count - Math.floor(count / 2));
     });
 
     it('deleting a blob forgets its links; deleting while iterating is safe', async () => {
