@@ -9,7 +9,7 @@ import type { Metrics } from '../metrics.js';
 import { BlobFill, RingPool } from './blob-fill.js';
 import { BlobStore } from './blob-store.js';
 import { type ChunkSource, FileRange } from './chunk-source.js';
-import { CacheIndex, type BlobRow, type TagRow } from './cache-index.js';
+import { CacheIndex, type BlobRow, type RowPosition, type TagRow } from './cache-index.js';
 import { openDatabase, type Db } from './database.js';
 import { isFull, isMissing, isStorageError, storageErrorCode, storageReason } from './storage-error.js';
 import { StorageHealth, type StorageOp, type StorageStatus } from './storage-health.js';
@@ -56,6 +56,17 @@ function identityOf(file: string): FileIdentity | undefined {
 const MANIFEST_MEMORY_BYTES = 64 * 1024 * 1024;
 /** How often buffered access times are written to SQLite. */
 const TOUCH_FLUSH_MS = 5_000;
+/**
+ * Blobs evicted per batch: a batch (its file deletions and one index transaction) runs without a break,
+ * then requests get a turn of the event loop. 256 small blobs take a few milliseconds.
+ */
+const EVICT_BATCH = 256;
+
+/** What an eviction pass removed. */
+export interface Evicted {
+  evicted: number;
+  freed: number;
+}
 
 /** Memo key of a tag or a link: one name (tag or digest) within one repository of one registry. */
 function repositoryKey(registry: string, repository: string, name: string): string {
@@ -99,6 +110,8 @@ export class Cache {
   readonly shared: SharedTier | undefined;
   /** Spare fill rings of this cache alone. */
   private readonly rings = new RingPool();
+  /** The eviction pass running, if any, and the size it evicts down to. */
+  private eviction: { target: number; done: Promise<Evicted> } | undefined;
 
   constructor(private readonly options: CacheOptions) {
     this.shared = options.shared;
@@ -400,7 +413,7 @@ export class Cache {
   private fillUncached(fill: BlobFill, err: unknown): void {
     if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
     this.health.failed('fill', err, { digest: fill.digest, readers: fill.readers });
-    if (isFull(err)) this.evictTo(Math.max(0, this.totalBytes - (fill.size ?? fill.written)));
+    if (isFull(err)) this.track(this.evictTo(Math.max(0, this.totalBytes - (fill.size ?? fill.written))));
   }
 
   /**
@@ -583,7 +596,7 @@ export class Cache {
   private grow(bytes: number): void {
     this.totalBytes += bytes;
     this.options.metrics.cacheBytes.set(this.totalBytes);
-    if (this.totalBytes > this.options.maxSizeBytes) this.evictTo(this.options.maxSizeBytes);
+    if (this.totalBytes > this.options.maxSizeBytes) this.track(this.evictTo(this.options.maxSizeBytes));
   }
 
   private pin(digest: string): void {
@@ -597,27 +610,80 @@ export class Cache {
   }
 
   private forget(row: BlobRow): void {
-    this.manifests.delete(row.digest);
-    // Links of this digest may be gone with it; forgetting is rare, so the memo starts over.
+    this.forgetAll([row]);
+  }
+
+  /** Drops rows (and their memos) in one index transaction; the total shrinks by the rows that were still there. */
+  private forgetAll(rows: readonly BlobRow[]): void {
+    if (rows.length === 0) return;
+    for (const row of rows) this.manifests.delete(row.digest);
+    // Links of these digests may be gone with them; forgetting is rare, so the memo starts over.
     this.linked.clear();
-    // While the index cannot be written the row stays, and so does its size in the total.
-    if (!this.wrote('index', () => this.index.deleteBlob(row.digest))) return;
-    this.totalBytes = Math.max(0, this.totalBytes - row.size);
+    // While the index cannot be written the rows stay, and so do their sizes in the total.
+    const deleted = this.attempt('index', () => new Set(this.index.deleteBlobs(rows.map((row) => row.digest))));
+    if (deleted === undefined) return;
+    for (const row of rows) if (deleted.has(row.digest)) this.totalBytes -= row.size;
+    this.totalBytes = Math.max(0, this.totalBytes);
     this.options.metrics.cacheBytes.set(this.totalBytes);
   }
 
-  /** Evicts least-recently-used blobs that nobody is reading until the cache holds at most `target` bytes. */
-  evictTo(target: number): { evicted: number; freed: number } {
-    let evicted = 0;
-    let freed = 0;
-    const victims: BlobRow[] = [];
-    let projected = this.totalBytes;
-    for (const row of this.index.leastRecentlyUsed()) {
-      if (projected <= target) break;
-      if (this.pins.has(row.digest)) continue;
-      victims.push(row);
-      projected -= row.size;
+  /**
+   * Evicts least-recently-used blobs that nobody is reading until the cache holds at most `target`
+   * bytes. A pass runs in batches of EVICT_BATCH (files deleted, then their rows in one transaction)
+   * with a turn of the event loop between batches, so hits go on during a pass over 100,000 blobs. One
+   * pass at a time: a call during a pass lowers its target and shares its result.
+   */
+  evictTo(target: number): Promise<Evicted> {
+    const running = this.eviction;
+    if (running !== undefined) {
+      running.target = Math.min(running.target, target);
+      return running.done;
     }
+    const pass = { target, done: Promise.resolve<Evicted>({ evicted: 0, freed: 0 }) };
+    this.eviction = pass;
+    pass.done = this.evictInBatches(pass).finally(() => {
+      this.eviction = undefined;
+    });
+    return pass.done;
+  }
+
+  private async evictInBatches(pass: { target: number }): Promise<Evicted> {
+    const result: Evicted = { evicted: 0, freed: 0 };
+    let after: RowPosition | undefined;
+    try {
+      while (this.totalBytes > pass.target) {
+        // Keyset pages: pinned rows are passed over, and rows touched meanwhile move behind the position.
+        const rows = this.index.page('lru', after, EVICT_BATCH);
+        const last = rows[rows.length - 1];
+        if (last === undefined) break;
+        after = last;
+        const victims: BlobRow[] = [];
+        let projected = this.totalBytes;
+        for (const row of rows) {
+          if (projected <= pass.target) break;
+          if (this.pins.has(row.digest)) continue;
+          victims.push(row);
+          projected -= row.size;
+        }
+        const removed = this.removeVictims(victims);
+        this.forgetAll(removed);
+        result.evicted += removed.length;
+        for (const row of removed) result.freed += row.size;
+        if (removed.length < victims.length) break;
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      if (result.evicted > 0) {
+        this.options.metrics.evictions.inc(result.evicted);
+        this.options.logger.info({ ...result, size: this.totalBytes, target: pass.target }, 'evicted least recently used blobs');
+      }
+    }
+    return result;
+  }
+
+  /** Deletes the victims' files in order; stops at the first storage failure (recorded). The rows whose files are gone. */
+  private removeVictims(victims: readonly BlobRow[]): BlobRow[] {
+    const removed: BlobRow[] = [];
     for (const row of victims) {
       try {
         this.store.remove(row.digest);
@@ -626,15 +692,9 @@ export class Cache {
         this.health.failed('evict', err, { digest: row.digest });
         break;
       }
-      this.forget(row);
-      evicted++;
-      freed += row.size;
+      removed.push(row);
     }
-    if (evicted > 0) {
-      this.options.metrics.evictions.inc(evicted);
-      this.options.logger.info({ evicted, freed, size: this.totalBytes, target }, 'evicted least recently used blobs');
-    }
-    return { evicted, freed };
+    return removed;
   }
 
   /** Writes buffered access times and closes the index. */
