@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './ports.js';
 import { type Daemon, startDaemon } from './proc.js';
-import { waitForHttp } from './wait.js';
+import { waitFor, waitForHttp } from './wait.js';
 import type { Workspace } from './workspace.js';
 
 export const REPO_ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..');
@@ -30,6 +31,10 @@ export interface PullgateConfigInput {
   aliases?: Record<string, string>;
   /** The `cache` section (durations as in the config file, e.g. `5m`); pullgate's defaults when absent. */
   cache?: { tagTTL?: string; staleIfError?: string };
+  /** The `tls` section (PEM paths): pullgate serves HTTPS. */
+  tls?: { cert: string; key: string; clientCA?: string };
+  /** The `clients` section as written (htpasswd, anonymous, groups, access, limits …). */
+  clients?: Record<string, unknown>;
 }
 
 const q = (s: string): string => JSON.stringify(s);
@@ -51,6 +56,9 @@ export function renderPullgateConfig(c: PullgateConfigInput): string {
   if (aliases.length > 0) {
     lines.push('aliases:', ...aliases.map(([alias, key]) => `  ${q(alias)}: ${q(key)}`));
   }
+  // JSON is a YAML flow mapping.
+  if (c.tls !== undefined) lines.push(`tls: ${JSON.stringify(c.tls)}`);
+  if (c.clients !== undefined) lines.push(`clients: ${JSON.stringify(c.clients)}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -85,6 +93,22 @@ export interface StartOptions {
   readyPath?: string;
   /** How often readiness is polled (default 100 ms; the bench's start-up figure polls every 10 ms). */
   pollMs?: number;
+  /** The host of `listen` (default 127.0.0.1): a name must resolve to 127.0.0.0/8 (tests listen on loopback only). */
+  listenHost?: string;
+  /** With `tls`: the CA certificate (PEM path) that signed pullgate's certificate, to reach it over HTTPS. */
+  ca?: string;
+}
+
+/** The status of an HTTPS GET that trusts only `ca`. */
+async function httpsStatus(url: string, ca: Buffer): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsGet(url, { ca, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('timeout', () => req.destroy(new Error('timeout')));
+    req.once('error', reject);
+  });
 }
 
 /** Writes the config and starts pullgate as a child process; resolves once /healthz (or `readyPath`) answers 200. */
@@ -98,7 +122,7 @@ export async function startPullgate(
     throw new Error(`e2e: ${PULLGATE_CLI} is missing: run \`npm run build\` before the e2e tests`);
   }
   const port = await freePort();
-  const listen = `127.0.0.1:${port}`;
+  const listen = `${options.listenHost ?? '127.0.0.1'}:${port}`;
   const storagePath = options.storagePath ?? (await ws.mkdir(name, 'data'));
   await ws.mkdir(name);
   const configPath = ws.path(name, 'pullgate.yaml');
@@ -111,13 +135,15 @@ export async function startPullgate(
     cwd: ws.path(name),
   });
   ws.defer(() => daemon.stop());
-  const url = `http://${listen}`;
+  const url = `${config.tls === undefined ? 'http' : 'https'}://${listen}`;
   const readyPath = options.readyPath ?? '/healthz';
-  await waitForHttp(`${url}${readyPath}`, 200, {
-    what: `${daemon.name} ${readyPath}`,
-    intervalMs: options.pollMs,
-    abortIf: () => { daemon.assertRunning(); },
-    describe: () => daemon.logTail(),
-  });
+  const wait = { what: `${daemon.name} ${readyPath}`, intervalMs: options.pollMs, abortIf: () => { daemon.assertRunning(); }, describe: () => daemon.logTail() };
+  if (config.tls === undefined) {
+    await waitForHttp(`${url}${readyPath}`, 200, wait);
+  } else {
+    if (options.ca === undefined) throw new Error('e2e: startPullgate with tls needs options.ca (the CA that signed its certificate)');
+    const ca = readFileSync(options.ca);
+    await waitFor(async () => ((await httpsStatus(`${url}${readyPath}`, ca)) === 200 ? true : undefined), wait);
+  }
   return { host: listen, url, daemon, configPath };
 }

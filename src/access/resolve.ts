@@ -23,6 +23,14 @@ export const ORIGIN = {
   safeDefault: 'safe default (clients.anonymous not set, listener not loopback): only registries without credentials',
 } as const;
 
+/** The detail of a refusal the safe default decided (no rule matched an anonymous client of `registry`). */
+export function safeDefaultRefusal(registry: string): string {
+  return (
+    `safe default (listener not loopback, clients.anonymous and clients.access not set): anonymous clients may not pull ` +
+    `through the credentials configured for ${registry}; log in, or allow them with clients.anonymous or clients.access`
+  );
+}
+
 /**
  * True when the registry's `auth` names credentials in the config: any type but `anonymous` and
  * `auto`. `auto` is not counted: it finds credentials only at run time (env, docker config, cloud

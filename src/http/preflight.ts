@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { TLSSocket } from 'node:tls';
-import type { AccessControl } from '../access/resolve.js';
+import { type AccessControl, safeDefaultRefusal } from '../access/resolve.js';
 import type { Subject } from '../access/policy.js';
 import { describeRule } from '../access/policy.js';
 import { AccessDenied, ClientUnauthorized, FetchRefused, LoginThrottled, NotFound, Unsupported, type DenialReason } from '../errors.js';
@@ -142,7 +142,9 @@ export class Preflight {
     const decision = policy.decide(subject, name);
     if (!decision.allowed) {
       const challenge = subject.user === undefined && !credentialsSent && this.options.auth !== undefined && policy.loginCouldHelp(name);
-      throw new AccessDenied(name, describeRule(decision.rule), decision.rule === undefined ? 'no_rule' : 'rule', challenge);
+      const bySafeDefault = decision.rule === undefined && subject.user === undefined && this.options.access.resolved.safeDefault?.refused.includes(route.registry) === true;
+      const rule = bySafeDefault ? safeDefaultRefusal(route.registry) : describeRule(decision.rule);
+      throw new AccessDenied(name, rule, decision.rule === undefined ? 'no_rule' : 'rule', challenge);
     }
     return { target, route, search, subject };
   }

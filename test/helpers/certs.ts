@@ -23,14 +23,22 @@ export function makeCa(dir: string, name = 'ca'): CertFiles {
   return { cert, key, fingerprint: fingerprint(cert) };
 }
 
-/** Generates a key and a certificate for `cn` signed by `ca`, valid for 127.0.0.1 and localhost. */
-export function makeLeaf(dir: string, name: string, ca: CertFiles, cn = 'localhost', usage: 'server' | 'client' = 'server'): CertFiles {
+/** Generates a key and a certificate for `cn` signed by `ca`, valid for 127.0.0.1, localhost and `dnsNames`. */
+export function makeLeaf(
+  dir: string,
+  name: string,
+  ca: CertFiles,
+  cn = 'localhost',
+  usage: 'server' | 'client' = 'server',
+  dnsNames: readonly string[] = [],
+): CertFiles {
   mkdirSync(dir, { recursive: true });
   const cert = path.join(dir, `${name}.crt`);
   const key = path.join(dir, `${name}.key`);
   const csr = path.join(dir, `${name}.csr`);
   const ext = path.join(dir, `${name}.ext`);
-  writeFileSync(ext, usage === 'server' ? 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' : 'extendedKeyUsage=clientAuth\n');
+  const san = ['IP:127.0.0.1', 'DNS:localhost', ...dnsNames.map((n) => `DNS:${n}`)].join(',');
+  writeFileSync(ext, usage === 'server' ? `subjectAltName=${san}\nextendedKeyUsage=serverAuth\n` : 'extendedKeyUsage=clientAuth\n');
   openssl(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', csr, '-subj', `/CN=${cn}`]);
   openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', cert, '-days', '2', '-extfile', ext]);
   return { cert, key, fingerprint: fingerprint(cert) };

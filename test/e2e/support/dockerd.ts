@@ -54,9 +54,10 @@ function clientEnv(configDir: string): NodeJS.ProcessEnv {
 /**
  * Starts dockerd with the given daemon.json (no iptables, no bridge, overlay2, everything else under
  * `<workspace>/<name>`); resolves once the CLI reaches it and it reports overlay2. Teardown stops it, unmounts
- * what it left mounted and removes /etc/docker/key.json if this run created it.
+ * what it left mounted and removes /etc/docker/key.json if this run created it. `extraEnv` is added to its
+ * environment (e.g. HTTPS_PROXY).
  */
-export async function startDockerd(ws: Workspace, daemonJson: string, name = 'dockerd'): Promise<Dockerd> {
+export async function startDockerd(ws: Workspace, daemonJson: string, name = 'dockerd', extraEnv: NodeJS.ProcessEnv = {}): Promise<Dockerd> {
   for (const tool of [DOCKERD, DOCKER]) {
     if (!existsSync(tool)) {
       throw new Error(`e2e: ${tool} is missing: run \`bash scripts/install-test-deps.sh\` (Debian package docker.io)`);
@@ -83,6 +84,7 @@ export async function startDockerd(ws: Workspace, daemonJson: string, name = 'do
       '-H', `unix://${socket}`,
     ],
     logPath: ws.path(`${name}.log`),
+    env: { ...process.env, ...extraEnv },
   });
   ws.defer(() => daemon.stop());
 

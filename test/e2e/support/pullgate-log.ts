@@ -8,6 +8,11 @@ export interface PullgateRequest {
   registry: string | undefined;
   repository: string | undefined;
   status: number;
+  /** The client: a user name or `anonymous`. */
+  user: string | undefined;
+  /** On a refusal: why (rule, no_rule, registry_policy, unauthenticated, throttled) and what decided it. */
+  denied: string | undefined;
+  rule: string | undefined;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -31,7 +36,16 @@ export async function readPullgateRequests(logPath: string): Promise<PullgateReq
     const method = str(parsed.method);
     const path = str(parsed.path);
     if (method === undefined || path === undefined || typeof parsed.status !== 'number') continue;
-    requests.push({ method, path, registry: str(parsed.registry), repository: str(parsed.repository), status: parsed.status });
+    requests.push({
+      method,
+      path,
+      registry: str(parsed.registry),
+      repository: str(parsed.repository),
+      status: parsed.status,
+      user: str(parsed.user),
+      denied: str(parsed.denied),
+      rule: str(parsed.rule),
+    });
   }
   return requests;
 }
