@@ -66,6 +66,21 @@ function sdkLogger(logger: Logger | undefined): { debug(...content: unknown[]): 
   return { debug: log, info: log, warn: log, error: log };
 }
 
+/** `s3://bucket/prefix/ HeadObject: HTTP 403 AccessDenied: … (hint)` from an SDK error. */
+export function explainS3Error(location: string, command: string, err: Error): string {
+  const operation = command.replace(/Command$/, '');
+  const code = status(err);
+  const original = err.message === '' || err.message === err.name || err.message === 'UnknownError' ? '' : `: ${err.message}`;
+  const answered = code === undefined ? `${err.name}${original}` : `HTTP ${code} ${err.name}${original}`;
+  const hint =
+    code === 401 || code === 403 || err.name === 'CredentialsProviderError'
+      ? ' (check the credentials the AWS SDK finds: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, web identity, instance role)'
+      : code === 301 || err.name === 'PermanentRedirect'
+        ? ' (the bucket is in another region: set storage.s3.region)'
+        : '';
+  return `${location} ${operation}: ${answered}${hint}`;
+}
+
 /** Normalises a configured prefix to `""` or `something/`. */
 export function normalisePrefix(prefix: string): string {
   const trimmed = prefix.replace(/^\/+/, '').replace(/\/+$/, '');
@@ -111,7 +126,7 @@ export class S3ContentStore implements ContentStore, LinkStore, Presigner {
   private connect(): Promise<Connection> {
     this.connection ??= import('@aws-sdk/client-s3').then((sdk) => ({
       sdk,
-      client: new sdk.S3Client({
+      client: this.explainErrors(new sdk.S3Client({
         ...(this.options.endpoint === undefined ? {} : { endpoint: this.options.endpoint }),
         region: this.options.region,
         forcePathStyle: this.options.forcePathStyle,
@@ -125,9 +140,29 @@ export class S3ContentStore implements ContentStore, LinkStore, Presigner {
         // response after a while (the socket's inactivity, not the transfer's length), and retry once.
         requestHandler: { connectionTimeout: CONNECT_TIMEOUT_MS, requestTimeout: INACTIVITY_TIMEOUT_MS },
         maxAttempts: 2,
-      }),
+      })),
     }));
     return this.connection;
+  }
+
+  /**
+   * Rewrites the message of every error the client throws (after its retries) to say which store,
+   * which operation and what the store answered, with a hint for refused credentials; the error's
+   * name and status stay as they were, so callers still tell a 404 or a 412 apart.
+   */
+  private explainErrors(client: S3Client): S3Client {
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        try {
+          return await next(args);
+        } catch (err) {
+          if (err instanceof Error) err.message = explainS3Error(this.location, context.commandName ?? 'request', err);
+          throw err;
+        }
+      },
+      { step: 'initialize', name: 'pullgateExplainErrors' },
+    );
+    return client;
   }
 
   async putFile(digest: string, file: string, size: number, options: { move?: boolean } = {}): Promise<PutOutcome> {
