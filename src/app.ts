@@ -11,6 +11,7 @@ import { registerMetricsRoute } from './http/metrics-route.js';
 import { Htpasswd } from './auth/htpasswd.js';
 import { ClientAuth } from './http/client-auth.js';
 import { Preflight } from './http/preflight.js';
+import { ClientLimits } from './access/client-limits.js';
 import { buildAccessControl } from './access/resolve.js';
 import type { TlsFiles } from './http/tls-files.js';
 import { startMetricsListener } from './http/metrics-listener.js';
@@ -124,6 +125,7 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     auth,
     metrics: services.metrics,
     challengeBase: auth !== undefined && config.clients.anonymous !== true,
+    limits: config.clients.limits === undefined ? undefined : new ClientLimits(config.clients.limits, deps.clock),
   });
   let requests = 0;
   const requestId = (): string => `req-${(requests++).toString(36)}`;

@@ -102,7 +102,7 @@ export class ClientUnauthorized extends PullgateError {
 }
 
 /** Why a request was refused before any upstream work: the labels of pullgate_requests_denied_total. */
-export type DenialReason = 'rule' | 'no_rule' | 'registry_policy' | 'unauthenticated' | 'throttled';
+export type DenialReason = 'rule' | 'no_rule' | 'registry_policy' | 'unauthenticated' | 'throttled' | 'limited';
 
 /**
  * `clients.access` refused the subject this repository. `rule` describes the deciding rule only
@@ -141,6 +141,20 @@ export class LoginThrottled extends PullgateError {
     message: string,
   ) {
     super(message);
+  }
+}
+
+/** The client is over its `clients.limits` (request rate or requests in flight): try again later. */
+export class ClientLimited extends PullgateError {
+  constructor(
+    readonly retryAfterSeconds: number,
+    readonly limit: 'rate' | 'concurrency',
+  ) {
+    super(
+      limit === 'rate'
+        ? `this client is over its request rate (clients.limits.rate); try again in ${retryAfterSeconds} s`
+        : `this client has too many requests in flight (clients.limits.concurrency); try again in ${retryAfterSeconds} s`,
+    );
   }
 }
 

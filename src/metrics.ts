@@ -21,7 +21,7 @@ export class Metrics {
   readonly cacheBytes = new Gauge({ name: 'pullgate_cache_bytes', help: 'Bytes of blobs and manifests in the cache', registers: [this.registry] });
   readonly storageErrors = new Counter({ name: 'pullgate_storage_errors_total', help: 'Storage writes that failed (the cache then passes through)', labelNames: ['op'], registers: [this.registry] });
   readonly storageWritable = new Gauge({ name: 'pullgate_storage_writable', help: '1 when the cache can write to storage, 0 while it passes through', registers: [this.registry] });
-  readonly requestsDenied = new Counter({ name: 'pullgate_requests_denied_total', help: 'Client requests refused before any upstream work, by reason (rule, no_rule, registry_policy, unauthenticated, throttled)', labelNames: ['reason'], registers: [this.registry] });
+  readonly requestsDenied = new Counter({ name: 'pullgate_requests_denied_total', help: 'Client requests refused before any upstream work, by reason (rule, no_rule, registry_policy, unauthenticated, throttled, limited)', labelNames: ['reason'], registers: [this.registry] });
   readonly tokenExchanges = new Gauge({ name: 'pullgate_token_exchanges', help: 'Token exchanges performed since start', registers: [this.registry] });
 
   constructor() {

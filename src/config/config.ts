@@ -4,6 +4,7 @@ import type { TlsConfig } from '../http/tls-files.js';
 import type { UnsetReference } from './interpolate.js';
 import type { RepositoryLists } from '../access/fetch-policy.js';
 import type { AccessRule } from '../access/policy.js';
+import type { LimitSettings } from '../access/client-limits.js';
 
 /** One upstream registry as pullgate uses it. */
 export interface RegistryConfig {
@@ -58,6 +59,8 @@ export interface Config {
     access: AccessRule[] | undefined;
     /** Failed logins per client address before a lockout, the first lockout (doubling) and its cap. */
     loginThrottle: { failures: number; lockoutMs: number; maxLockoutMs: number };
+    /** `clients.limits`: per-client request rate and concurrency (by user, else address); undefined = no limit. */
+    limits: LimitSettings | undefined;
     /** Open connections at most; time for a request's headers; keep-alive idle; a response making no progress. */
     connections: { max: number; headersTimeoutMs: number; keepAliveMs: number; idleMs: number };
   };

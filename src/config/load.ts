@@ -12,6 +12,7 @@ import { checkSchema, type RawAuth, type RawConfig, type RawRegistry, type RawS3
 import { parseDuration, parseSize } from './units.js';
 import { patternProblem } from '../access/pattern.js';
 import type { AccessRule } from '../access/policy.js';
+import { type LimitSettings, defaultBurst } from '../access/client-limits.js';
 import type { RawAccessRule } from './schema.js';
 
 /** The embedded default config shipped in the package. */
@@ -122,6 +123,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
         lockoutMs: parse('clients.loginThrottle.lockout', () => parseDuration(raw.clients.loginThrottle.lockout), 1_000),
         maxLockoutMs: parse('clients.loginThrottle.maxLockout', () => parseDuration(raw.clients.loginThrottle.maxLockout), 900_000),
       },
+      limits: resolveLimits(raw.clients.limits),
       connections: {
         max: raw.clients.connections.max,
         headersTimeoutMs: parse('clients.connections.headersTimeout', () => parseDuration(raw.clients.connections.headersTimeout), 20_000),
@@ -189,6 +191,12 @@ function resolveS3(raw: RawS3, parse: <T>(where: string, fn: () => T, fallback: 
     redirect: raw.redirect,
     maxAgeMs: raw.maxAge === undefined ? undefined : parse('storage.s3.maxAge', () => parseDuration(raw.maxAge ?? '0'), undefined),
   };
+}
+
+/** `clients.limits`: undefined (off) unless `rate` or `concurrency` is set; `burst` defaults to two seconds of `rate`. */
+function resolveLimits(raw: RawConfig['clients']['limits']): LimitSettings | undefined {
+  if (raw === undefined || (raw.rate === undefined && raw.concurrency === undefined)) return undefined;
+  return { rate: raw.rate, burst: raw.burst ?? (raw.rate === undefined ? 1 : defaultBurst(raw.rate)), concurrency: raw.concurrency, clients: raw.clients };
 }
 
 /** What the schema cannot say about the client limits: a zero that would mean "never". */

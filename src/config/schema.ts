@@ -52,6 +52,8 @@ export interface RawConfig {
     groups: Record<string, string[]>;
     access?: RawAccessRule[];
     loginThrottle: { failures: number; lockout: string; maxLockout: string };
+    /** Per-client request rate and concurrency; off unless set. */
+    limits?: { rate?: number; burst?: number; concurrency?: number; clients: number };
     connections: { max: number; headersTimeout: string; keepAlive: string; idle: string };
   };
   log: { level: string };
@@ -193,6 +195,16 @@ export const CONFIG_SCHEMA = {
             failures: { type: 'integer', minimum: 1, maximum: 1000, default: 5 },
             lockout: { type: 'string', pattern: DURATION, default: '1s' },
             maxLockout: { type: 'string', pattern: DURATION, default: '15m' },
+          },
+        },
+        limits: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            rate: { type: 'number', exclusiveMinimum: 0, maximum: 1_000_000 },
+            burst: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+            concurrency: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+            clients: { type: 'integer', minimum: 1, maximum: 10_000_000, default: 100_000 },
           },
         },
         connections: {

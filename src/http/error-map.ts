@@ -4,6 +4,7 @@ import {
   FetchRefused,
   ConfigError,
   LoginThrottled,
+  ClientLimited,
   DigestMismatch,
   InvalidName,
   InvalidParameter,
@@ -80,6 +81,7 @@ export function toOciError(err: unknown): OciError {
   }
   if (err instanceof FetchRefused) return oci('DENIED', err.message, { registry: err.registry });
   if (err instanceof ClientUnauthorized) return oci('UNAUTHORIZED', err.message, undefined, { 'www-authenticate': 'Basic realm="pullgate"' });
+  if (err instanceof ClientLimited) return oci('TOOMANYREQUESTS', err.message, { limit: err.limit }, { 'retry-after': String(err.retryAfterSeconds) });
   if (err instanceof LoginThrottled) return oci('TOOMANYREQUESTS', err.message, undefined, { 'retry-after': String(err.retryAfterSeconds) });
   if (err instanceof UpstreamRateLimited) {
     return oci('TOOMANYREQUESTS', err.message, { registry: err.registry }, err.retryAfter ? { 'retry-after': err.retryAfter } : {});

@@ -39,7 +39,8 @@ export function fastManifestHandler(options: FastManifestOptions): (req: Incomin
     if (!open()) return false;
     const started = performance.now();
     // Authenticate, route, authorize: refused or needing bcrypt → the ordinary path answers it.
-    const passed = preflight.now({ method, url, headers: req.headers, address: req.socket.remoteAddress ?? 'unknown', socket: req.socket });
+    const checked = { method, url, headers: req.headers, address: req.socket.remoteAddress ?? 'unknown', socket: req.socket, response: res };
+    const passed = preflight.now(checked);
     if (passed?.target.endpoint !== 'manifest' || passed.route === undefined) return false;
     const routed = passed.route;
     let facts: RequestFacts;
@@ -52,6 +53,8 @@ export function fastManifestHandler(options: FastManifestOptions): (req: Incomin
       return false;
     }
     if (answer === undefined) return false;
+    // clients.limits: over a limit → the ordinary path answers 429 (and logs and counts it).
+    if (!preflight.admit(passed, checked)) return false;
     res.writeHead(200, manifestHeaders(answer));
     res.end(answer.body);
     const id = requestId();

@@ -3,7 +3,8 @@ import { TLSSocket } from 'node:tls';
 import { type AccessControl, safeDefaultRefusal } from '../access/resolve.js';
 import type { Subject } from '../access/policy.js';
 import { describeRule } from '../access/policy.js';
-import { AccessDenied, ClientUnauthorized, FetchRefused, LoginThrottled, NotFound, Unsupported, type DenialReason } from '../errors.js';
+import type { ClientLimits } from '../access/client-limits.js';
+import { AccessDenied, ClientLimited, ClientUnauthorized, FetchRefused, LoginThrottled, NotFound, Unsupported, type DenialReason } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { Route, Router } from '../routing/route.js';
 import type { ClientAuth } from './client-auth.js';
@@ -19,6 +20,14 @@ export interface PreflightRequest {
   address: string;
   /** The connection: a verified client certificate (mutual TLS) names a user. */
   socket: unknown;
+  /** The response: an admitted request holds its `clients.limits.concurrency` slot until it closes. */
+  response?: ResponseEnd;
+}
+
+/** What the preflight needs of a response: whether it has closed, and to hear when it does. */
+export interface ResponseEnd {
+  readonly closed: boolean;
+  once(event: 'close', listener: () => void): unknown;
 }
 
 /** A /v2/ request that passed: what it asks for, where it goes, and who asks. */
@@ -39,6 +48,8 @@ export interface PreflightOptions {
   metrics: Metrics;
   /** Whether `/v2/` asks a client without credentials to log in (docker sends its login only after that). */
   challengeBase: boolean;
+  /** `clients.limits`; undefined when no limit is configured. */
+  limits?: ClientLimits | undefined;
 }
 
 /** The user named by a verified client certificate (mutual TLS), or undefined. */
@@ -46,6 +57,13 @@ export function certificateUser(socket: unknown): string | undefined {
   if (!(socket instanceof TLSSocket) || !socket.authorized) return undefined;
   const cn: unknown = socket.getPeerCertificate().subject.CN;
   return typeof cn === 'string' && cn !== '' ? cn : undefined;
+}
+
+/** Calls `release` when the response closes (at once when it already has, or when there is none to wait for). */
+function holdUntilClosed(response: ResponseEnd | undefined, release: (() => void) | undefined): void {
+  if (release === undefined) return;
+  if (response === undefined || response.closed) release();
+  else response.once('close', release);
 }
 
 function split(url: string): { pathname: string; search: string } {
@@ -58,6 +76,7 @@ function denialReason(err: unknown): DenialReason | undefined {
   if (err instanceof FetchRefused) return 'registry_policy';
   if (err instanceof ClientUnauthorized) return 'unauthenticated';
   if (err instanceof LoginThrottled) return 'throttled';
+  if (err instanceof ClientLimited) return 'limited';
   return undefined;
 }
 
@@ -65,7 +84,9 @@ function denialReason(err: unknown): DenialReason | undefined {
  * The one preflight of every `/v2/` request, used by the manifest hot path and by the ordinary
  * Fastify routes alike: authenticate (Basic against htpasswd, else a client certificate, else
  * anonymous) → route the name to (registry, repository) → the registry's fetch filter
- * (`registries.<host>.repositories`) → `clients.access` → the access-log facts. Manifests by tag
+ * (`registries.<host>.repositories`) → `clients.access` → the access-log facts; `clients.limits`
+ * (rate and concurrency per user or address) count every authenticated request, refused or not, once,
+ * on the path that answers it. Manifests by tag
  * and by digest, blobs, tags and referrers all pass here, so a digest cannot bypass a rule.
  */
 export class Preflight {
@@ -93,6 +114,20 @@ export class Preflight {
   }
 
   /**
+   * For the hot path, once it has an answer to send: takes the request's `clients.limits` share
+   * (released when `response` closes). False when the client is over a limit: the ordinary path then
+   * refuses it (429), logs and counts, as it does every refusal.
+   */
+  admit(passed: Passed, req: PreflightRequest): boolean {
+    const { limits } = this.options;
+    if (limits === undefined) return true;
+    const admission = limits.admit(passed.subject.user, req.address);
+    if (!admission.ok) return false;
+    holdUntilClosed(req.response, admission.release);
+    return true;
+  }
+
+  /**
    * For the ordinary path: authenticates (bcrypt off-thread, throttled), then authorizes. Fills
    * `facts` as far as it got (user, registry, repository; on a refusal the reason and the rule),
    * counts refusals in pullgate_requests_denied_total, and throws them as domain errors.
@@ -103,6 +138,9 @@ export class Preflight {
       const header = auth !== undefined ? req.headers.authorization : undefined;
       const user = header !== undefined && auth !== undefined ? await auth.check(header, req.address) : certificateUser(req.socket);
       facts.user = user;
+      const admission = this.options.limits?.admit(user, req.address);
+      if (admission?.ok === false) throw new ClientLimited(admission.retryAfterSeconds, admission.limit);
+      holdUntilClosed(req.response, admission?.release);
       return this.authorize(req.method, req.url, { user }, header !== undefined, facts);
     } catch (err) {
       const reason = denialReason(err);

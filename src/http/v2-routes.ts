@@ -130,11 +130,11 @@ async function referrers(request: FastifyRequest, reply: FastifyReply, target: R
  */
 export function registerV2Routes(app: FastifyInstance, preflight: Preflight): void {
   app.decorateRequest('passed', null);
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', async (request, reply) => {
     const facts: RequestFacts = { endpoint: 'other' };
     request.facts = facts;
     if (request.url !== '/v2' && !request.url.startsWith('/v2/') && !request.url.startsWith('/v2?')) return;
-    request.passed = await preflight.run({ method: request.method, url: request.url, headers: request.headers, address: request.ip, socket: request.raw.socket }, facts);
+    request.passed = await preflight.run({ method: request.method, url: request.url, headers: request.headers, address: request.ip, socket: request.raw.socket, response: reply.raw }, facts);
   });
 
   app.route({

@@ -1,0 +1,84 @@
+import { LRUCache } from 'lru-cache';
+import { throttleKey } from '../auth/login-throttle.js';
+import type { Clock } from '../deps.js';
+
+/** `clients.limits` as loaded: each limit is off when undefined. */
+export interface LimitSettings {
+  /** Requests per second per client, refilled continuously (token bucket). */
+  rate: number | undefined;
+  /** Requests a client may make at once after being idle (the bucket's size). */
+  burst: number;
+  /** Requests of one client in flight at once. */
+  concurrency: number | undefined;
+  /** Clients remembered at most; the least recently seen one starts afresh when forgotten. */
+  clients: number;
+}
+
+/** The outcome of one admission: a release to call when the response ends, or how long to wait. */
+export type Admission = { ok: true; release: () => void } | { ok: false; retryAfterSeconds: number; limit: 'rate' | 'concurrency' };
+
+interface ClientState {
+  tokens: number;
+  at: number;
+  inFlight: number;
+}
+
+/** The default bucket size for a rate: two seconds' worth (a pull asks for every layer at once), at least 1. */
+export function defaultBurst(rate: number): number {
+  return Math.max(1, Math.ceil(rate * 2));
+}
+
+/** The key a client is counted under: its user name when logged in, else its address (IPv6 by /64). */
+export function limitKey(user: string | undefined, address: string): string {
+  return user !== undefined ? `user ${user}` : `address ${throttleKey(address)}`;
+}
+
+/**
+ * Per-client request-rate (token bucket) and concurrency limits, keyed by the logged-in user, else
+ * by the client address; time from the injected clock; memory bounded by an LRU of client states.
+ */
+export class ClientLimits {
+  private readonly states: LRUCache<string, ClientState>;
+
+  constructor(
+    private readonly settings: LimitSettings,
+    private readonly clock: Clock,
+  ) {
+    this.states = new LRUCache({ max: settings.clients });
+  }
+
+  /** Clients currently remembered (for tests: the memory bound). */
+  get size(): number {
+    return this.states.size;
+  }
+
+  /** Admits one request of `user` (undefined: anonymous) from `address`, or says how long to wait. */
+  admit(user: string | undefined, address: string): Admission {
+    const { rate, burst, concurrency } = this.settings;
+    const key = limitKey(user, address);
+    const now = this.clock.now();
+    let state = this.states.get(key);
+    if (state === undefined) {
+      state = { tokens: burst, at: now, inFlight: 0 };
+      this.states.set(key, state);
+    }
+    if (concurrency !== undefined && state.inFlight >= concurrency) return { ok: false, retryAfterSeconds: 1, limit: 'concurrency' };
+    if (rate !== undefined) {
+      state.tokens = Math.min(burst, state.tokens + (Math.max(0, now - state.at) * rate) / 1000);
+      state.at = now;
+      if (state.tokens < 1) return { ok: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - state.tokens) / rate)), limit: 'rate' };
+      state.tokens -= 1;
+    }
+    state.inFlight += 1;
+    const held = state;
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        held.inFlight -= 1;
+      },
+    };
+  }
+}
