@@ -34,8 +34,11 @@ export interface CacheOptions {
   shared?: SharedTier;
 }
 
-/** Where a fill's bytes come from: upstream (then stored locally and uploaded) or the shared store (stored locally only). */
-export type FillOrigin = 'upstream' | 'shared';
+/**
+ * Where a fill's bytes come from: upstream (stored locally, then uploaded to the shared store), the
+ * shared store, or the digest's owner in a cluster (which uploads its own fill): both stored locally only.
+ */
+export type FillOrigin = 'upstream' | 'shared' | 'peer';
 
 /** Device and inode of the open index file, to notice when it was deleted or replaced. */
 interface FileIdentity {

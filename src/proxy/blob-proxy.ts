@@ -130,7 +130,8 @@ export class BlobProxy {
     const owned = req.fromPeer === true ? undefined : await this.owners?.fromOwner(registry, repository, req.digest);
     if (owned !== undefined) {
       try {
-        return this.cache.beginFill(req.digest, owned.body, owned.size, registry, repository);
+        // 'peer': the owner uploads its own fill to the shared store; the followers do not upload it again.
+        return this.cache.beginFill(req.digest, owned.body, owned.size, registry, repository, 'peer');
       } catch (err) {
         owned.body.destroy();
         throw err;

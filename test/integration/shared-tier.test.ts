@@ -1,7 +1,8 @@
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { buildApp, buildServices } from '../../src/app.js';
@@ -12,7 +13,10 @@ import type { ByteRange, ContentInfo, ContentPage, ContentStore, PutOutcome } fr
 import { listAll } from '../../src/storage/content-store.js';
 import { MemoryContentStore } from '../../src/storage/memory-store.js';
 import { FakeClock } from '../helpers/fake-clock.js';
-import { FakeRegistry, makeImage, type FakeImage } from '../helpers/fake-registry.js';
+import { FakeRegistry, makeImage, sha256, type FakeImage } from '../helpers/fake-registry.js';
+import { Cache } from '../../src/cache/cache.js';
+import { SharedTier } from '../../src/cache/shared-tier.js';
+import { Metrics } from '../../src/metrics.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -155,6 +159,25 @@ describe('local disk in front of a shared store', () => {
     expect(a.services.cache.lookup(digest)).toBeUndefined();
     expect((await shared.stat(digest))?.size).toBe(bytes.length);
     expect(readdirSync(path.join(a.services.config.storage.path, 'tmp'))).toEqual([]);
+  });
+
+  it('uploads fills from upstream only: a fill streamed from a cluster owner is kept locally, not uploaded again', async () => {
+    const clock = new FakeClock();
+    const shared = new MemoryContentStore(clock);
+    const root = mkdtempSync(path.join(tmpdir(), 'pullgate-tier-'));
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    const logger = createLogger('silent');
+    const cache = new Cache({ root, maxSizeBytes: 1 << 30, clock, logger, metrics: new Metrics(), shared: new SharedTier(shared, clock, logger, undefined) });
+    cleanups.push(() => cache.close());
+    const fromOwner = randomBytes(70_000);
+    const fromUpstream = randomBytes(80_000);
+    cache.beginFill(sha256(fromOwner), Readable.from([fromOwner]), fromOwner.length, 'reg.example', 'team/app', 'peer');
+    cache.beginFill(sha256(fromUpstream), Readable.from([fromUpstream]), fromUpstream.length, 'reg.example', 'team/app');
+    await cache.drain();
+    expect(cache.lookup(sha256(fromOwner))).toBeDefined();
+    expect(await shared.stat(sha256(fromOwner))).toBeUndefined();
+    expect(await shared.isLinked('reg.example', 'team/app', sha256(fromOwner))).toBe(true);
+    expect((await shared.stat(sha256(fromUpstream)))?.size).toBe(fromUpstream.length);
   });
 
   it('pulls go on from upstream while the shared store fails, and nothing is stored there', async () => {
