@@ -8,6 +8,8 @@
 #                      (RGW_ENDPOINT, RGW_REGION, RGW_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 #                      RGW_STARTUP_MS) and writes them to DIR/rgw.env
 #   rgw.sh stop DIR    kill the daemons started from DIR (radosgw and the OSD at once, then the mon)
+#   rgw.sh stop-gateway DIR   kill -9 only radosgw (S3 goes away; the mon and OSD keep the data)
+#   rgw.sh start-gateway DIR  start radosgw again on its port and wait until it answers
 # Environment: RGW_PORT, RGW_MON_PORT (default: free ports), RGW_BUCKET (default: pullgate),
 #   RGW_STORE=memstore|bluestore (default memstore: RAM, fastest start; bluestore: a sparse 10 GiB file),
 #   RGW_TIMEOUT (seconds for each wait, default 60).
@@ -181,10 +183,38 @@ start_cluster() {
   } | tee "$dir/rgw.env"
 }
 
-[ $# -eq 2 ] || die "usage: rgw.sh start|stop DIR"
+# stop_gateway DIR: kills radosgw alone, at once, as a crash would.
+stop_gateway() {
+  local dir=$1
+  [ -f "$dir/run/rgw.pid" ] || die "no radosgw pid file in $dir/run"
+  local pid
+  pid=$(cat "$dir/run/rgw.pid")
+  kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  rm -f "$dir/run/rgw.pid"
+}
+
+# start_gateway DIR: starts radosgw again with the cluster's config and waits until its port answers.
+start_gateway() {
+  local dir=$1
+  conf=$dir/ceph.conf
+  [ -f "$conf" ] || die "$dir holds no cluster (no ceph.conf)"
+  local port
+  port=$(sed -n 's/^rgw frontends = beast endpoint=127\.0\.0\.1:\([0-9]*\)$/\1/p' "$conf")
+  [ -n "$port" ] || die "no radosgw port in $conf"
+  radosgw -c "$conf" -n client.rgw </dev/null >>"$dir/log/daemons.out" 2>&1
+  wait_for "${RGW_TIMEOUT:-60}" "radosgw on 127.0.0.1:$port" curl -sf -o /dev/null "http://127.0.0.1:$port/"
+}
+
+[ $# -eq 2 ] || die "usage: rgw.sh start|stop|stop-gateway|start-gateway DIR"
 dir=$(realpath -m "$2")
 case "$1" in
   start) start_cluster ;;
   stop) stop_cluster "$dir" ;;
-  *) die "usage: rgw.sh start|stop DIR" ;;
+  stop-gateway) stop_gateway "$dir" ;;
+  start-gateway) start_gateway "$dir" ;;
+  *) die "usage: rgw.sh start|stop|stop-gateway|start-gateway DIR" ;;
 esac

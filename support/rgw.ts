@@ -14,6 +14,10 @@ export interface Rgw {
   startupMs: number;
   /** The environment a client needs (the AWS SDK's default chain reads the keys from it). */
   env: Record<string, string>;
+  /** Kills radosgw alone (`kill -9`): S3 stops answering while the cluster keeps its data. */
+  stopGateway(): Promise<void>;
+  /** Starts radosgw again on the same port; resolves once it answers. */
+  startGateway(): Promise<void>;
   /** Kills the daemons; idempotent. */
   stop(): Promise<void>;
 }
@@ -52,6 +56,12 @@ export async function startRgw(dir: string, options: { bucket?: string } = {}): 
     secretAccessKey: need('AWS_SECRET_ACCESS_KEY'),
     startupMs: Number(need('RGW_STARTUP_MS')),
     env: {},
+    stopGateway: async () => {
+      await run(['stop-gateway', dir], process.env);
+    },
+    startGateway: async () => {
+      await run(['start-gateway', dir], process.env);
+    },
     stop: async () => {
       if (stopped) return;
       stopped = true;
