@@ -4,7 +4,7 @@ import type { MeasureReport } from '../lib/results.js';
 import type { Peer, PeerName } from '../peers/types.js';
 
 /** Groups of measures, as BENCH_ONLY has always named them. */
-export type MeasureGroup = 'warm' | 'cold' | 'wan' | 'fanout' | 'rss' | 'growth';
+export type MeasureGroup = 'warm' | 'cold' | 'wan' | 'fanout' | 'rss' | 'growth' | 'cluster';
 
 export interface Measure {
   /** BENCH_ONLY key, e.g. `warm-blob`. */

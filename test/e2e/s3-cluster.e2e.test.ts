@@ -5,13 +5,13 @@ import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { ownerOf } from '../../src/cluster/rendezvous.js';
 import { readAccessLog } from '../../support/access-log.js';
+import { type Replica, pullgateCli, replicaEnv, startReplicas } from '../../support/cluster-replicas.js';
 import { logsOf } from '../../support/diagnostics.js';
 import { deterministicBytes, sha256Digest } from '../../support/oci-layout.js';
 import { freePort } from '../../support/ports.js';
 import { type Rgw, startRgw } from '../../support/rgw.js';
 import { skopeoPull } from '../../support/skopeo.js';
 import { waitFor } from '../../support/wait.js';
-import { type Replica, pullgateCli, replicaEnv, startReplicas } from './support/cluster-replicas.js';
 import { startContainerd, writeHostsToml } from './support/containerd.js';
 import { CountingRelay } from './support/counting-relay.js';
 import { useSuite } from './support/suite.js';
@@ -105,9 +105,8 @@ describe(`three pullgate replicas sharing one Ceph RGW bucket (${BIG / MiB} MiB 
     ws.defer(() => relay.close());
     const replicas = await startReplicas(
       ws,
-      rgw,
       { key: up.registry.host, url: relay.url, username: up.puller.username, password: up.puller.password },
-      { count: 3, prefix: 'cluster/', secret: SECRET },
+      { count: 3, rgw, prefix: 'cluster/', secret: SECRET },
     );
     return { rgw, up, relay, replicas, blobs: { fanOut, killed, whileS3Down }, dead: new Set<string>() };
   });

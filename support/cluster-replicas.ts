@@ -1,10 +1,10 @@
 import { writeFile } from 'node:fs/promises';
-import { freePort } from '../../../support/ports.js';
-import { type Daemon, run, startDaemon } from '../../../support/proc.js';
-import { PULLGATE_CLI, startFlags } from '../../../support/pullgate.js';
-import type { Rgw } from '../../../support/rgw.js';
-import { waitForHttp } from '../../../support/wait.js';
-import type { Workspace } from '../../../support/workspace.js';
+import { freePort } from './ports.js';
+import { type Daemon, run, startDaemon } from './proc.js';
+import { PULLGATE_CLI, startFlags } from './pullgate.js';
+import type { Rgw } from './rgw.js';
+import { waitForHttp } from './wait.js';
+import type { Workspace } from './workspace.js';
 
 /** The upstream every replica is configured with (one registry key, reached at `url`). */
 export interface ReplicaUpstream {
@@ -14,7 +14,7 @@ export interface ReplicaUpstream {
   password: string;
 }
 
-/** One `pullgate serve` process of the cluster. */
+/** One `pullgate serve` process of a cluster (or a lone replica over the shared store). */
 export interface Replica {
   name: string;
   /** host:port clients pull from. */
@@ -29,21 +29,37 @@ export interface Replica {
 const q = (s: string): string => JSON.stringify(s);
 
 /** The environment every replica runs with: the S3 keys (the AWS SDK's default chain) and the cluster secret. */
-export function replicaEnv(rgw: Rgw, secret: string): NodeJS.ProcessEnv {
-  return { ...process.env, ...rgw.env, PULLGATE_CLUSTER_SECRET: secret };
+export function replicaEnv(rgw: Rgw | undefined, secret: string | undefined): NodeJS.ProcessEnv {
+  return { ...process.env, ...(rgw?.env ?? {}), ...(secret === undefined ? {} : { PULLGATE_CLUSTER_SECRET: secret }) };
+}
+
+export interface ReplicaOptions {
+  count: number;
+  /** The shared store: this RGW's bucket under `prefix`; without it each replica has its local disk only. */
+  rgw?: Rgw;
+  prefix?: string;
+  /** The cluster secret; without it the replicas are independent (no `cluster:` section). */
+  secret?: string;
+  /** Names the replicas `<name>-0`, `<name>-1` … in the workspace (default `replica`). */
+  name?: string;
+}
+
+/** The `storage.s3` lines of a replica's config. */
+function s3Lines(rgw: Rgw, prefix: string): string[] {
+  return ['  s3:', `    endpoint: ${q(rgw.endpoint)}`, `    region: ${q(rgw.region)}`, `    bucket: ${q(rgw.bucket)}`, `    prefix: ${q(prefix)}`, '    forcePathStyle: true'];
 }
 
 /**
  * Starts `count` pullgate processes on loopback that share one RGW bucket (under `prefix`) and know each
  * other from a static `cluster.peers` list (each with its own `cluster.self`); resolves once all answer /healthz.
  */
-export async function startReplicas(ws: Workspace, rgw: Rgw, upstream: ReplicaUpstream, options: { count: number; prefix: string; secret: string }): Promise<Replica[]> {
+export async function startReplicas(ws: Workspace, upstream: ReplicaUpstream, options: ReplicaOptions): Promise<Replica[]> {
   const clusterPorts = await Promise.all(Array.from({ length: options.count }, () => freePort()));
   const peers = clusterPorts.map((port) => `127.0.0.1:${port}`);
-  const env = replicaEnv(rgw, options.secret);
+  const env = replicaEnv(options.rgw, options.secret);
   const replicas: Replica[] = [];
   for (const [i, self] of peers.entries()) {
-    const name = `replica-${i}`;
+    const name = `${options.name ?? 'replica'}-${i}`;
     const storage = await ws.mkdir(name, 'data');
     const port = await freePort();
     const listen = `127.0.0.1:${port}`;
@@ -54,22 +70,15 @@ export async function startReplicas(ws: Workspace, rgw: Rgw, upstream: ReplicaUp
         `listen: ${q(listen)}`,
         'storage:',
         `  path: ${q(storage)}`,
-        '  s3:',
-        `    endpoint: ${q(rgw.endpoint)}`,
-        `    region: ${q(rgw.region)}`,
-        `    bucket: ${q(rgw.bucket)}`,
-        `    prefix: ${q(options.prefix)}`,
-        '    forcePathStyle: true',
+        ...(options.rgw === undefined ? [] : s3Lines(options.rgw, options.prefix ?? 'cache/')),
         `defaultRegistry: ${q(upstream.key)}`,
         'registries:',
         `  ${q(upstream.key)}:`,
         `    url: ${q(upstream.url)}`,
         `    auth: { type: basic, username: ${q(upstream.username)}, password: ${q(upstream.password)} }`,
-        'cluster:',
-        `  listen: ${q(self)}`,
-        `  peers: [${peers.map(q).join(', ')}]`,
-        `  self: ${q(self)}`,
-        '  secret: ${PULLGATE_CLUSTER_SECRET}',
+        ...(options.secret === undefined
+          ? []
+          : ['cluster:', `  listen: ${q(self)}`, `  peers: [${peers.map(q).join(', ')}]`, `  self: ${q(self)}`, '  secret: ${PULLGATE_CLUSTER_SECRET}']),
         '',
       ].join('\n'),
     );
