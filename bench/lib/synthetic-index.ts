@@ -19,6 +19,8 @@ export interface SyntheticIndexSpec {
   registry: string;
   /** validated_at of every tag and the access times (ms since the epoch). */
   now: number;
+  /** Layers (the least recently used first) that also get their bytes on disk, for an eviction pass to delete (default 0). */
+  layerFiles?: number;
 }
 
 export interface SyntheticIndex {
@@ -33,10 +35,17 @@ export interface SyntheticIndex {
   /** The digest tag 0 resolves to (checked before the figures). */
   firstTagDigest: string;
   indexBytes: number;
+  /** Sum of the sizes of every row (what pullgate counts against storage.maxSize). */
+  totalBytes: number;
+  /** Sum of the sizes of the `n` least recently used layers. */
+  oldestLayerBytes(n: number): number;
   seconds: number;
 }
 
 const LAYERS_PER_MANIFEST = 3;
+
+/** 1–10 kB each: a million rows stay far below the default 20 GiB budget, so start-up evicts nothing. */
+const layerSize = (i: number): number => 1_000 + ((i * 7_919) % 9_000);
 
 function sha256(data: string | Buffer): string {
   return createHash('sha256').update(data).digest('hex');
@@ -65,17 +74,25 @@ export function generateSyntheticIndex(root: string, spec: SyntheticIndexSpec): 
   const putLink = db.prepare('INSERT OR IGNORE INTO links (registry, repository, digest) VALUES (?, ?, ?)');
   const putTag = db.prepare('INSERT INTO tags (registry, repository, tag, digest, media_type, validated_at) VALUES (?, ?, ?, ?, ?, ?)');
   const manifestDigests: string[] = [];
+  let totalBytes = 0;
+  const filler = Buffer.alloc(10_000, 0x5a);
   db.transaction(() => {
     for (let i = 0; i < layers; i += 1) {
       const digest = layerDigest(i);
-      // 1–10 kB each: a million rows stay far below the default 20 GiB budget, so start-up evicts nothing.
-      putBlob.run(digest, 1_000 + ((i * 7_919) % 9_000), 'blob', OCI_LAYER_GZIP, spec.now - (layers - i) * 1_000, spec.now - (layers - i) * 1_000);
+      totalBytes += layerSize(i);
+      // The bytes are not the digest's (nothing reads them back); an eviction only deletes them.
+      if (i < (spec.layerFiles ?? 0)) {
+        const file = contentPath(root, digest.slice('sha256:'.length));
+        mkdirSync(join(file, '..'), { recursive: true });
+        writeFileSync(file, filler.subarray(0, layerSize(i)));
+      }
+      putBlob.run(digest, layerSize(i), 'blob', OCI_LAYER_GZIP, spec.now - (layers - i) * 1_000, spec.now - (layers - i) * 1_000);
       putLink.run(spec.registry, repo(i), digest);
     }
     for (let m = 0; m < manifests; m += 1) {
       const layer = (k: number): { mediaType: string; digest: string; size: number } => {
         const i = (m * LAYERS_PER_MANIFEST + k) % layers;
-        return { mediaType: OCI_LAYER_GZIP, digest: layerDigest(i), size: 1_000 + ((i * 7_919) % 9_000) };
+        return { mediaType: OCI_LAYER_GZIP, digest: layerDigest(i), size: layerSize(i) };
       };
       const bytes = Buffer.from(
         JSON.stringify({
@@ -90,6 +107,7 @@ export function generateSyntheticIndex(root: string, spec: SyntheticIndexSpec): 
       mkdirSync(join(file, '..'), { recursive: true });
       writeFileSync(file, bytes);
       manifestDigests.push(`sha256:${hex}`);
+      totalBytes += bytes.length;
       putBlob.run(`sha256:${hex}`, bytes.length, 'manifest', OCI_MANIFEST, spec.now, spec.now);
       putLink.run(spec.registry, repo(m), `sha256:${hex}`);
     }
@@ -109,6 +127,12 @@ export function generateSyntheticIndex(root: string, spec: SyntheticIndexSpec): 
     tagPath: (t) => `/v2/${repo(t)}/manifests/t${t}`,
     firstTagDigest: manifestDigests[0] ?? '',
     indexBytes: statSync(join(root, 'index.db')).size,
+    totalBytes,
+    oldestLayerBytes: (n) => {
+      let sum = 0;
+      for (let i = 0; i < Math.min(n, layers); i += 1) sum += layerSize(i);
+      return sum;
+    },
     seconds: (performance.now() - started) / 1000,
   };
 }

@@ -10,6 +10,8 @@ export interface WrkOptions {
   headers?: readonly string[];
   /** A Lua script (wrk -s), e.g. one that picks a different path per request. */
   script?: string;
+  /** wrk --latency: the percentiles of the latency distribution in `raw`. */
+  latency?: boolean;
 }
 
 export interface WrkResult {
@@ -77,6 +79,7 @@ export async function runWrk(url: string, opts: WrkOptions): Promise<WrkResult> 
     `${opts.timeoutS ?? 10}s`,
     ...(opts.headers ?? []).flatMap((h) => ['-H', h]),
     ...(opts.script === undefined ? [] : ['-s', opts.script]),
+    ...(opts.latency === true ? ['--latency'] : []),
     url,
   ];
   const res = await runOk('wrk', args, { timeoutMs: (opts.durationS + 60) * 1000 });

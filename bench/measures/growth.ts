@@ -30,7 +30,7 @@ interface Point {
 }
 
 /** wrk's Lua script: each request asks for a random one of the index's tags. */
-function tagScript(index: SyntheticIndex): string {
+export function tagScript(index: SyntheticIndex): string {
   return [
     `local tags, repos = ${index.tags}, ${index.repositories}`,
     'math.randomseed(os.time())',

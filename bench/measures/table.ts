@@ -2,6 +2,7 @@
 import type { BenchConfig } from '../lib/config.js';
 import { clusterFanOutMeasure } from './cluster-fan-out.js';
 import { coldPullMeasure } from './cold-pull.js';
+import { evictionMeasure } from './eviction.js';
 import { fanOutMeasure } from './fan-out.js';
 import { growthMeasure } from './growth.js';
 import { manifestByDigest } from './manifest-digest.js';
@@ -24,5 +25,6 @@ export function measureTable(config: BenchConfig): Measure[] {
     warmS3Tier,
     rssMeasure,
     growthMeasure,
+    evictionMeasure,
   ];
 }

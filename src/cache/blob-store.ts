@@ -137,6 +137,15 @@ export class BlobStore {
     rmSync(this.pathOf(digest), { force: true });
   }
 
+  /** Deletes a stored file in libuv's thread pool (an unlink can take a millisecond on a busy disk); a missing file is fine. */
+  async removeInBackground(digest: string): Promise<void> {
+    try {
+      await unlink(this.pathOf(digest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+
   /** Deletes temp files left by a crash; returns how many. */
   removeTemps(): number {
     const names = readdirSync(this.tmpDir);

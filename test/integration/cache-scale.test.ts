@@ -118,7 +118,7 @@ describe(`cache maintenance on an index of ${ROWS.toLocaleString('en')} rows`, (
     expect(cache.index.blob(digestOf(99_999))).toBeUndefined();
     expect(cache.index.blob(digestOf(100_000))).toBeDefined();
     expect(cache.index.linksOf(digestOf(0))).toEqual([]);
-    // 100,000 rows in batches of 256: the loop turned between every two batches.
-    expect(turns).toBeGreaterThanOrEqual(Math.floor(100_000 / 256));
+    // 100,000 rows in batches of 64: the loop turned between every two batches.
+    expect(turns).toBeGreaterThanOrEqual(Math.floor(100_000 / 64));
   });
 });
