@@ -93,6 +93,8 @@ export interface StartOptions {
   readyPath?: string;
   /** How often readiness is polled (default 100 ms; the bench's start-up figure polls every 10 ms). */
   pollMs?: number;
+  /** More arguments of `pullgate serve` (e.g. `--workers 2`). */
+  serveArgs?: readonly string[];
   /** The host of `listen` (default 127.0.0.1): a name must resolve to 127.0.0.0/8 (tests listen on loopback only). */
   listenHost?: string;
   /** With `tls`: the CA certificate (PEM path) that signed pullgate's certificate, to reach it over HTTPS. */
@@ -130,7 +132,7 @@ export async function startPullgate(
   const daemon = startDaemon({
     name: `pullgate (${name})`,
     command: process.execPath,
-    args: [...startFlags(), ...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath],
+    args: [...startFlags(), ...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath, ...(options.serveArgs ?? [])],
     logPath: ws.path(`${name}.log`),
     cwd: ws.path(name),
   });

@@ -10,7 +10,7 @@ export const warmBlob = wrkMeasure({
   name: 'warm-blob',
   group: 'warm',
   content: 'blob',
-  peers: ['pullgate', 'nginx', 'node', 'distribution'],
+  peers: ['pullgate', 'pullgate-2w', 'nginx', 'node', 'distribution'],
   label: (ctx) => `Warm ${fmt(biggestLayer(ctx.images.small).size / MiB, 1)} MiB blob, MB/s`,
   // wrk's default 2 s timeout is too short for a 200 MB body on a loaded machine.
   wrk: (ctx) => ({ threads: 2, connections: 4, durationS: ctx.config.wrkSeconds, timeoutS: 30 }),
@@ -25,6 +25,15 @@ export const warmBlob = wrkMeasure({
       atLeast: 0.9,
       unit: 'MB/s',
       clean: runs.get('pullgate')?.runs.every((w) => wrkErrors(w) === 0),
+    }),
+    ratioVerdict({
+      issue: 14,
+      target: 'Warm blob, 2 workers ≥ 1.0× nginx',
+      ours: runs.get('pullgate-2w')?.rates,
+      theirs: runs.get('nginx')?.rates,
+      atLeast: 1.0,
+      unit: 'MB/s',
+      clean: runs.get('pullgate-2w')?.runs.every((w) => wrkErrors(w) === 0),
     }),
   ],
 });
