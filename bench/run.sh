@@ -3,8 +3,8 @@
 # table of peers × measures). Figures go to stdout, bench/results.md and bench/charts/; progress to stderr.
 # Tunables (environment):
 #   BENCH_ONLY        comma list of measures (warm-blob, manifest-tag, manifest-digest, cold-pull, cold-pull-250m-40ms,
-#                     fan-out, cluster-fan-out, warm-s3-tier, rss, growth), groups (warm, cold, wan, fanout, rss, growth,
-#                     cluster: the two measures over three replicas and Ceph RGW) and/or peers (pullgate, nginx,
+#                     fan-out, cluster-fan-out, warm-s3-tier, rss, growth, eviction), groups (warm, cold, wan, fanout, rss, growth,
+#                     cluster: the two measures over three replicas and Ceph RGW) and/or peers (pullgate, pullgate-2w, nginx,
 #                     node, distribution, direct); a subset writes bench/results.partial.md instead
 #   BENCH_REPEAT      runs of each wrk figure and start-up (3); tables show the median and min–max
 #   BENCH_WRK_SECONDS length of one wrk run (4)      BENCH_COLD_REPS   cold pulls per peer and link (3)
