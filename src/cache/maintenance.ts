@@ -1,9 +1,6 @@
-import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import { digestAlgorithm } from '../routing/reference.js';
 import type { BlobRow } from '../storage/content-index.js';
 import { listAll } from '../storage/content-store.js';
-import { type StoreStats, pruneStore, storeStats, verifyStore } from '../storage/store-maintenance.js';
+import { type StoreStats, hashStream, pruneStore, storeStats, verifyStore } from '../storage/store-maintenance.js';
 import type { Clock } from '../deps.js';
 import type { Cache } from './cache.js';
 
@@ -26,17 +23,6 @@ export async function cacheStats(cache: Cache): Promise<CacheStats> {
   const stats: CacheStats = { ...summary, maxBytes: cache.maxSizeBytes, tags: await index.tagCount(), shared: undefined };
   if (cache.shared !== undefined) stats.shared = { location: cache.shared.location, ...(await storeStats(cache.shared.store)) };
   return stats;
-}
-
-async function hashStream(stream: Readable, digest: string): Promise<{ actual: string; size: number }> {
-  const algorithm = digestAlgorithm(digest);
-  const hash = createHash(algorithm);
-  let size = 0;
-  for await (const chunk of stream) {
-    hash.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { actual: `${algorithm}:${hash.digest('hex')}`, size };
 }
 
 export interface VerifyReport {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
 import type { Clock } from '../deps.js';
 import { digestAlgorithm } from '../routing/reference.js';
 import { type ContentInfo, type ContentStore, listAll } from './content-store.js';
@@ -28,11 +29,9 @@ export interface StoreProblem {
   repaired: boolean;
 }
 
-/** Re-hashes one stored object; the digest its bytes have, and how many there were. */
-async function hashObject(store: ContentStore, item: ContentInfo): Promise<{ actual: string; size: number } | undefined> {
-  const stream = await store.openRead(item.digest);
-  if (stream === undefined) return undefined;
-  const algorithm = digestAlgorithm(item.digest);
+/** Hashes a stream with the algorithm `digest` names; the digest its bytes have, and how many there were. */
+export async function hashStream(stream: Readable, digest: string): Promise<{ actual: string; size: number }> {
+  const algorithm = digestAlgorithm(digest);
   const hash = createHash(algorithm);
   let size = 0;
   for await (const chunk of stream) {
@@ -40,6 +39,12 @@ async function hashObject(store: ContentStore, item: ContentInfo): Promise<{ act
     size += (chunk as Buffer).length;
   }
   return { actual: `${algorithm}:${hash.digest('hex')}`, size };
+}
+
+/** Re-hashes one stored object; undefined when it is gone. */
+async function hashObject(store: ContentStore, item: ContentInfo): Promise<{ actual: string; size: number } | undefined> {
+  const stream = await store.openRead(item.digest);
+  return stream === undefined ? undefined : hashStream(stream, item.digest);
 }
 
 /**
