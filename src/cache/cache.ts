@@ -11,6 +11,7 @@ import { BlobStore } from './blob-store.js';
 import { type ChunkSource, FileRange } from './chunk-source.js';
 import { CacheIndex, type BlobRow, type RowPosition, type TagRow } from './cache-index.js';
 import { openDatabase, type Db } from './database.js';
+import { Checkpointer, type CheckpointResult } from './checkpointer.js';
 import { isFull, isMissing, isStorageError, storageErrorCode, storageReason } from './storage-error.js';
 import { StorageHealth, type StorageOp, type StorageStatus } from './storage-health.js';
 import type { SharedTier } from './shared-tier.js';
@@ -65,6 +66,14 @@ const TOUCH_FLUSH_MS = 5_000;
  * and its checkpoints), so 64 keep a batch to a few milliseconds.
  */
 const EVICT_BATCH = 64;
+/**
+ * How often the index's WAL is checkpointed (from a worker thread), and after how many eviction batches
+ * one is asked for too, so a long pass keeps the WAL to a few MB.
+ */
+const CHECKPOINT_MS = 1_000;
+/** Unlinks an eviction pass runs at once: half of libuv's default thread pool of 4. */
+const UNLINK_LANES = 2;
+const CHECKPOINT_EVERY_BATCHES = 16;
 
 /** What an eviction pass removed. */
 export interface Evicted {
@@ -116,6 +125,8 @@ export class Cache {
   private readonly rings = new RingPool();
   /** The eviction pass running, if any, and the size it evicts down to. */
   private eviction: { target: number; done: Promise<Evicted> } | undefined;
+  /** Checkpoints the index file's WAL off the event loop; undefined for an in-memory index. */
+  private checkpointer: Checkpointer | undefined;
 
   constructor(private readonly options: CacheOptions) {
     this.shared = options.shared;
@@ -126,6 +137,7 @@ export class Cache {
     this.indexFile = identityOf(this.indexPath);
     if (this.db.memory) this.indexFile = undefined;
     this.currentIndex = new CacheIndex(this.db);
+    this.checkpointer = this.startCheckpointer();
     this.totalBytes = this.index.totals().bytes;
     options.metrics.cacheBytes.set(this.totalBytes);
     this.manifests = new LRUCache<string, CachedManifest>({ maxSize: MANIFEST_MEMORY_BYTES, sizeCalculation: (m) => m.bytes.length + 200 });
@@ -160,7 +172,7 @@ export class Cache {
       this.store.probeSync();
       const removed = this.store.removeTemps();
       if (removed > 0) logger.info({ removed }, 'removed partial downloads left by an earlier crash');
-      return openDatabase(this.indexPath);
+      return openDatabase(this.indexPath, { autoCheckpoint: false });
     } catch (err) {
       if (!isStorageError(err)) throw err;
       const reason = isMissing(err) ? 'it does not exist and cannot be created' : storageReason(err);
@@ -169,6 +181,21 @@ export class Cache {
       this.health.failed('layout', err, {}, `${unavailable.message}: serving every request from upstream without caching until it is writable; /readyz answers 503`);
       return openDatabase(':memory:');
     }
+  }
+
+  /**
+   * A checkpointer for the open index file (none for an in-memory one). Should its thread fail, the
+   * serving connection checkpoints by itself again.
+   */
+  private startCheckpointer(): Checkpointer | undefined {
+    if (this.db.memory) return undefined;
+    const db = this.db;
+    const checkpointer = new Checkpointer(this.indexPath, CHECKPOINT_MS, this.options.logger, () => {
+      if (db.open) db.pragma('wal_autocheckpoint = 1000');
+    });
+    // drain() waits until its thread has the file open.
+    this.track(checkpointer.ready);
+    return checkpointer;
   }
 
   /** Storage as /readyz reports it: recreates a deleted layout and writes a probe file (concurrent callers share one probe). */
@@ -275,7 +302,8 @@ export class Cache {
         logger.warn({ storage: root, code: storageErrorCode(err) }, 'could not copy the deleted index; starting an empty one');
       }
     }
-    const db = openDatabase(this.indexPath);
+    const db = openDatabase(this.indexPath, { autoCheckpoint: false });
+    void this.checkpointer?.close();
     try {
       previous.close();
     } catch {
@@ -283,6 +311,7 @@ export class Cache {
     }
     this.db = db;
     this.currentIndex = new CacheIndex(db);
+    this.checkpointer = this.startCheckpointer();
     this.indexFile = identityOf(this.indexPath);
     this.manifests.clear();
     this.tags.clear();
@@ -659,8 +688,10 @@ export class Cache {
   private async evictInBatches(pass: { target: number }): Promise<Evicted> {
     const result: Evicted = { evicted: 0, freed: 0 };
     let after: RowPosition | undefined;
+    let batches = 0;
     try {
       while (this.totalBytes > pass.target) {
+        if (++batches % CHECKPOINT_EVERY_BATCHES === 0) void this.checkpointer?.request();
         // Keyset pages: pinned rows are passed over, and rows touched meanwhile move behind the position.
         const rows = this.index.page('lru', after, EVICT_BATCH);
         const last = rows[rows.length - 1];
@@ -694,9 +725,23 @@ export class Cache {
     return result;
   }
 
-  /** Unlinks the files of forgotten rows in the thread pool; true when storage failed (recorded). */
+  /**
+   * Unlinks the files of forgotten rows in the thread pool, UNLINK_LANES at a time so that the pool's other
+   * threads stay free for the reads of requests served meanwhile; true when storage failed (recorded).
+   */
   private async removeFiles(rows: readonly BlobRow[]): Promise<boolean> {
-    const outcomes = await Promise.allSettled(rows.map((row) => this.store.removeInBackground(row.digest)));
+    const outcomes: PromiseSettledResult<void>[] = new Array<PromiseSettledResult<void>>(rows.length);
+    let next = 0;
+    const lane = async (): Promise<void> => {
+      for (let i = next++; i < rows.length; i = next++) {
+        const row = rows[i] as BlobRow;
+        outcomes[i] = await this.store.removeInBackground(row.digest).then(
+          (): PromiseSettledResult<void> => ({ status: 'fulfilled', value: undefined }),
+          (reason: unknown): PromiseSettledResult<void> => ({ status: 'rejected', reason }),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(UNLINK_LANES, rows.length) }, lane));
     const failure = outcomes.findIndex((outcome) => outcome.status === 'rejected');
     const outcome = outcomes[failure];
     if (outcome === undefined || outcome.status !== 'rejected') return false;
@@ -713,5 +758,11 @@ export class Cache {
     clearInterval(this.flushTimer);
     this.wrote('index', () => this.index.flushTouches());
     this.db.close();
+    await this.checkpointer?.close();
+  }
+
+  /** Checkpoints the index's WAL now (off the event loop); undefined when there is no checkpointer. */
+  checkpoint(): Promise<CheckpointResult | undefined> {
+    return this.checkpointer?.request() ?? Promise.resolve(undefined);
   }
 }
