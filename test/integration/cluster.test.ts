@@ -40,7 +40,24 @@ interface Replica {
   kill(): Promise<void>;
 }
 
+/**
+ * Three (or `count`) replicas that name each other's peer ports. The ports are probed before any
+ * replica listens, so another test file running in parallel can take one in between: then the
+ * replicas built so far are closed and the ports probed again.
+ */
 async function cluster(fake: FakeRegistry, clock: FakeClock, count = 3): Promise<Replica[]> {
+  const before = cleanups.length;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await clusterOnce(fake, clock, count);
+    } catch (err) {
+      if (attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+      while (cleanups.length > before) await cleanups.pop()?.();
+    }
+  }
+}
+
+async function clusterOnce(fake: FakeRegistry, clock: FakeClock, count: number): Promise<Replica[]> {
   const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
   const peers = ports.map((port) => `127.0.0.1:${port}`);
   const replicas: Replica[] = [];
@@ -58,7 +75,6 @@ async function cluster(fake: FakeRegistry, clock: FakeClock, count = 3): Promise
     const config = loadConfigText(yaml, {}, 'test', storage);
     const services = buildServices(config, deps);
     const app = buildApp(config, deps, services);
-    const base = await app.listen({ host: '127.0.0.1', port: 0 });
     let closed = false;
     const close = async (): Promise<void> => {
       if (closed) return;
@@ -68,6 +84,7 @@ async function cluster(fake: FakeRegistry, clock: FakeClock, count = 3): Promise
       rmSync(storage, { recursive: true, force: true });
     };
     cleanups.push(close);
+    const base = await app.listen({ host: '127.0.0.1', port: 0 });
     replicas.push({ id: `127.0.0.1:${port}`, app, base, logs, kill: close });
   }
   return replicas;
