@@ -125,7 +125,12 @@ export class Cache {
   private readonly rings = new RingPool();
   /** The eviction pass running, if any, and the size it evicts down to. */
   private eviction: { target: number; done: Promise<Evicted> } | undefined;
-  /** Checkpoints the index file's WAL off the event loop; undefined for an in-memory index. */
+  /**
+   * Checkpoints the index file's WAL off the event loop. Started by the first eviction pass (or an
+   * explicit checkpoint()), not at start: its thread costs ~10 MiB, and until a pass deletes rows in
+   * bulk SQLite's own auto-checkpoint of small WALs is cheap enough. Undefined until then, and for
+   * an in-memory index.
+   */
   private checkpointer: Checkpointer | undefined;
 
   constructor(private readonly options: CacheOptions) {
@@ -137,7 +142,6 @@ export class Cache {
     this.indexFile = identityOf(this.indexPath);
     if (this.db.memory) this.indexFile = undefined;
     this.currentIndex = new CacheIndex(this.db);
-    this.checkpointer = this.startCheckpointer();
     this.totalBytes = this.index.totals().bytes;
     options.metrics.cacheBytes.set(this.totalBytes);
     this.manifests = new LRUCache<string, CachedManifest>({ maxSize: MANIFEST_MEMORY_BYTES, sizeCalculation: (m) => m.bytes.length + 200 });
@@ -172,7 +176,7 @@ export class Cache {
       this.store.probeSync();
       const removed = this.store.removeTemps();
       if (removed > 0) logger.info({ removed }, 'removed partial downloads left by an earlier crash');
-      return openDatabase(this.indexPath, { autoCheckpoint: false });
+      return openDatabase(this.indexPath);
     } catch (err) {
       if (!isStorageError(err)) throw err;
       const reason = isMissing(err) ? 'it does not exist and cannot be created' : storageReason(err);
@@ -184,17 +188,20 @@ export class Cache {
   }
 
   /**
-   * A checkpointer for the open index file (none for an in-memory one). Should its thread fail, the
-   * serving connection checkpoints by itself again.
+   * The checkpointer for the open index file, started on first use (none for an in-memory index or
+   * once the cache is closed): from then on the serving connection leaves checkpoints to its thread.
+   * Should the thread fail, the serving connection checkpoints by itself again.
    */
-  private startCheckpointer(): Checkpointer | undefined {
-    if (this.db.memory) return undefined;
+  private ensureCheckpointer(): Checkpointer | undefined {
+    if (this.checkpointer !== undefined || this.db.memory || !this.db.open) return this.checkpointer;
     const db = this.db;
     const checkpointer = new Checkpointer(this.indexPath, CHECKPOINT_MS, this.options.logger, () => {
       if (db.open) db.pragma('wal_autocheckpoint = 1000');
     });
+    db.pragma('wal_autocheckpoint = 0');
     // drain() waits until its thread has the file open.
     this.track(checkpointer.ready);
+    this.checkpointer = checkpointer;
     return checkpointer;
   }
 
@@ -302,8 +309,10 @@ export class Cache {
         logger.warn({ storage: root, code: storageErrorCode(err) }, 'could not copy the deleted index; starting an empty one');
       }
     }
-    const db = openDatabase(this.indexPath, { autoCheckpoint: false });
+    const db = openDatabase(this.indexPath);
+    const hadCheckpointer = this.checkpointer !== undefined;
     void this.checkpointer?.close();
+    this.checkpointer = undefined;
     try {
       previous.close();
     } catch {
@@ -311,7 +320,7 @@ export class Cache {
     }
     this.db = db;
     this.currentIndex = new CacheIndex(db);
-    this.checkpointer = this.startCheckpointer();
+    if (hadCheckpointer) this.ensureCheckpointer();
     this.indexFile = identityOf(this.indexPath);
     this.manifests.clear();
     this.tags.clear();
@@ -689,9 +698,10 @@ export class Cache {
     const result: Evicted = { evicted: 0, freed: 0 };
     let after: RowPosition | undefined;
     let batches = 0;
+    const checkpointer = this.ensureCheckpointer();
     try {
       while (this.totalBytes > pass.target) {
-        if (++batches % CHECKPOINT_EVERY_BATCHES === 0) void this.checkpointer?.request();
+        if (++batches % CHECKPOINT_EVERY_BATCHES === 0) void checkpointer?.request();
         // Keyset pages: pinned rows are passed over, and rows touched meanwhile move behind the position.
         const rows = this.index.page('lru', after, EVICT_BATCH);
         const last = rows[rows.length - 1];
@@ -761,8 +771,8 @@ export class Cache {
     await this.checkpointer?.close();
   }
 
-  /** Checkpoints the index's WAL now (off the event loop); undefined when there is no checkpointer. */
+  /** Checkpoints the index's WAL now (off the event loop, starting the thread); undefined for an in-memory or closed index. */
   checkpoint(): Promise<CheckpointResult | undefined> {
-    return this.checkpointer?.request() ?? Promise.resolve(undefined);
+    return this.ensureCheckpointer()?.request() ?? Promise.resolve(undefined);
   }
 }

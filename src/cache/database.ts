@@ -31,24 +31,15 @@ const MIGRATIONS: readonly string[] = [
    ) WITHOUT ROWID;`,
 ];
 
-export interface OpenOptions {
-  /**
-   * False: this connection never checkpoints the WAL itself (`wal_autocheckpoint = 0`), because a
-   * Checkpointer does it from another thread. Default true (SQLite's 1,000 pages).
-   */
-  autoCheckpoint?: boolean;
-}
-
 /** WAL bytes kept on disk after a checkpoint resets the log (beyond this the file is truncated). */
 const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
 
 /** Opens (creating if needed) the SQLite index in WAL mode and brings its schema up to date. */
-export function openDatabase(file: string, options: OpenOptions = {}): Db {
+export function openDatabase(file: string): Db {
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
-  if (options.autoCheckpoint === false) db.pragma('wal_autocheckpoint = 0');
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
   const current = db.pragma('user_version', { simple: true }) as number;

@@ -37,9 +37,11 @@ function countRows(file: string): number {
 }
 
 describe('index checkpoints', () => {
-  it('leaves the WAL to the checkpoint thread, which copies every committed frame into index.db', async () => {
+  it('once started, leaves the WAL to the checkpoint thread, which copies every committed frame into index.db', async () => {
     const { cache } = openCache();
     cleanups.push(() => cache.close());
+    // The thread starts with the first eviction pass or an explicit checkpoint, not with the cache.
+    await cache.checkpoint();
     addRows(cache, 0, 20_000);
     const first = await cache.checkpoint();
     // The serving connection did not checkpoint on its own (SQLite's default would have at 1,000 pages).
