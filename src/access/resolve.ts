@@ -32,7 +32,7 @@ export function safeDefaultRefusal(registry: string): string {
 }
 
 /**
- * True when the registry's `auth` names credentials in the config: any type but `anonymous` and
+ * True when the registry's `auth` names credentials in the config: every type but `anonymous` and
  * `auto`. `auto` is not counted: it finds credentials only at run time (env, docker config, cloud
  * metadata) and usually resolves to anonymous for public registries; give a registry an explicit
  * type (`docker-config`, `basic` …) to have the safe default protect it.

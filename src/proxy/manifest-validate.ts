@@ -59,7 +59,7 @@ function shapeProblem(doc: Record<string, unknown>, shape: ManifestShape): strin
 /**
  * Checks a manifest body from upstream before it is served or cached, and returns its media type:
  * at most 4 MiB, a JSON object, of a known manifest or index type (from the Content-Type, or the
- * body's `mediaType` when the header is generic) that `accept` allows (undefined: any), with the two
+ * body's `mediaType` when the header is generic) that `accept` allows (undefined allows all), with the two
  * agreeing and the body shaped like that type — never both `manifests` and `layers`
  * (CVE-2021-41190). Throws ManifestRejected (502 UPSTREAM_ERROR) otherwise, and NotFound (404
  * MANIFEST_UNKNOWN, as distribution answers) for a valid manifest the client's Accept does not allow.
