@@ -6,7 +6,7 @@ import { type Rgw, startRgw } from '../../support/rgw.js';
 import { waitFor } from '../../support/wait.js';
 import type { BenchContext } from './context.js';
 import { PULLER } from './constants.js';
-import { type FanOut, type GetResult, getAndHash } from './probes.js';
+import { type FanOut, fanOut } from './probes.js';
 
 /** Starts Ceph RGW in the workspace (stopped with it), or answers why it cannot (packages missing, start failed). */
 export async function benchRgw(ctx: BenchContext, name: string): Promise<{ rgw: Rgw } | { reason: string }> {
@@ -28,20 +28,8 @@ export function benchUpstream(ctx: BenchContext): ReplicaUpstream {
 }
 
 /** `n` clients GET `path` at once, client i from replica i mod the count; every body is hashed and checked. */
-export async function spreadFanOut(replicas: readonly Replica[], path: string, n: number, digest: string): Promise<FanOut> {
-  const started = performance.now();
-  const settled = await Promise.allSettled(Array.from({ length: n }, (_, i) => getAndHash(`${replicas[i % replicas.length]?.url ?? ''}${path}`)));
-  const results: GetResult[] = [];
-  const failures: string[] = [];
-  settled.forEach((s, i) => {
-    if (s.status === 'rejected') {
-      failures.push(`client ${i}: ${s.reason instanceof Error ? s.reason.message : String(s.reason)}`);
-      return;
-    }
-    results.push(s.value);
-    if (s.value.status !== 200 || s.value.digest !== digest) failures.push(`client ${i}: ${s.value.status}, ${s.value.bytes} bytes, ${s.value.digest}`);
-  });
-  return { results, ms: performance.now() - started, failures };
+export function spreadFanOut(replicas: readonly Replica[], path: string, n: number, digest: string): Promise<FanOut> {
+  return fanOut((i) => `${replicas[i % replicas.length]?.url ?? ''}${path}`, n, digest);
 }
 
 /** Waits until the bucket holds `digest` under `prefix` (a replica uploads a verified blob after its fill). */

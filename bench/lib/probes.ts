@@ -53,10 +53,10 @@ export interface FanOut {
   failures: string[];
 }
 
-/** `n` clients GET the same URL at once; each body is hashed and checked. */
-export async function fanOut(url: string, n: number, digest: string): Promise<FanOut> {
+/** `n` clients GET at once, the same URL or client i the URL `url(i)`; each body is hashed and checked. */
+export async function fanOut(url: string | ((client: number) => string), n: number, digest: string): Promise<FanOut> {
   const started = performance.now();
-  const settled = await Promise.allSettled(Array.from({ length: n }, () => getAndHash(url)));
+  const settled = await Promise.allSettled(Array.from({ length: n }, (_, i) => getAndHash(typeof url === 'string' ? url : url(i))));
   const results: GetResult[] = [];
   const failures: string[] = [];
   settled.forEach((s, i) => {
