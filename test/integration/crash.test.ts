@@ -36,6 +36,15 @@ async function startChild(configFile: string, port: number): Promise<ChildProces
   }
 }
 
+/** Resolves once `condition` holds, checking every 20 ms for at most 10 s (a child process's file system work). */
+async function settled(condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('condition not met within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 async function killHard(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGKILL');
@@ -59,6 +68,9 @@ describe('crash safety', () => {
     let child = await startChild(configFile, port);
     const whole = await request(`${base}/v2/team/small/blobs/${smallDigest}`);
     expect(sha256(Buffer.from(await whole.body.arrayBuffer()))).toBe(smallDigest);
+    // The client gets the last byte before the fill's fdatasync and rename (durability is off the client
+    // path): wait until the small blob's temp file has been renamed away, so tmp/ holds the big fill alone.
+    await settled(() => !readdirSync(path.join(storage, 'data', 'tmp')).some((name) => name.startsWith(smallDigest.replace(':', '-'))));
 
     let release = (): void => undefined;
     fake.faults.holdBlobs = new Promise<void>((resolve) => (release = resolve));
