@@ -1,9 +1,7 @@
 // Manifests by tag within the TTL, wrk -t2 -c32, counting what the upstream receives meanwhile; nginx and node:http
 // answer with a 3-byte file, the least any server can send.
 import { ACCEPT } from '../lib/constants.js';
-import { ratioVerdict } from '../lib/verdicts.js';
-import { wrkErrors } from '../lib/wrk.js';
-import { wrkMeasure } from './wrk-rate.js';
+import { wrkMeasure, wrkRatio } from './wrk-rate.js';
 
 export const manifestByTag = wrkMeasure({
   name: 'manifest-tag',
@@ -15,21 +13,9 @@ export const manifestByTag = wrkMeasure({
   rate: (r) => r.reqPerSec,
   cpuUnit: { label: 'per 10k requests', count: (r) => r.requests / 10_000 },
   countUpstream: true,
-  targets: (runs) => {
-    const clean = runs.get('pullgate')?.runs.every((w) => wrkErrors(w) === 0);
-    const ours = runs.get('pullgate')?.rates;
-    return [
-      ratioVerdict({ issue: 3, target: 'Manifest by tag ≥ 20× distribution', ours, theirs: runs.get('distribution')?.rates, atLeast: 20, unit: 'req/s', clean }),
-      ratioVerdict({ issue: 3, target: 'Manifest by tag ≥ 0.4× nginx small file', ours, theirs: runs.get('nginx')?.rates, atLeast: 0.4, unit: 'req/s', clean }),
-      ratioVerdict({
-        issue: 14,
-        target: 'Manifest by tag, 2 workers ≥ 0.7× nginx small file',
-        ours: runs.get('pullgate-2w')?.rates,
-        theirs: runs.get('nginx')?.rates,
-        atLeast: 0.7,
-        unit: 'req/s',
-        clean: runs.get('pullgate-2w')?.runs.every((w) => wrkErrors(w) === 0),
-      }),
-    ];
-  },
+  targets: (runs) => [
+    wrkRatio(runs, { issue: 3, target: 'Manifest by tag ≥ 20× distribution', ours: 'pullgate', theirs: 'distribution', atLeast: 20, unit: 'req/s' }),
+    wrkRatio(runs, { issue: 3, target: 'Manifest by tag ≥ 0.4× nginx small file', ours: 'pullgate', theirs: 'nginx', atLeast: 0.4, unit: 'req/s' }),
+    wrkRatio(runs, { issue: 14, target: 'Manifest by tag, 2 workers ≥ 0.7× nginx small file', ours: 'pullgate-2w', theirs: 'nginx', atLeast: 0.7, unit: 'req/s' }),
+  ],
 });

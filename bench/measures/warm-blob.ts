@@ -2,9 +2,7 @@
 import { MiB } from '../lib/constants.js';
 import { biggestLayer } from '../lib/context.js';
 import { fmt } from '../lib/report.js';
-import { ratioVerdict } from '../lib/verdicts.js';
-import { wrkErrors } from '../lib/wrk.js';
-import { wrkMeasure } from './wrk-rate.js';
+import { wrkMeasure, wrkRatio } from './wrk-rate.js';
 
 export const warmBlob = wrkMeasure({
   name: 'warm-blob',
@@ -17,23 +15,7 @@ export const warmBlob = wrkMeasure({
   rate: (r) => r.bytesPerSec / MiB,
   cpuUnit: { label: 'per GiB served', count: (r) => (r.bytesPerSec * r.seconds) / 2 ** 30 },
   targets: (runs) => [
-    ratioVerdict({
-      issue: 3,
-      target: 'Warm blob ≥ 0.9× nginx',
-      ours: runs.get('pullgate')?.rates,
-      theirs: runs.get('nginx')?.rates,
-      atLeast: 0.9,
-      unit: 'MB/s',
-      clean: runs.get('pullgate')?.runs.every((w) => wrkErrors(w) === 0),
-    }),
-    ratioVerdict({
-      issue: 14,
-      target: 'Warm blob, 2 workers ≥ 1.0× nginx',
-      ours: runs.get('pullgate-2w')?.rates,
-      theirs: runs.get('nginx')?.rates,
-      atLeast: 1.0,
-      unit: 'MB/s',
-      clean: runs.get('pullgate-2w')?.runs.every((w) => wrkErrors(w) === 0),
-    }),
+    wrkRatio(runs, { issue: 3, target: 'Warm blob ≥ 0.9× nginx', ours: 'pullgate', theirs: 'nginx', atLeast: 0.9, unit: 'MB/s' }),
+    wrkRatio(runs, { issue: 14, target: 'Warm blob, 2 workers ≥ 1.0× nginx', ours: 'pullgate-2w', theirs: 'nginx', atLeast: 1.0, unit: 'MB/s' }),
   ],
 });

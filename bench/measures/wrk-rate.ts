@@ -5,6 +5,7 @@ import { MiB } from '../lib/constants.js';
 import { expectBody, procCpuSeconds } from '../lib/probes.js';
 import { fmt } from '../lib/report.js';
 import { type Cell, type MeasureReport, type Verdict, emptyReport } from '../lib/results.js';
+import { ratioVerdict } from '../lib/verdicts.js';
 import { type WrkOptions, type WrkResult, runWrk, wrkErrors } from '../lib/wrk.js';
 import type { Content, Peer, PeerName, RunningPeer } from '../peers/types.js';
 import type { Measure, MeasureGroup } from './types.js';
@@ -34,6 +35,23 @@ export interface WrkMeasureSpec {
   countUpstream?: boolean;
   /** The issue targets this figure answers. */
   targets(runs: ReadonlyMap<PeerName, WrkRuns>): Verdict[];
+}
+
+/** A target comparing one peer's wrk rates with another's; met only when the first peer's runs had no errors. */
+export function wrkRatio(
+  runs: ReadonlyMap<PeerName, WrkRuns>,
+  t: { issue: number; target: string; ours: PeerName; theirs: PeerName; atLeast: number; unit: string },
+): Verdict {
+  const mine = runs.get(t.ours);
+  return ratioVerdict({
+    issue: t.issue,
+    target: t.target,
+    ours: mine?.rates,
+    theirs: runs.get(t.theirs)?.rates,
+    atLeast: t.atLeast,
+    unit: t.unit,
+    clean: mine?.runs.every((w) => wrkErrors(w) === 0),
+  });
 }
 
 function isRegistryPeer(p: Peer): boolean {
