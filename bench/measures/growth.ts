@@ -8,9 +8,10 @@ import { PULLGATE_CLI, type Pullgate, startFlags, startPullgate } from '../../su
 import { ACCEPT } from '../lib/constants.js';
 import type { BenchContext } from '../lib/context.js';
 import { expectBody, procStatusKiB } from '../lib/probes.js';
+import { samplesText } from '../lib/render.js';
 import { fmt } from '../lib/report.js';
 import { type MeasureReport, emptyReport } from '../lib/results.js';
-import { median, spread } from '../lib/stats.js';
+import { median } from '../lib/stats.js';
 import { type SyntheticIndex, generateSyntheticIndex } from '../lib/synthetic-index.js';
 import { runWrk, wrkErrors } from '../lib/wrk.js';
 import type { Measure } from './types.js';
@@ -96,14 +97,6 @@ async function measurePoint(ctx: BenchContext, rows: number): Promise<Point> {
   return point;
 }
 
-const withSpread = (xs: readonly number[], digits: number, scale = 1): string => {
-  if (xs.length === 0) return '—';
-  const m = fmt(median(xs) / scale, digits);
-  if (xs.length === 1) return m;
-  const { min, max } = spread(xs);
-  return `${m} (${fmt(min / scale, digits)}–${fmt(max / scale, digits)})`;
-};
-
 export const growthMeasure: Measure = {
   name: 'growth',
   group: 'growth',
@@ -127,9 +120,9 @@ export const growthMeasure: Measure = {
           fmt(p.rows),
           fmt(p.index.tags),
           `${fmt(p.index.indexBytes / 2 ** 20, 1)} MiB`,
-          withSpread(p.startupS, 2),
-          withSpread(p.idleKiB, 1, 1024),
-          withSpread(p.rates, 0) + (p.rateErrors > 0 ? ` (${p.rateErrors} errors!)` : ''),
+          samplesText(p.startupS, 2),
+          samplesText(p.idleKiB.map((kib) => kib / 1024), 1),
+          samplesText(p.rates, 0) + (p.rateErrors > 0 ? ` (${p.rateErrors} errors!)` : ''),
           p.afterKiB === undefined ? '—' : fmt(p.afterKiB / 1024, 1),
           p.stats === undefined ? '—' : p.stats.ok ? p.stats.seconds.toFixed(2) : `FAILED after ${p.stats.seconds.toFixed(1)} s (${p.stats.detail})`,
         ]),
