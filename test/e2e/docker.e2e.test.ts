@@ -9,7 +9,7 @@ import { logsOf } from '../../support/diagnostics.js';
 import { startDockerd } from './support/dockerd.js';
 import { runOk } from '../../support/proc.js';
 import { PULLGATE_CLI, startFlags } from '../../support/pullgate.js';
-import { waitForPullgateRequest } from './support/pullgate-log.js';
+import { type PullgateRequest, waitForPullgateLog, waitForPullgateRequest } from './support/pullgate-log.js';
 import { useSuite } from './support/suite.js';
 
 /** Keys an operator already had in daemon.json: `hosts docker --out` must keep them (issue 9 §2). */
@@ -67,11 +67,19 @@ describe('Docker Engine through pullgate (registry-mirrors and prefix pulls)', (
 
     // Docker resolves the tag (HEAD), then GETs the manifest by digest.
     const byDigest = `/v2/${hub.repository}/manifests/${hub.image.manifestDigest}`;
-    const lines = await waitForPullgateRequest(pg.daemon.logPath, `GET ${byDigest}`, (r) => r.method === 'GET' && r.path === byDigest && r.status === 200);
+    // The pull has finished, but pullgate writes request lines up to a second later: wait for every blob line.
+    const blobs = 1 + hub.image.layers.length;
+    const blobGets = (lines: PullgateRequest[]): PullgateRequest[] =>
+      lines.filter((r) => r.path.startsWith(`/v2/${hub.repository}/blobs/`) && r.method === 'GET' && r.status === 200);
+    const lines = await waitForPullgateLog(
+      pg.daemon.logPath,
+      `GET ${byDigest} and ${blobs} blob GETs`,
+      (all) => all.some((r) => r.method === 'GET' && r.path === byDigest && r.status === 200) && blobGets(all).length >= blobs,
+    );
     expect(lines.some((r) => r.path === `/v2/${hub.repository}/manifests/${hub.tag}` && r.status === 200)).toBe(true);
     const mine = lines.filter((r) => r.path.startsWith(`/v2/${hub.repository}/`));
     for (const r of mine) expect(r, JSON.stringify(r)).toMatchObject({ registry: 'docker.io', repository: hub.repository });
-    expect(mine.filter((r) => r.method === 'GET' && r.path.includes('/blobs/') && r.status === 200).length).toBe(1 + hub.image.layers.length);
+    expect(blobGets(lines).length, 'each blob is fetched from pullgate once').toBe(blobs);
 
     const reads = await upstreamReads(hub);
     expect(reads.fromOthers, 'only pullgate may read from the upstream').toEqual([]);

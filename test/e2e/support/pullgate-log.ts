@@ -51,19 +51,19 @@ export async function readPullgateRequests(logPath: string): Promise<PullgateReq
 }
 
 /**
- * Waits (pullgate writes request lines within about a second) until the log holds a request matching `match`;
- * returns every request line read by then. Times out with the lines it saw.
+ * Waits (pullgate writes request lines within about a second) until the request lines read so far satisfy
+ * `done`; returns them. Times out with the lines it saw.
  */
-export async function waitForPullgateRequest(
+export async function waitForPullgateLog(
   logPath: string,
   what: string,
-  match: (r: PullgateRequest) => boolean,
+  done: (requests: PullgateRequest[]) => boolean,
 ): Promise<PullgateRequest[]> {
   let seen: PullgateRequest[] = [];
   return waitFor(
     async () => {
       seen = await readPullgateRequests(logPath);
-      return seen.some(match) ? seen : undefined;
+      return done(seen) ? seen : undefined;
     },
     {
       what: `pullgate's log (${logPath}) to show ${what}`,
@@ -72,4 +72,13 @@ export async function waitForPullgateRequest(
       describe: () => seen.map((r) => `${r.method} ${r.path} ${r.status} registry=${String(r.registry)}`).join('\n'),
     },
   );
+}
+
+/** Waits until the log holds a request matching `match`; returns every request line read by then. */
+export function waitForPullgateRequest(
+  logPath: string,
+  what: string,
+  match: (r: PullgateRequest) => boolean,
+): Promise<PullgateRequest[]> {
+  return waitForPullgateLog(logPath, what, (requests) => requests.some(match));
 }
