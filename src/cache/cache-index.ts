@@ -53,6 +53,10 @@ export class CacheIndex {
     getTag: Statement<[string, string, string], TagRow>;
     putTag: Statement<[string, string, string, string, string, number]>;
     tagCount: Statement<[], { count: number }>;
+    usage: Statement<[], { bytes: number; count: number }>;
+    takeLease: Statement<[string, number, string, string, number]>;
+    renewLease: Statement<[number, string, string]>;
+    releaseLease: Statement<[string, string]>;
   };
   /** Access times waiting to be written in one transaction (keeps writes off the hot path). */
   private readonly pendingTouches = new Map<string, number>();
@@ -91,6 +95,11 @@ export class CacheIndex {
          ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, media_type = excluded.media_type, validated_at = excluded.validated_at`,
       ),
       tagCount: db.prepare('SELECT COUNT(*) AS count FROM tags'),
+      // Kept exact by triggers on blobs (database.ts), so every process over this index reads the host's total.
+      usage: db.prepare('SELECT bytes, count FROM usage WHERE id = 1'),
+      takeLease: db.prepare('UPDATE leases SET holder = ?, expires_at = ? WHERE name = ? AND (holder IS NULL OR holder = ? OR expires_at <= ?)'),
+      renewLease: db.prepare('UPDATE leases SET expires_at = ? WHERE name = ? AND holder = ?'),
+      releaseLease: db.prepare('UPDATE leases SET holder = NULL, expires_at = 0 WHERE name = ? AND holder = ?'),
     };
   }
 
@@ -138,6 +147,26 @@ export class CacheIndex {
   totals(): { bytes: number; count: number } {
     const row = this.statements.totalSize.get();
     return { bytes: row?.total ?? 0, count: row?.count ?? 0 };
+  }
+
+  /** Bytes and rows of every blob and manifest in the index, from the usage row (one row read, not a scan). */
+  usage(): { bytes: number; count: number } {
+    const row = this.statements.usage.get();
+    return { bytes: row?.bytes ?? 0, count: row?.count ?? 0 };
+  }
+
+  /** Takes lease `name` for `holder` until `expiresAt` when it is free, expired at `now` or already held by `holder`. */
+  takeLease(name: string, holder: string, now: number, expiresAt: number): boolean {
+    return this.statements.takeLease.run(holder, expiresAt, name, holder, now).changes > 0;
+  }
+
+  /** Moves the expiry of a lease `holder` still holds; false when it holds it no longer. */
+  renewLease(name: string, holder: string, expiresAt: number): boolean {
+    return this.statements.renewLease.run(expiresAt, name, holder).changes > 0;
+  }
+
+  releaseLease(name: string, holder: string): void {
+    this.statements.releaseLease.run(name, holder);
   }
 
   summary(): IndexSummary {

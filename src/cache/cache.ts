@@ -12,6 +12,7 @@ import { type ChunkSource, FileRange } from './chunk-source.js';
 import { CacheIndex, type BlobRow, type RowPosition, type TagRow } from './cache-index.js';
 import { openDatabase, type Db } from './database.js';
 import { Checkpointer, type CheckpointResult } from './checkpointer.js';
+import { IndexLease } from './index-lease.js';
 import { isFull, isMissing, isStorageError, storageErrorCode, storageReason } from './storage-error.js';
 import { StorageHealth, type StorageOp, type StorageStatus } from './storage-health.js';
 import type { SharedTier } from './shared-tier.js';
@@ -74,11 +75,18 @@ const CHECKPOINT_MS = 1_000;
 /** Unlinks an eviction pass runs at once: half of libuv's default thread pool of 4. */
 const UNLINK_LANES = 2;
 const CHECKPOINT_EVERY_BATCHES = 16;
+/**
+ * How long the eviction lease outlives its holder's last renewal: a worker that dies mid-pass holds up the
+ * others' passes this long at most. A live holder renews it every third of this during a pass.
+ */
+const EVICTION_LEASE_MS = 30_000;
 
 /** What an eviction pass removed. */
 export interface Evicted {
   evicted: number;
   freed: number;
+  /** True when another process over the same index held the eviction lease, so this one evicted nothing (or stopped). */
+  busy?: boolean;
 }
 
 /** Memo key of a tag or a link: one name (tag or digest) within one repository of one registry. */
@@ -117,7 +125,13 @@ export class Cache {
   private readonly tags = new LRUCache<string, TagRow>({ max: 100_000 });
   /** (registry, repository, digest) links known to exist; cleared when a blob is forgotten. */
   private readonly linked = new LRUCache<string, true>({ max: 100_000 });
+  /**
+   * The host's cache size as last read from the index's usage row, which every process over this index keeps
+   * (read again after each fill and eviction batch; kept for when the index cannot be read).
+   */
   private totalBytes: number;
+  /** Only one process over this index runs an eviction pass at a time. */
+  private readonly lease: IndexLease;
   private readonly flushTimer: NodeJS.Timeout;
   /** The shared store behind the local disk, when one is configured. */
   readonly shared: SharedTier | undefined;
@@ -142,7 +156,8 @@ export class Cache {
     this.indexFile = identityOf(this.indexPath);
     if (this.db.memory) this.indexFile = undefined;
     this.currentIndex = new CacheIndex(this.db);
-    this.totalBytes = this.index.totals().bytes;
+    this.lease = new IndexLease('eviction', EVICTION_LEASE_MS, options.clock);
+    this.totalBytes = this.index.usage().bytes;
     options.metrics.cacheBytes.set(this.totalBytes);
     this.manifests = new LRUCache<string, CachedManifest>({ maxSize: MANIFEST_MEMORY_BYTES, sizeCalculation: (m) => m.bytes.length + 200 });
     this.flushTimer = setInterval(() => this.wrote('index', () => this.index.flushTouches()), TOUCH_FLUSH_MS);
@@ -325,8 +340,7 @@ export class Cache {
     this.manifests.clear();
     this.tags.clear();
     this.linked.clear();
-    this.totalBytes = this.index.totals().bytes;
-    this.options.metrics.cacheBytes.set(this.totalBytes);
+    this.options.metrics.cacheBytes.set(this.readUsage());
     logger.warn({ storage: root, blobs: this.index.totals().count }, blobsGone ? 'opened a new, empty index.db' : 'index.db was deleted: wrote it again from the open index');
   }
 
@@ -334,7 +348,18 @@ export class Cache {
     return this.options.maxSizeBytes;
   }
 
+  /** Bytes of blobs and manifests on this host's storage, counted by every process over the index. */
   get sizeBytes(): number {
+    return this.readUsage();
+  }
+
+  /** Reads the shared usage row (a prepared one-row read); the last value read when the index cannot be read. */
+  private readUsage(): number {
+    try {
+      this.totalBytes = this.index.usage().bytes;
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+    }
     return this.totalBytes;
   }
 
@@ -455,7 +480,7 @@ export class Cache {
   private fillUncached(fill: BlobFill, err: unknown): void {
     if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
     this.health.failed('fill', err, { digest: fill.digest, readers: fill.readers });
-    if (isFull(err)) this.track(this.evictTo(Math.max(0, this.totalBytes - (fill.size ?? fill.written))));
+    if (isFull(err)) this.track(this.evictTo(Math.max(0, this.readUsage() - (fill.size ?? fill.written))));
   }
 
   /**
@@ -542,7 +567,7 @@ export class Cache {
         this.removeFile(digest);
         return;
       }
-      this.grow(fill.written);
+      this.grew();
       if (origin === 'upstream') this.share(digest, this.store.pathOf(digest), fill.written, links);
       else if (this.shared !== undefined) for (const link of links) this.track(this.shared.link(link.registry, link.repository, digest));
     } catch (err) {
@@ -592,7 +617,7 @@ export class Cache {
         this.removeFile(digest);
         return;
       }
-      if (known === undefined) this.grow(manifest.bytes.length);
+      if (known === undefined) this.grew();
     } else if (!this.wrote('index', () => this.index.link(registry, repository, digest))) {
       return;
     }
@@ -607,12 +632,18 @@ export class Cache {
       this.shared?.noteRead(digest);
       return memory;
     }
-    const row = this.lookup(digest);
+    // One read, no existence check first (a miss here is the hot path of a large index): a row whose
+    // file is gone is dropped, as lookup() would.
+    const row = this.index.blob(digest);
     if (row?.kind !== 'manifest') return undefined;
     let bytes: Buffer;
     try {
       bytes = readFileSync(this.store.pathOf(digest));
-    } catch {
+    } catch (err) {
+      if (isMissing(err)) {
+        this.options.logger.warn({ digest }, 'index row without file: dropped');
+        this.forget(row);
+      }
       return undefined;
     }
     const manifest = { digest, mediaType: row.media_type ?? 'application/vnd.oci.image.manifest.v1+json', bytes };
@@ -635,10 +666,14 @@ export class Cache {
     this.tags.set(repositoryKey(registry, repository, tag), row);
   }
 
-  private grow(bytes: number): void {
-    this.totalBytes += bytes;
-    this.options.metrics.cacheBytes.set(this.totalBytes);
-    if (this.totalBytes > this.options.maxSizeBytes) this.track(this.evictTo(this.options.maxSizeBytes));
+  /**
+   * After a fill or a manifest was indexed: reads the host's total (every worker's fills count) and starts
+   * an eviction pass when it is over the budget (the worker that holds the lease runs it).
+   */
+  private grew(): void {
+    const total = this.readUsage();
+    this.options.metrics.cacheBytes.set(total);
+    if (total > this.options.maxSizeBytes) this.track(this.evictTo(this.options.maxSizeBytes));
   }
 
   private pin(digest: string): void {
@@ -668,17 +703,19 @@ export class Cache {
     const deleted = this.attempt('index', () => new Set(this.index.deleteBlobs(rows.map((row) => row.digest).sort())));
     if (deleted === undefined) return undefined;
     const forgotten = rows.filter((row) => deleted.has(row.digest));
-    for (const row of forgotten) this.totalBytes -= row.size;
-    this.totalBytes = Math.max(0, this.totalBytes);
-    this.options.metrics.cacheBytes.set(this.totalBytes);
+    // The usage row lost their sizes in the same transaction (triggers).
+    this.options.metrics.cacheBytes.set(this.readUsage());
     return forgotten;
   }
 
   /**
-   * Evicts least-recently-used blobs that nobody is reading until the cache holds at most `target`
-   * bytes. A pass runs in batches of EVICT_BATCH: the rows go in one short transaction, then their files
-   * are unlinked in libuv's thread pool, so hits go on during a pass over 100,000 blobs. One pass at a
-   * time: a call during a pass lowers its target and shares its result.
+   * Evicts least-recently-used blobs that nobody is reading until the host's cache (every process over this
+   * index) holds at most `target` bytes. A pass runs in batches of EVICT_BATCH: the rows go in one short
+   * transaction, then their files are unlinked in libuv's thread pool, so hits go on during a pass over
+   * 100,000 blobs. One pass at a time in this process: a call during a pass lowers its target and shares its
+   * result. One pass at a time over the index: a pass runs under the eviction lease, and a call while another
+   * process holds it evicts nothing (`busy`); that process's pass reads the shared total after each batch,
+   * so it evicts for this process's fills too.
    */
   evictTo(target: number): Promise<Evicted> {
     const running = this.eviction;
@@ -688,51 +725,104 @@ export class Cache {
     }
     const pass = { target, done: Promise.resolve<Evicted>({ evicted: 0, freed: 0 }) };
     this.eviction = pass;
-    pass.done = this.evictInBatches(pass).finally(() => {
+    pass.done = this.evictUnderLease(pass).finally(() => {
       this.eviction = undefined;
     });
     return pass.done;
   }
 
-  private async evictInBatches(pass: { target: number }): Promise<Evicted> {
+  /**
+   * Takes the eviction lease, runs the batches and releases it. A fill stored by another process while this
+   * one held the lease found it taken: when the batches reached the target, the total is read again after
+   * the release and, if a fill pushed it over, the lease is taken again for another round.
+   */
+  private async evictUnderLease(pass: { target: number }): Promise<Evicted> {
     const result: Evicted = { evicted: 0, freed: 0 };
-    let after: RowPosition | undefined;
-    let batches = 0;
-    const checkpointer = this.ensureCheckpointer();
     try {
-      while (this.totalBytes > pass.target) {
-        if (++batches % CHECKPOINT_EVERY_BATCHES === 0) void checkpointer?.request();
-        // Keyset pages: pinned rows are passed over, and rows touched meanwhile move behind the position.
-        const rows = this.index.page('lru', after, EVICT_BATCH);
-        const last = rows[rows.length - 1];
-        if (last === undefined) break;
-        after = last;
-        const victims: BlobRow[] = [];
-        let projected = this.totalBytes;
-        for (const row of rows) {
-          if (projected <= pass.target) break;
-          if (this.pins.has(row.digest)) continue;
-          victims.push(row);
-          projected -= row.size;
+      while (this.readUsage() > pass.target) {
+        const taken = this.leaseStep(() => this.lease.take(this.index));
+        if (taken === false) {
+          result.busy = true;
+          break;
         }
-        // Rows first: from here a request misses and fetches again, and a fill of the same digest starts
-        // long after these unlinks are done. A file whose unlink fails is left for `cache verify` to adopt.
-        const forgotten = this.forgetAll(victims);
-        // While the index cannot be written (a full disk) the files still go, as that frees the space; their
-        // rows stay, counted in the total, until a lookup finds them without a file. The pass ends there.
-        const gone = forgotten ?? victims;
-        result.evicted += gone.length;
-        for (const row of gone) result.freed += row.size;
-        const failed = await this.removeFiles(gone);
-        if (failed || forgotten === undefined) break;
+        let reached = false;
+        try {
+          reached = await this.evictInBatches(pass, result, taken === true);
+        } finally {
+          this.leaseStep(() => {
+            this.lease.release(this.index);
+            return true;
+          });
+        }
+        if (!reached) break;
       }
     } finally {
       if (result.evicted > 0) {
         this.options.metrics.evictions.inc(result.evicted);
-        this.options.logger.info({ ...result, size: this.totalBytes, target: pass.target }, 'evicted least recently used blobs');
+        this.options.logger.info({ evicted: result.evicted, freed: result.freed, size: this.totalBytes, target: pass.target }, 'evicted least recently used blobs');
       }
     }
     return result;
+  }
+
+  /**
+   * Takes, renews or releases the eviction lease. When the index cannot be written (a full disk, where
+   * eviction matters most, or storage already failing) the pass goes on without it: undefined, recorded as the index's failure; at
+   * worst two processes evict at once, each from the rows the other has not deleted yet.
+   */
+  private leaseStep(step: () => boolean): boolean | undefined {
+    // Already failing: no write is tried (its error would hide the failure that is being reported).
+    if (!this.health.writable) return undefined;
+    try {
+      return step();
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      this.health.failed('index', err);
+      return undefined;
+    }
+  }
+
+  /**
+   * Evicts in batches while this process holds the lease (or, `leased` false, while the index could not be
+   * written to take it), adding to `result`; true when the total reached the target.
+   */
+  private async evictInBatches(pass: { target: number }, result: Evicted, leased: boolean): Promise<boolean> {
+    let after: RowPosition | undefined;
+    let batches = 0;
+    const checkpointer = this.ensureCheckpointer();
+    for (let total = this.readUsage(); total > pass.target; total = this.readUsage()) {
+      if (leased && this.leaseStep(() => this.lease.keep(this.index)) === false) {
+        // Lost: this process stalled past the lease and another took it.
+        result.busy = true;
+        return false;
+      }
+      if (++batches % CHECKPOINT_EVERY_BATCHES === 0) void checkpointer?.request();
+      // Keyset pages: pinned rows are passed over, and rows touched meanwhile move behind the position.
+      const rows = this.index.page('lru', after, EVICT_BATCH);
+      const last = rows[rows.length - 1];
+      if (last === undefined) return false;
+      after = last;
+      const victims: BlobRow[] = [];
+      let projected = total;
+      for (const row of rows) {
+        if (projected <= pass.target) break;
+        if (this.pins.has(row.digest)) continue;
+        victims.push(row);
+        projected -= row.size;
+      }
+      // Rows first: from here a request misses and fetches again, and a fill of the same digest starts
+      // long after these unlinks are done. A file whose unlink fails is left for `cache verify` to adopt.
+      // Another worker reading one of these files keeps its open descriptor: the unlink does not cut it.
+      const forgotten = this.forgetAll(victims);
+      // While the index cannot be written (a full disk) the files still go, as that frees the space; their
+      // rows stay, counted in the total, until a lookup finds them without a file. The pass ends there.
+      const gone = forgotten ?? victims;
+      result.evicted += gone.length;
+      for (const row of gone) result.freed += row.size;
+      const failed = await this.removeFiles(gone);
+      if (failed || forgotten === undefined) return false;
+    }
+    return true;
   }
 
   /**

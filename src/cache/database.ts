@@ -29,7 +29,34 @@ const MIGRATIONS: readonly string[] = [
      validated_at INTEGER NOT NULL,
      PRIMARY KEY (registry, repository, tag)
    ) WITHOUT ROWID;`,
+  // The host's cache size, shared by every process over this index (serve --workers): one row kept exact by
+  // triggers inside the transactions that add or delete blob rows, filled here from the rows an older index
+  // already holds. And the lease that lets one process at a time run an eviction pass.
+  `CREATE TABLE usage (
+     id    INTEGER PRIMARY KEY CHECK (id = 1),
+     bytes INTEGER NOT NULL,
+     count INTEGER NOT NULL
+   );
+   INSERT INTO usage (id, bytes, count) SELECT 1, COALESCE(SUM(size), 0), COUNT(*) FROM blobs;
+   CREATE TRIGGER blobs_usage_insert AFTER INSERT ON blobs BEGIN
+     UPDATE usage SET bytes = bytes + NEW.size, count = count + 1 WHERE id = 1;
+   END;
+   CREATE TRIGGER blobs_usage_delete AFTER DELETE ON blobs BEGIN
+     UPDATE usage SET bytes = bytes - OLD.size, count = count - 1 WHERE id = 1;
+   END;
+   CREATE TRIGGER blobs_usage_resize AFTER UPDATE OF size ON blobs BEGIN
+     UPDATE usage SET bytes = bytes + NEW.size - OLD.size WHERE id = 1;
+   END;
+   CREATE TABLE leases (
+     name       TEXT PRIMARY KEY,
+     holder     TEXT,
+     expires_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   INSERT INTO leases (name, holder, expires_at) VALUES ('eviction', NULL, 0);`,
 ];
+
+/** How many migrations this version of pullgate knows; an index at this version is current. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
 
 /** WAL bytes kept on disk after a checkpoint resets the log (beyond this the file is truncated). */
 const WAL_SIZE_LIMIT = 64 * 1024 * 1024;
@@ -42,17 +69,23 @@ export function openDatabase(file: string): Db {
   db.pragma(`journal_size_limit = ${WAL_SIZE_LIMIT}`);
   db.pragma('foreign_keys = ON');
   db.pragma('busy_timeout = 5000');
-  const current = db.pragma('user_version', { simple: true }) as number;
+  const version = (): number => db.pragma('user_version', { simple: true }) as number;
+  const current = version();
   if (current > MIGRATIONS.length) {
     db.close();
     throw new Error(`${file} has schema version ${current}, newer than this pullgate (${MIGRATIONS.length}); upgrade pullgate`);
   }
-  MIGRATIONS.slice(current).forEach((sql, offset) => {
+  if (current < MIGRATIONS.length) {
+    // One write transaction that reads the version again inside it: two processes opening an old index at
+    // once (a primary and `cache stats`) migrate it once, the second finding it current.
     db.transaction(() => {
-      db.exec(sql);
-      db.pragma(`user_version = ${current + offset + 1}`);
-    })();
-  });
+      const from = version();
+      MIGRATIONS.slice(from).forEach((sql, offset) => {
+        db.exec(sql);
+        db.pragma(`user_version = ${from + offset + 1}`);
+      });
+    }).immediate();
+  }
   return db;
 }
 

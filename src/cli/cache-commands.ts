@@ -119,8 +119,13 @@ export function registerCacheCommands(program: Command, load: (file: string | un
       const config = load(options.config);
       return withCache(options.config, async (store) => {
         const target = options.to === undefined ? store.maxSizeBytes : parseSize(options.to);
-        const { evicted, freed } = await store.evictTo(target);
+        const { evicted, freed, busy } = await store.evictTo(target);
         process.stdout.write(`evicted ${evicted} blobs, freed ${formatSize(freed)}; cache now ${formatSize(store.sizeBytes)}\n`);
+        if (busy === true) {
+          // The running server's pass (it holds the index's eviction lease) evicts to storage.maxSize, not to --to.
+          process.stderr.write('pullgate: another pullgate process is evicting from this storage now; run prune again when its pass ends\n');
+          process.exitCode = 1;
+        }
         const shared = await pruneShared(store, config.storage.s3?.maxAgeMs, systemClock);
         if (shared !== undefined) process.stdout.write(`shared store: deleted ${shared.deleted} objects not read for storage.s3.maxAge, freed ${formatSize(shared.freed)}\n`);
         else if (store.shared !== undefined) process.stdout.write('shared store: kept as it is (no storage.s3.maxAge; bound it with a bucket lifecycle rule)\n');
