@@ -24,9 +24,12 @@ export interface Harness {
   close(): Promise<void>;
 }
 
-/** Builds pullgate in-process on a YAML config (storage in a fresh temp dir), with a fake clock and captured logs. */
-export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS.ProcessEnv; exposed?: boolean } = {}): Harness {
-  const storage = mkdtempSync(path.join(tmpdir(), 'pullgate-test-'));
+/**
+ * Builds pullgate in-process on a YAML config (storage in a fresh temp dir, or `options.storage`, which close()
+ * then leaves for the caller: a restart over the same storage), with a fake clock and captured logs.
+ */
+export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS.ProcessEnv; exposed?: boolean; storage?: string } = {}): Harness {
+  const storage = options.storage ?? mkdtempSync(path.join(tmpdir(), 'pullgate-test-'));
   const clock = options.clock ?? new FakeClock();
   const logs: string[] = [];
   const logger = createLogger('debug', { write: (line: string) => logs.push(line) });
@@ -49,7 +52,7 @@ export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS
     async close() {
       await app.close();
       await dispatcher.close();
-      rmSync(storage, { recursive: true, force: true });
+      if (options.storage === undefined) rmSync(storage, { recursive: true, force: true });
     },
   };
 }

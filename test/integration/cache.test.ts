@@ -195,6 +195,36 @@ describe('blob cache', () => {
 });
 
 describe('manifest cache', () => {
+  it('after a restart, a manifest whose file went missing is dropped from the index and fetched again, not answered', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+    cleanups.push(() => fake.stop());
+    const yaml = `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${fake.origin} }\n`;
+    const first = harness(yaml, { clock });
+    cleanups.push(async () => {
+      await first.deps.dispatcher.close();
+      rmSync(first.storage, { recursive: true, force: true });
+    });
+    const image = fake.add(makeImage('team/app', '1'));
+    const url = `/v2/team/app/manifests/${image.digest}`;
+    expect((await first.app.inject({ url, headers: { accept: image.mediaType } })).statusCode).toBe(200);
+    await first.cache.drain();
+    const path = first.cache.store.pathOf(image.digest);
+    await first.app.close();
+    rmSync(path);
+    // A new process over the same storage: its memory is empty, the index still has the row.
+    const again = harness(yaml, { clock, storage: first.storage });
+    cleanups.push(() => again.close());
+    expect(again.cache.index.blob(image.digest)?.kind).toBe('manifest');
+    const before = fake.seen.length;
+    const res = await again.app.inject({ url, headers: { accept: image.mediaType } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['docker-content-digest']).toBe(image.digest);
+    expect(fake.seen.slice(before).filter((s) => s.method === 'GET' && s.path.endsWith(`/manifests/${image.digest}`))).toHaveLength(1);
+    expect(again.logs.some((line) => line.includes('index row without file: dropped'))).toBe(true);
+    expect(existsSync(path)).toBe(true);
+  });
+
   it('answers tags from the cache within tagTTL, revalidates with HEAD after it, and caches digests for good', async () => {
     const clock = new FakeClock();
     const { fake, pg } = await setup('cache: { tagTTL: 5m, staleIfError: 1h }\n', clock);
