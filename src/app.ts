@@ -62,6 +62,8 @@ export function buildServices(
     passThroughIfUnwritable: true,
     ...(shared === undefined ? {} : { shared }),
   });
+  // Read when /metrics is collected: the host's cache size (shared by every worker) and this process's exchanges.
+  metrics.readAtScrape({ cacheBytes: () => cache.sizeBytes, tokenExchanges: () => upstreams.tokens.exchanges });
   const health = new UpstreamHealth(deps.clock);
   const policy = {
     tagTtlMs: config.cache.tagTtlMs,
@@ -96,10 +98,7 @@ export function buildServices(
       await cluster?.close();
       await cache.close();
     },
-    metricsText: async () => {
-      metrics.tokenExchanges.set(upstreams.tokens.exchanges);
-      return { contentType: metrics.registry.contentType, body: await metrics.registry.metrics() };
-    },
+    metricsText: async () => ({ contentType: metrics.registry.contentType, body: await metrics.registry.metrics() }),
   };
 }
 

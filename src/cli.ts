@@ -17,6 +17,7 @@ import { registerWarmCommand } from './cli/warm-command.js';
 import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
 import { VERSION } from './version.js';
 import { builtAndWaitForListen, runPrimary, workerConfig, workerPlan } from './cli/workers.js';
+import { WorkerMetrics } from './cli/worker-metrics.js';
 
 function load(file: string | undefined): Config {
   return loadConfigFile(configPath(file, process.env), process.env);
@@ -55,7 +56,13 @@ program
       if (plan !== undefined) {
         const deps = defaultDeps(config.log.level);
         deps.logger = deps.logger.child({ worker: plan.index });
-        await serve(workerConfig(config, plan), deps, { beforeListen: builtAndWaitForListen });
+        await serve(workerConfig(config, plan), deps, {
+          beforeListen: builtAndWaitForListen,
+          hostMetrics: (registry) => {
+            const host = new WorkerMetrics(registry);
+            return () => host.text();
+          },
+        });
       } else if (workers > 1) {
         runPrimary(config, workers, defaultDeps(config.log.level).logger);
       } else {

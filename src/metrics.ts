@@ -1,11 +1,24 @@
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** Figures read when /metrics is collected rather than set as they change (see Metrics.readAtScrape). */
+export interface ScrapeSources {
+  /** The host's cache size (the index's usage row, shared by every worker). */
+  cacheBytes(): number;
+  /** Token exchanges this process performed since start. */
+  tokenExchanges(): number;
+}
+
 /**
  * Every counter pullgate keeps, in one place, on a registry of its own (exported at /metrics).
  * Labels carry only registry keys and fixed words: never repositories' secrets or tokens.
+ *
+ * With `serve --workers` the primary sums the workers' registries (prom-client's AggregatorRegistry):
+ * counters, histograms and per-process gauges add up; each gauge below that every worker reads from the
+ * shared storage names an `aggregator` instead, so the host's figure is not counted once per worker.
  */
 export class Metrics {
   readonly registry = new Registry();
+  private sources: ScrapeSources | undefined;
   readonly cacheHits = new Counter({ name: 'pullgate_cache_hits_total', help: 'Requests answered from the cache', labelNames: ['kind'], registers: [this.registry] });
   readonly cacheMisses = new Counter({ name: 'pullgate_cache_misses_total', help: 'Requests that went upstream for content', labelNames: ['kind'], registers: [this.registry] });
   /** The hit and miss counters per kind, bound once (labelling on every request costs a hash per call). */
@@ -18,14 +31,41 @@ export class Metrics {
   readonly upstreamFailures = new Counter({ name: 'pullgate_upstream_failures_total', help: 'Upstream requests that failed or were refused', labelNames: ['registry', 'reason'], registers: [this.registry] });
   readonly digestMismatches = new Counter({ name: 'pullgate_digest_mismatches_total', help: 'Upstream content that did not match its digest', labelNames: ['registry'], registers: [this.registry] });
   readonly evictions = new Counter({ name: 'pullgate_evictions_total', help: 'Blobs evicted to stay within storage.maxSize', registers: [this.registry] });
-  readonly cacheBytes = new Gauge({ name: 'pullgate_cache_bytes', help: 'Bytes of blobs and manifests in the cache', registers: [this.registry] });
+  readonly cacheBytes: Gauge = new Gauge({
+    name: 'pullgate_cache_bytes',
+    help: 'Bytes of blobs and manifests in the cache',
+    registers: [this.registry],
+    // Every worker reads the same shared total.
+    aggregator: 'max',
+    collect: () => {
+      if (this.sources !== undefined) this.cacheBytes.set(this.sources.cacheBytes());
+    },
+  });
   readonly storageErrors = new Counter({ name: 'pullgate_storage_errors_total', help: 'Storage writes that failed (the cache then passes through)', labelNames: ['op'], registers: [this.registry] });
-  readonly storageWritable = new Gauge({ name: 'pullgate_storage_writable', help: '1 when the cache can write to storage, 0 while it passes through', registers: [this.registry] });
+  readonly storageWritable = new Gauge({
+    name: 'pullgate_storage_writable',
+    help: '1 when the cache can write to storage, 0 while it passes through',
+    registers: [this.registry],
+    // One storage for every worker: 0 as soon as one of them finds it failing.
+    aggregator: 'min',
+  });
   readonly requestsDenied = new Counter({ name: 'pullgate_requests_denied_total', help: 'Client requests refused before any upstream work, by reason (rule, no_rule, registry_policy, unauthenticated, throttled, limited)', labelNames: ['reason'], registers: [this.registry] });
-  readonly tokenExchanges = new Gauge({ name: 'pullgate_token_exchanges', help: 'Token exchanges performed since start', registers: [this.registry] });
+  readonly tokenExchanges: Gauge = new Gauge({
+    name: 'pullgate_token_exchanges',
+    help: 'Token exchanges performed since start',
+    registers: [this.registry],
+    collect: () => {
+      if (this.sources !== undefined) this.tokenExchanges.set(this.sources.tokenExchanges());
+    },
+  });
 
   constructor() {
     // Process figures (RSS, heap, event-loop lag, open fds) beside pullgate's own counters.
     collectDefaultMetrics({ register: this.registry, prefix: 'pullgate_' });
+  }
+
+  /** Reads these figures afresh whenever the registry is collected (a scrape here, or the primary asking this worker). */
+  readAtScrape(sources: ScrapeSources): void {
+    this.sources = sources;
   }
 }

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from './app.js';
+import type { Registry } from 'prom-client';
+import { buildApp, buildServices } from './app.js';
 import type { Config } from './config/config.js';
 import type { Deps } from './deps.js';
 import { configWarnings } from './config/warnings.js';
 import { exposureWarnings } from './config/exposure.js';
 import { TlsFiles } from './http/tls-files.js';
+import { Metrics } from './metrics.js';
 
 /** How long in-flight pulls may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
@@ -13,13 +15,20 @@ const SHUTDOWN_GRACE_MS = 25_000;
 export async function serve(
   config: Config,
   deps: Deps,
-  /** `beforeListen`: awaited once the app is built, before it listens (workers wait for one another there). */
-  options: { beforeListen?: () => Promise<void> } = {},
+  /**
+   * `beforeListen`: awaited once the app is built, before it listens (workers wait for one another there).
+   * `hostMetrics`: given this process's registry, what /metrics answers instead of it (a worker: every
+   * worker's figures, summed by the primary). `startup`: fields for the start-up line (workers and why).
+   */
+  options: { beforeListen?: () => Promise<void>; hostMetrics?: (registry: Registry) => () => Promise<{ contentType: string; body: string }>; startup?: Record<string, unknown> } = {},
 ): Promise<{ app: FastifyInstance; address: string }> {
   // Unreadable or mismatched certificate files stop the start here (the CLI exits 2 with the file at fault).
   const tls = config.tls === undefined ? undefined : new TlsFiles(config.tls, deps.logger);
   await tls?.load();
-  const app = buildApp(config, deps, undefined, { tls });
+  const metrics = new Metrics();
+  const services = buildServices(config, deps, metrics);
+  const hostMetrics = options.hostMetrics?.(metrics.registry);
+  const app = buildApp(config, deps, hostMetrics === undefined ? services : { ...services, metricsText: hostMetrics }, { tls });
   await options.beforeListen?.();
   const listening = await app.listen({ host: config.listen.host, port: config.listen.port });
   // Fastify names the address http:// whatever the server: with tls: it is https.
@@ -31,6 +40,7 @@ export async function serve(
       storage: config.storage.path,
       registries: [...config.registries.keys()],
       tls: config.tls === undefined ? 'off' : config.tls.clientCA === undefined ? 'on' : 'mutual',
+      ...options.startup,
       ...(config.metrics.listen !== undefined ? { metrics: `http://${config.metrics.listen.host}:${config.metrics.listen.port}/metrics` } : {}),
     },
     'pullgate listening',

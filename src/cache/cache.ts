@@ -355,6 +355,8 @@ export class Cache {
 
   /** Reads the shared usage row (a prepared one-row read); the last value read when the index cannot be read. */
   private readUsage(): number {
+    // A closed cache (a scrape during shutdown) answers what it last read.
+    if (!this.db.open) return this.totalBytes;
     try {
       this.totalBytes = this.index.usage().bytes;
     } catch (err) {

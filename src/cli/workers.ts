@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { openDatabase } from '../cache/database.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../errors.js';
+import { MetricsAggregator } from './worker-metrics.js';
 
 /** Environment a worker finds its part in: its index, every worker's socket, and the secret they share. */
 const WORKER_ENV = 'PULLGATE_WORKER';
@@ -90,6 +91,8 @@ export function runPrimary(config: Config, workers: number, logger: Logger): voi
   let built = 0;
   let stopping = false;
   const children = Array.from({ length: workers }, (_, index) => cluster.fork({ [WORKER_ENV]: JSON.stringify({ ...plan, index }) }));
+  // A scrape that reaches any worker answers with every worker's figures.
+  new MetricsAggregator(children);
   for (const child of children) {
     child.on('message', (message: unknown) => {
       if (!isWorkerMessage(message) || message.pullgate !== 'built') return;

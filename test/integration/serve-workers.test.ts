@@ -72,6 +72,30 @@ describe('pullgate serve --workers', () => {
     const served = output.join('').match(/"worker":(\d)/g) ?? [];
     expect(new Set(served).size).toBe(2);
 
+    // /metrics reaches one worker per connection and answers for the host: hits served by both workers
+    // add up in every scrape, and the cache size (every worker reads the shared total) is counted once.
+    const get = async (url: string): Promise<Buffer> => {
+      const dispatcher = new Agent({ pipelining: 0 });
+      try {
+        return Buffer.from(await (await request(url, { dispatcher })).body.arrayBuffer());
+      } finally {
+        await dispatcher.close();
+      }
+    };
+    const scrape = async (): Promise<string> => (await get(`http://127.0.0.1:${port}/metrics`)).toString('utf8');
+    const blobHits = (text: string): number => Number(/^pullgate_cache_hits_total\{kind="blob"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+    const before = blobHits(await scrape());
+    const hitLines = (): string[] => output.join('').split('\n').filter((line) => line.includes('"source":"cache"') && line.includes(digest));
+    const HITS = 10;
+    for (let i = 0; i < HITS; i++) expect((await get(`http://127.0.0.1:${port}/v2/team/app/blobs/${digest}`)).equals(bytes)).toBe(true);
+    await linesWith(output, '"source":"cache"', HITS, child);
+    expect(new Set(hitLines().map((line) => /"worker":(\d)/.exec(line)?.[1])).size).toBe(2);
+    for (let i = 0; i < 4; i++) {
+      const text = await scrape();
+      expect(blobHits(text) - before, text).toBe(HITS);
+      expect(text).toMatch(new RegExp(`^pullgate_cache_bytes ${8 * MiB}$`, 'm'));
+    }
+
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
