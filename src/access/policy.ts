@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { Memo } from '../util/memo.js';
 import { RepositoryPattern } from './pattern.js';
 
 /** Who is asking: a user from clients.htpasswd, or nobody (anonymous). */
@@ -41,7 +41,7 @@ interface CompiledRule {
 export class AccessPolicy {
   private readonly compiled: CompiledRule[];
   private readonly groupsOf = new Map<string, Set<string>>();
-  private readonly memo = new LRUCache<string, AccessDecision>({ max: MEMO_SIZE });
+  private readonly memo = new Memo<string, AccessDecision>(MEMO_SIZE);
 
   constructor(
     readonly rules: readonly AccessRule[],

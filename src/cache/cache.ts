@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { LRUCache } from 'lru-cache';
+import { Memo } from '../util/memo.js';
 import type { Clock } from '../deps.js';
 import { DigestMismatch, StorageUnavailable } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -122,9 +123,9 @@ export class Cache {
   private readonly pins = new Map<string, number>();
   private readonly manifests: LRUCache<string, CachedManifest>;
   /** Tag rows in memory (write-through to SQLite), so a tag hit costs no query. */
-  private readonly tags = new LRUCache<string, TagRow>({ max: 100_000 });
+  private readonly tags = new Memo<string, TagRow>(100_000);
   /** (registry, repository, digest) links known to exist; cleared when a blob is forgotten. */
-  private readonly linked = new LRUCache<string, true>({ max: 100_000 });
+  private readonly linked = new Memo<string, true>(100_000);
   /**
    * The host's cache size as last read from the index's usage row, which every process over this index keeps
    * (read again after each fill and eviction batch; kept for when the index cannot be read).

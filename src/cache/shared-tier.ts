@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { LRUCache } from 'lru-cache';
+import { Memo } from '../util/memo.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../deps.js';
 import { digestAlgorithm } from '../routing/reference.js';
@@ -54,7 +54,7 @@ function message(err: unknown): string {
  */
 export class SharedTier {
   /** When each digest's read time was last written to the store (for `maxAge`), so hot blobs refresh rarely. */
-  private readonly refreshed = new LRUCache<string, number>({ max: 100_000 });
+  private readonly refreshed = new Memo<string, number>(100_000);
 
   private lastProbe: { at: number; status: Promise<SharedStatus> } | undefined;
 

@@ -1,4 +1,4 @@
-import { LRUCache } from 'lru-cache';
+import { Memo } from '../util/memo.js';
 import type { Config } from '../config/config.js';
 import { DOCKER_HUB, isDockerHubName } from '../docker-hub.js';
 import { InvalidName, NoDefaultRegistry, RegistryNotConfigured } from '../errors.js';
@@ -50,7 +50,7 @@ const MEMO_SIZE = 10_000;
  * every layer of a pull). Created in buildServices, so the memo belongs to that server alone.
  */
 export class Router {
-  private readonly memo = new LRUCache<string, Route>({ max: MEMO_SIZE });
+  private readonly memo = new Memo<string, Route>(MEMO_SIZE);
 
   constructor(private readonly table: RoutingTable) {}
 
