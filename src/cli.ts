@@ -18,6 +18,7 @@ import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
 import { VERSION } from './version.js';
 import { builtAndWaitForListen, runPrimary, workerConfig, workerPlan } from './cli/workers.js';
 import { WorkerMetrics } from './cli/worker-metrics.js';
+import { chooseWorkers } from './cli/worker-count.js';
 
 function load(file: string | undefined): Config {
   return loadConfigFile(configPath(file, process.env), process.env);
@@ -39,8 +40,8 @@ program
   .option('-c, --config <file>', 'config file (default: $PULLGATE_CONFIG, else the embedded config/pullgate.yaml)')
   .option('--listen <host:port>', 'override listen')
   .option('--storage <dir>', 'override storage.path')
-  .option('--workers <n>', 'processes serving the same port and storage; each digest is filled by one of them', '1')
-  .action(async (options: { config?: string; listen?: string; storage?: string; workers: string }) => {
+  .option('--workers <n>', 'processes serving the same port and storage; each digest is filled by one of them (default: one per usable core with local storage and no cluster:, else 1)')
+  .action(async (options: { config?: string; listen?: string; storage?: string; workers?: string }) => {
     let config: Config;
     try {
       config = load(options.config);
@@ -50,8 +51,6 @@ program
       fail(err);
     }
     try {
-      const workers = Number(options.workers);
-      if (!Number.isInteger(workers) || workers < 1 || workers > 256) throw new ConfigError(`--workers: must be an integer from 1 to 256, not "${options.workers}"`);
       const plan = workerPlan(process.env);
       if (plan !== undefined) {
         const deps = defaultDeps(config.log.level);
@@ -63,10 +62,10 @@ program
             return () => host.text();
           },
         });
-      } else if (workers > 1) {
-        runPrimary(config, workers, defaultDeps(config.log.level).logger);
       } else {
-        await serve(config, defaultDeps(config.log.level));
+        const choice = chooseWorkers(options.workers, config);
+        if (choice.workers > 1) runPrimary(config, choice, defaultDeps(config.log.level).logger);
+        else await serve(config, defaultDeps(config.log.level), { startup: { workers: 1, workersReason: choice.reason } });
       }
     } catch (err) {
       fail(err);

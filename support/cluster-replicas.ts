@@ -85,7 +85,8 @@ export async function startReplicas(ws: Workspace, upstream: ReplicaUpstream, op
     const daemon = startDaemon({
       name: `pullgate (${name})`,
       command: process.execPath,
-      args: [...startFlags(), PULLGATE_CLI, 'serve', '--config', configPath],
+      // One process per replica (kill -9 of the owner's pid must take the owner down).
+      args: [...startFlags(), PULLGATE_CLI, 'serve', '--config', configPath, '--workers', '1'],
       logPath: ws.path(`${name}.log`),
       cwd: ws.path(name),
       env,

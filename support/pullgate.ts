@@ -132,7 +132,9 @@ export async function startPullgate(
   const daemon = startDaemon({
     name: `pullgate (${name})`,
     command: process.execPath,
-    args: [...startFlags(), ...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath, ...(options.serveArgs ?? [])],
+    // One process unless the caller says otherwise (a later --workers wins): the tests and the bench watch
+    // this pid (kill -9, RSS, its log), and `serve` would otherwise run one worker per core.
+    args: [...startFlags(), ...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath, '--workers', '1', ...(options.serveArgs ?? [])],
     logPath: ws.path(`${name}.log`),
     cwd: ws.path(name),
   });

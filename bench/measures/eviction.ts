@@ -92,7 +92,7 @@ async function measure(ctx: BenchContext, rows: number, evict: number): Promise<
     ].join('\n'),
   );
   const logPath = ctx.ws.path(`${name}.log`);
-  const daemon = startDaemon({ name: 'pullgate (eviction)', command: process.execPath, args: [...startFlags(), PULLGATE_CLI, 'serve', '--config', configPath], logPath, cwd: ctx.ws.path(name) });
+  const daemon = startDaemon({ name: 'pullgate (eviction)', command: process.execPath, args: [...startFlags(), PULLGATE_CLI, 'serve', '--config', configPath, '--workers', '1'], logPath, cwd: ctx.ws.path(name) });
   ctx.ws.defer(() => daemon.stop());
   const url = `http://${listen}`;
   await waitForHttp(`${url}/readyz`, 200, { what: 'pullgate (eviction) /readyz', abortIf: () => daemon.assertRunning(), describe: () => daemon.logTail() });

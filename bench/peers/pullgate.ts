@@ -21,7 +21,8 @@ export const pullgatePeer: Peer = {
   kind: 'mirror',
   serves: registryPath,
   async start(ctx, instance, up) {
-    const pg = await startPullgate(ctx.ws, instance, pullgateConfig(up));
+    // One process, as the figures of this peer mean (pullgate-2w is the one with workers).
+    const pg = await startPullgate(ctx.ws, instance, pullgateConfig(up), { serveArgs: ['--workers', '1'] });
     return { host: pg.host, url: pg.url, daemon: pg.daemon, stop: () => discard(ctx.ws, instance, pg.daemon) };
   },
 };

@@ -8,6 +8,7 @@ import { openDatabase } from '../cache/database.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../errors.js';
 import { MetricsAggregator } from './worker-metrics.js';
+import type { WorkerChoice } from './worker-count.js';
 
 /** Environment a worker finds its part in: its index, every worker's socket, and the secret they share. */
 const WORKER_ENV = 'PULLGATE_WORKER';
@@ -75,7 +76,8 @@ export function builtAndWaitForListen(): Promise<void> {
  * for the supervisor (systemd, Kubernetes) to restart the whole: a restarted worker alone would clear
  * temp files that running workers are filling.
  */
-export function runPrimary(config: Config, workers: number, logger: Logger): void {
+export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger): void {
+  const workers = choice.workers;
   if (config.cluster !== undefined) {
     throw new ConfigError('serve --workers cannot be combined with cluster: in the config yet; run one process per host (or per pod) in a cluster');
   }
@@ -109,7 +111,9 @@ export function runPrimary(config: Config, workers: number, logger: Logger): voi
   cluster.on('exit', (worker, code, signal) => {
     if (!stopping) {
       logger.error({ worker: worker.id, code, signal }, 'a worker stopped: stopping the others');
-      exitCode = 1;
+      // A worker that could not start (exit 2: a config or certificate error, said on stderr) gives the
+      // primary its code, as one process would have exited; later deaths are 1.
+      exitCode = built < workers && typeof code === 'number' && code !== 0 ? code : 1;
       stop('SIGTERM');
     }
     if (children.every((child) => child.isDead())) {
@@ -119,5 +123,5 @@ export function runPrimary(config: Config, workers: number, logger: Logger): voi
   });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGTERM'));
-  logger.info({ workers, listen: `${config.listen.host}:${config.listen.port}` }, 'pullgate starting workers');
+  logger.info({ workers, workersReason: choice.reason, listen: `${config.listen.host}:${config.listen.port}` }, 'pullgate starting workers');
 }

@@ -18,7 +18,7 @@ afterAll(() => {
 
 /** Starts `pullgate serve` from source in a child process and waits until /healthz answers. */
 async function startChild(configFile: string, port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', `127.0.0.1:${port}`], {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, '--workers', '1'], {
     cwd: ROOT,
     stdio: ['ignore', 'ignore', 'inherit'],
   });

@@ -74,7 +74,7 @@ describe('pullgate serve logs', () => {
     );
     const env = { ...process.env };
     delete env.PULLGATE_TEST_UNSET_SECRET;
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', '127.0.0.1:0'], {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', '127.0.0.1:0', '--workers', '1'], {
       cwd: ROOT,
       env,
       stdio: ['ignore', 'pipe', 'inherit'],

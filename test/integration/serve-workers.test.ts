@@ -8,6 +8,7 @@ import { Agent, request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { FakeRegistry, makeImage } from '../helpers/fake-registry.js';
+import { chooseWorkers } from '../../src/cli/worker-count.js';
 
 const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const MiB = 1024 * 1024;
@@ -99,5 +100,54 @@ describe('pullgate serve --workers', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
+  });
+  it('runs one worker per core by default, says so, and a kill -9 of the primary takes the workers down', { timeout: 120_000 }, async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const configFile = path.join(dir, 'pullgate.yaml');
+    writeFileSync(configFile, `defaultRegistry: reg.example\nregistries: { reg.example: { url: http://127.0.0.1:9 } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n`);
+    const port = await freePort();
+    // The default is what this machine's cores (and cgroup limit) say; on one core that is a single process, so force two.
+    const cores = chooseWorkers(undefined, { cluster: undefined, storage: { path: dir, maxSizeBytes: 1, s3: undefined } }).workers;
+    const args = cores >= 2 ? [] : ['--workers', '2'];
+    if (cores < 2) console.log(`serve-workers: this machine has ${cores} usable core(s): the default is one process here, so the kill -9 check forces --workers 2`);
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PULLGATE_CONFIG: '' },
+    });
+    cleanups.push(() => {
+      child.kill('SIGKILL');
+    });
+    const output: string[] = [];
+    child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
+    child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
+    await linesWith(output, 'pullgate starting workers', 1, child);
+    const start = JSON.parse(output.join('').split('\n').find((line) => line.includes('pullgate starting workers')) ?? '{}') as { workers?: number; workersReason?: string };
+    const workers = start.workers ?? 0;
+    expect(workers).toBeGreaterThanOrEqual(2);
+    expect(start.workersReason).toMatch(cores >= 2 ? /^one per usable core: / : /^forced by --workers$/);
+    await linesWith(output, 'pullgate listening', workers, child);
+    const pids = output
+      .join('')
+      .split('\n')
+      .filter((line) => line.includes('pullgate listening'))
+      .map((line) => (JSON.parse(line) as { pid: number }).pid);
+    expect(new Set(pids).size).toBe(workers);
+    expect(pids).not.toContain(child.pid);
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(pids.every(alive)).toBe(true);
+    child.kill('SIGKILL');
+    // Workers of node:cluster exit when the channel to their primary closes; wait (bounded) until every one is gone.
+    const deadline = Date.now() + 20_000;
+    while (pids.some(alive) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(pids.filter(alive)).toEqual([]);
   });
 });
