@@ -14,6 +14,7 @@ import { CacheIndex, type BlobRow, type RowPosition, type TagRow } from './cache
 import { openDatabase, type Db } from './database.js';
 import { Checkpointer, type CheckpointResult } from './checkpointer.js';
 import { IndexLease } from './index-lease.js';
+import { requireSpace, space, spaceNeeded, spaceSync } from './free-space.js';
 import { isFull, isMissing, isStorageError, storageErrorCode, storageReason } from './storage-error.js';
 import { StorageHealth, type StorageOp, type StorageStatus } from './storage-health.js';
 import type { SharedTier } from './shared-tier.js';
@@ -147,6 +148,10 @@ export class Cache {
    * an in-memory index.
    */
   private checkpointer: Checkpointer | undefined;
+  /** The size of the filesystem holding the storage: a blob larger than it is streamed, never written. */
+  private readonly capacity: number;
+  /** After a fill ran out of space: the free space storage must regain before writes are tried again. */
+  private spaceWanted: number | undefined;
 
   constructor(private readonly options: CacheOptions) {
     this.shared = options.shared;
@@ -163,6 +168,13 @@ export class Cache {
     this.manifests = new LRUCache<string, CachedManifest>({ maxSize: MANIFEST_MEMORY_BYTES, sizeCalculation: (m) => m.bytes.length + 200 });
     this.flushTimer = setInterval(() => this.wrote('index', () => this.index.flushTouches()), TOUCH_FLUSH_MS);
     this.flushTimer.unref();
+    this.capacity = spaceSync(options.root)?.total ?? Number.POSITIVE_INFINITY;
+    if (options.maxSizeBytes > this.capacity) {
+      options.logger.warn(
+        { storage: options.root, maxSize: options.maxSizeBytes, filesystem: this.capacity },
+        'storage.maxSize is larger than the filesystem holding storage.path: the disk fills before eviction starts (pullgate then passes through until space is freed); set storage.maxSize below the filesystem size',
+      );
+    }
   }
 
   /** The SQLite index (replaced when a deleted index.db is recreated). */
@@ -226,6 +238,8 @@ export class Cache {
     return this.health.probe(async () => {
       this.repairLayout();
       await this.store.probe();
+      requireSpace(await space(this.options.root), this.spaceWanted);
+      this.spaceWanted = undefined;
     });
   }
 
@@ -236,6 +250,8 @@ export class Cache {
     try {
       this.repairLayout();
       this.store.probeSync();
+      requireSpace(spaceSync(this.options.root), this.spaceWanted);
+      this.spaceWanted = undefined;
     } catch (err) {
       this.health.failed('probe', err);
       return false;
@@ -447,8 +463,10 @@ export class Cache {
     const onStorageError = (err: unknown): void => {
       if (holder.fill !== undefined) this.fillUncached(holder.fill, err);
     };
+    const fits = size === undefined || size <= this.capacity;
+    if (!fits) this.options.logger.info({ digest, size, filesystem: this.capacity }, 'blob larger than the filesystem holding storage.path: streamed, not kept');
     const fill =
-      this.attempt('fill', () => new BlobFill(digest, this.store.tempPath(digest), size, registry, repository, onStorageError, this.rings), { digest }) ??
+      (fits ? this.attempt('fill', () => new BlobFill(digest, this.store.tempPath(digest), size, registry, repository, onStorageError, this.rings), { digest }) : undefined) ??
       new BlobFill(digest, undefined, size, registry, repository, undefined, this.rings);
     holder.fill = fill;
     this.fills.set(digest, fill);
@@ -483,6 +501,7 @@ export class Cache {
   private fillUncached(fill: BlobFill, err: unknown): void {
     if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
     this.health.failed('fill', err, { digest: fill.digest, readers: fill.readers });
+    if (isFull(err)) this.spaceWanted = spaceNeeded(fill.size ?? fill.written, this.capacity);
     if (isFull(err)) this.track(this.evictTo(Math.max(0, this.readUsage() - (fill.size ?? fill.written))));
   }
 

@@ -266,16 +266,21 @@ describe.runIf(cannotMount === undefined)('read-only storage (real mounts)', () 
 });
 
 describe.runIf(cannotMount === undefined)('disk full during a fill (8 MiB tmpfs)', () => {
-  it('streams the whole blob to every client of the fill, caches nothing, evicts, and reports it', async () => {
-    const m = await mirror(tmpfs('8m'));
-    const small = m.fake.add(makeImage('team/small', '1', 1, 2 * MiB));
-    const [smallDigest] = layerOf(small, 2 * MiB);
+  it('streams the whole blob to every client of the fill, caches nothing, evicts, reports it, stays full while the disk is, and resumes when space returns', async () => {
+    const mountPoint = tmpfs('8m');
+    // Someone else's data on the same filesystem: 5 of its 8 MiB.
+    const other = path.join(mountPoint, 'other-data');
+    writeFileSync(other, Buffer.alloc(5 * MiB, 1));
+    const m = await mirror(path.join(mountPoint, 'data'));
+    const small = m.fake.add(makeImage('team/small', '1', 1, 1 * MiB));
+    const [smallDigest] = layerOf(small, 1 * MiB);
     await m.app.inject({ url: `/v2/team/small/blobs/${smallDigest}` });
     await m.cache.drain();
     expect(m.cache.lookup(smallDigest)).toBeDefined();
 
-    const image = m.fake.add(makeImage('team/big', '1', 1, 20 * MiB));
-    const [digest, bytes] = layerOf(image, 20 * MiB);
+    // 3 MiB do not fit in what is left (about 2 MiB), nor after the small blob is evicted (about 3 MiB less the index).
+    const image = m.fake.add(makeImage('team/big', '1', 1, 3 * MiB));
+    const [digest, bytes] = layerOf(image, 3 * MiB);
     let release = (): void => undefined;
     m.fake.faults.holdBlobs = new Promise<void>((resolve) => (release = resolve));
     const base = await m.app.listen({ host: '127.0.0.1', port: 0 });
@@ -307,6 +312,40 @@ describe.runIf(cannotMount === undefined)('disk full during a fill (8 MiB tmpfs)
     const during = await m.app.inject({ url: `/v2/team/big/blobs/${digest}` });
     expect(during.rawPayload.equals(bytes)).toBe(true);
     expect(blobGets(m.fake, digest)).toBe(2);
+
+    // The retry interval passes, but the disk still has less free than the blob that failed: a probe file
+    // would fit, yet /readyz keeps saying full instead of flipping to ready until the next fill fails.
+    m.clock.advance(30_000);
+    const still = await m.app.inject({ url: '/readyz' });
+    expect(still.statusCode).toBe(503);
+    expect(still.json()).toMatchObject({ storage: { writable: false, error: { code: 'ENOSPC' } } });
+    expect(m.logs.filter((line) => line.includes('storage is writable again'))).toHaveLength(0);
+
+    // Space returns: the next probe finds it, and the blob is cached on its next pull.
+    rmSync(other);
+    m.clock.advance(30_000);
+    expect((await m.app.inject({ url: '/readyz' })).statusCode).toBe(200);
+    expect(m.logs.filter((line) => line.includes('storage is writable again'))).toHaveLength(1);
+    await m.app.inject({ url: `/v2/team/big/blobs/${digest}` });
+    await m.cache.drain();
+    expect(m.cache.lookup(digest)).toBeDefined();
+  });
+
+  it('streams a blob larger than the whole filesystem without writing it, and storage stays ready', async () => {
+    const m = await mirror(path.join(tmpfs('8m'), 'data'));
+    // The default storage.maxSize (20 GiB) is larger than this filesystem: said at start.
+    expect(m.logs.some((line) => line.includes('storage.maxSize is larger than the filesystem holding storage.path'))).toBe(true);
+    const image = m.fake.add(makeImage('team/huge', '1', 1, 20 * MiB));
+    const [digest, bytes] = layerOf(image, 20 * MiB);
+    const res = await m.app.inject({ url: `/v2/team/huge/blobs/${digest}` });
+    expect(res.statusCode).toBe(200);
+    expect(res.rawPayload.equals(bytes)).toBe(true);
+    await m.cache.drain();
+    expect(m.cache.lookup(digest)).toBeUndefined();
+    expect(readdirSync(path.join(m.storage, 'tmp'))).toEqual([]);
+    expect(m.logs.some((line) => line.includes('blob larger than the filesystem holding storage.path: streamed, not kept'))).toBe(true);
+    expect((await m.app.inject({ url: '/readyz' })).statusCode).toBe(200);
+    expect(await metric(m, /^pullgate_storage_errors_total/)).toBeUndefined();
   });
 });
 
