@@ -348,7 +348,9 @@ describe('deploy/kubernetes/single', () => {
     expect(at(containerOne, 'readinessProbe.httpGet.path')).toBe('/readyz');
     expect(at(containerOne, 'livenessProbe.httpGet.path')).toBe('/healthz');
     expect(node(containerOne.securityContext, 'securityContext')).toMatchObject(node(container.securityContext, 'securityContext'));
-    expect(at(containerOne, 'resources.limits.memory')).toBe('256Mi');
+    // Two workers, each with its own heap: the limit is sized for them, and the count is not left to the node's cores.
+    expect(containerOne.args).toEqual(['serve', '--config', '/etc/pullgate/pullgate.yaml', '--workers', '2']);
+    expect(at(containerOne, 'resources.limits.memory')).toBe('384Mi');
     expect(at(containerOne, 'resources.requests.memory')).toBeDefined();
   });
 
