@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { cgroupCpuLimit, chooseWorkers, type CoreProbe } from '../../src/cli/worker-count.js';
+import { cgroupCpuLimit, cgroupMemoryWorkers, chooseWorkers, type CoreProbe } from '../../src/cli/worker-count.js';
 import type { Config } from '../../src/config/config.js';
 import { ConfigError } from '../../src/errors.js';
 
 const local: Pick<Config, 'cluster' | 'storage'> = { cluster: undefined, storage: { path: '/data', maxSizeBytes: 1 << 30, s3: undefined } };
 
-function probe(cores: number, cpuMax: string | undefined): CoreProbe {
-  return { availableParallelism: () => cores, cpuMax: () => cpuMax };
+function probe(cores: number, cpuMax: string | undefined, memoryMax?: string): CoreProbe {
+  return { availableParallelism: () => cores, cpuMax: () => cpuMax, memoryMax: () => memoryMax };
 }
 
 describe('serve --workers default', () => {
@@ -22,6 +22,17 @@ describe('serve --workers default', () => {
     // A limit above the cores changes nothing; one below a core is one process (no primary).
     expect(chooseWorkers(undefined, local, probe(4, '800000 100000')).workers).toBe(4);
     expect(chooseWorkers(undefined, local, probe(4, '50000 100000')).workers).toBe(1);
+  });
+
+  it('is capped by the cgroup v2 memory limit: a pod limited to 512 MiB without a CPU limit on a 64-core node gets 2 workers', () => {
+    const choice = chooseWorkers(undefined, local, probe(64, 'max 100000', String(512 * 2 ** 20)));
+    expect(choice).toEqual({ workers: 2, reason: 'one per usable core: 64 cores, capped to 2 by the cgroup memory limit (/sys/fs/cgroup/memory.max, 192 MiB per worker)' });
+    // Both limits: the smaller wins; a limit with room for more workers than cores changes nothing.
+    expect(chooseWorkers(undefined, local, probe(64, '400000 100000', String(512 * 2 ** 20))).workers).toBe(2);
+    expect(chooseWorkers(undefined, local, probe(4, undefined, String(8 * 2 ** 30))).workers).toBe(4);
+    expect(chooseWorkers(undefined, local, probe(4, undefined, 'max\n')).workers).toBe(4);
+    expect(cgroupMemoryWorkers(String(100 * 2 ** 20))).toBe(1);
+    expect(cgroupMemoryWorkers('garbage')).toBeUndefined();
   });
 
   it('is one process with a cluster: block or a shared store, and what --workers says when given', () => {
