@@ -1,14 +1,19 @@
 import { createHash, type Hash } from 'node:crypto';
-import { EventEmitter } from 'node:events';
 import { closeSync, fdatasync, openSync, writev } from 'node:fs';
-import { Writable, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
 import { readAt } from './chunk-source.js';
 import { digestAlgorithm } from '../routing/reference.js';
 
 /** Bytes of a fill kept in memory (a ring) for readers close behind the writer. */
 const RECENT_WINDOW = 4 * 1024 * 1024;
+/**
+ * Bytes that gather in the ring before one write takes them to the temp file (a quarter of a smaller
+ * ring). Over a slow link upstream's chunks arrive one at a time; writing each on its own cost a
+ * thread-pool round trip and an extra wake-up of the event loop per 64 KiB.
+ */
+const WRITE_BATCH = 1024 * 1024;
 /** Spare rings a pool keeps. */
 const SPARE_RINGS = 2;
 
@@ -43,27 +48,11 @@ export interface FillCursor {
 /** The bytes a reader asked for are no longer held by the fill (the caller asks the cache again). */
 export class FillNotJoinable extends Error {}
 
-/** Hands the upstream body to its fill, chunk by chunk (several at once when writes queue up). */
-class FillWriter extends Writable {
-  constructor(private readonly fill: BlobFill) {
-    super({ highWaterMark: 1024 * 1024 });
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.fill.accept([chunk], callback);
-  }
-
-  /** Chunks that arrived while the previous write was in flight go out in one writev. */
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.fill.accept(
-      chunks.map((entry) => entry.chunk),
-      callback,
-    );
-  }
-}
+/** Writes every byte of `buffers` at `position` of `fd`, then calls back once (with the error, if any): a fill's only way to its disk. */
+export type WriteAt = (fd: number, buffers: Buffer[], position: number, callback: (err: Error | null) => void) => void;
 
 /** Writes every byte of `buffers` at `position`, retrying short writes, so a full disk reports ENOSPC rather than a short count. */
-function writeFully(fd: number, buffers: Buffer[], position: number, callback: (err: Error | null) => void): void {
+export function writeFully(fd: number, buffers: Buffer[], position: number, callback: (err: Error | null) => void): void {
   writev(fd, buffers, position, (err, written) => {
     if (err) {
       callback(err);
@@ -89,13 +78,18 @@ function writeFully(fd: number, buffers: Buffer[], position: number, callback: (
  * file. The final byte is released to readers only after the digest has been verified, so a
  * mismatch or a cut upstream can never look like a complete response.
  *
+ * Upstream's bytes are hashed and copied into the ring, and readable from there at once; the temp
+ * file is written from the ring behind them, about WRITE_BATCH bytes at a time, and bytes not yet in
+ * the file are never overwritten in the ring (upstream waits for the write instead). Readers that
+ * fall behind the ring read the file, which by then holds every byte the ring let go.
+ *
  * When the temp file cannot be written (disk full, read-only, deleted) — or there is none because
  * storage is failing — the fill stops caching and streams from memory alone: later bytes live only in
  * the ring, and the upstream body is read no faster than the slowest reader frees ring space
  * (bounded memory, backpressure on upstream). Readers that left before then read the file up to
  * where it was good. With no reader left, an uncached fill stops fetching.
  */
-export class BlobFill extends EventEmitter {
+export class BlobFill {
   readonly hash: Hash;
   written = 0;
   /** Bytes [0, fileBytes) are in the temp file; later ones, once writing it failed, only in the ring. */
@@ -112,8 +106,15 @@ export class BlobFill extends EventEmitter {
   private running = true;
   private readonly cursors = new Set<FillCursor>();
   private readonly ringLength: number;
-  /** Set while the writer waits for the slowest reader to free ring space (memory-only streaming). */
+  /** Set while upstream's bytes wait for ring space: for a file write (cached) or the slowest reader (memory-only streaming). */
   private waitingForRoom: (() => void) | undefined;
+  /** True while a write of ring bytes to the temp file is in flight (the thread pool reads the ring meanwhile). */
+  private writing = false;
+  /** True once upstream's body has ended: whatever remains in the ring goes to the file, however little. */
+  private flushing = false;
+  /** Resolves `writesSettled()` when the write in flight, and any it chains, are done. */
+  private writesDone: (() => void)[] = [];
+  private readonly writeBatch: number;
 
   constructor(
     readonly digest: string,
@@ -127,9 +128,9 @@ export class BlobFill extends EventEmitter {
     private readonly onStorageError: (err: unknown) => void = () => undefined,
     /** Where the ring comes from and goes back to (the cache's pool; by default one of its own). */
     private readonly rings: RingPool = new RingPool(),
+    /** How ring bytes reach the temp file (tests slow it down or fail it). */
+    private readonly writeAt: WriteAt = writeFully,
   ) {
-    super();
-    this.setMaxListeners(0);
     if (tempPath !== undefined) {
       this.fd = openSync(tempPath, 'wx+');
       this.fileHolds = 1;
@@ -137,6 +138,7 @@ export class BlobFill extends EventEmitter {
     this.caching = this.fd !== undefined;
     this.hash = createHash(digestAlgorithm(digest));
     this.ringLength = Math.min(RECENT_WINDOW, Math.max(1, size ?? RECENT_WINDOW));
+    this.writeBatch = Math.min(WRITE_BATCH, Math.max(1, Math.floor(this.ringLength / 4)));
   }
 
   /** Further (registry, repository) pairs upstream confirmed may see this blob; linked when it is stored. */
@@ -153,66 +155,111 @@ export class BlobFill extends EventEmitter {
    */
   private ring: Buffer | undefined;
 
-  /** Takes upstream bytes: hashed, written to the temp file while that works, then made readable. */
-  accept(buffers: Buffer[], callback: (error?: Error | null) => void): void {
-    let length = 0;
-    for (const buffer of buffers) {
-      this.hash.update(buffer);
-      length += buffer.length;
+  /**
+   * Takes one chunk of upstream's body: hashed, copied into the ring and readable at once (the temp
+   * file is written from the ring in batches). False when it has to wait for ring space; `done` is
+   * called once it is all in, and upstream must not be read meanwhile.
+   */
+  accept(chunk: Buffer, done: () => void): boolean {
+    this.hash.update(chunk);
+    const step = this.step();
+    if (chunk.length <= step && this.roomFor(chunk.length)) {
+      this.advance([chunk], chunk.length);
+      this.writeToFile(false);
+      return true;
     }
+    return this.intoRing(chunk, step, done);
+  }
+
+  /** The largest piece that enters the ring at once: half of it, so a writer never needs the whole ring free. */
+  private step(): number {
+    return Math.max(1, Math.floor(this.ringLength / 2));
+  }
+
+  /**
+   * Makes `chunk` readable through the ring, each piece only once the ring can spare the bytes it
+   * replaces. True when it all went in at once; otherwise `callback` is called when it has.
+   */
+  private intoRing(chunk: Buffer, step: number, callback: () => void): boolean {
+    const pieces: Buffer[] = [];
+    for (let at = 0; at < chunk.length; at += step) pieces.push(chunk.subarray(at, at + step));
+    let next = 0;
+    let sync = true;
+    const push = (): boolean => {
+      for (let piece = pieces[next]; piece !== undefined; piece = pieces[next]) {
+        // A failed fill takes no more bytes (its upstream body is being destroyed).
+        if (this.state === 'failed') return false;
+        if (!this.roomFor(piece.length)) {
+          this.waitingForRoom = push;
+          // Cached: the ring is full of bytes the file does not have yet, so write them now.
+          this.writeToFile(true);
+          return false;
+        }
+        next++;
+        this.advance([piece], piece.length);
+      }
+      this.writeToFile(false);
+      if (!sync) callback();
+      return true;
+    };
+    const all = push();
+    sync = false;
+    return all;
+  }
+
+  /**
+   * Writes the ring's bytes the file lacks, once they fill a batch (or at once when `force`); one
+   * write at a time, each chaining the next. A failed write stops caching: the fill goes on from memory.
+   * True when a write is in flight afterwards.
+   */
+  private writeToFile(force: boolean): boolean {
     const fd = this.fd;
-    if (!this.caching || fd === undefined) {
-      this.fromMemory(buffers, callback);
-      return;
-    }
-    writeFully(fd, buffers, this.written, (err) => {
-      if (err === null) {
-        this.fileBytes += length;
-        this.advance(buffers, length);
-        callback();
-        return;
-      }
-      this.stopCaching(err);
-      if (this.readers === 0) {
-        callback(new Error(`the cache could not be written (${describeError(err)}) and no client is reading the blob`));
-        return;
-      }
-      this.fromMemory(buffers, callback);
+    const ring = this.ring;
+    if (this.writing) return true;
+    if (!this.caching || fd === undefined || ring === undefined || this.state === 'failed') return false;
+    const start = this.fileBytes;
+    const end = this.written;
+    if (end === start || (!force && end - start < this.writeBatch)) return false;
+    const from = start % ring.length;
+    const to = from + (end - start);
+    const views = to <= ring.length ? [ring.subarray(from, to)] : [ring.subarray(from), ring.subarray(0, to - ring.length)];
+    this.writing = true;
+    this.writeAt(fd, views, start, (err) => {
+      this.writing = false;
+      if (err === null) this.fileBytes = end;
+      else this.stopCaching(err);
+      // Ring space freed by the write (or, uncached now, held only for readers): a waiting upstream may go on.
+      this.moved();
+      if (!this.writeToFile(this.flushing || this.waitingForRoom !== undefined)) for (const done of this.writesDone.splice(0)) done();
     });
+    return true;
+  }
+
+  /** Resolves once no write of the temp file is in flight. */
+  private writesSettled(): Promise<void> {
+    if (!this.writing) return Promise.resolve();
+    return new Promise((resolve) => this.writesDone.push(resolve));
   }
 
   private stopCaching(err: unknown): void {
     if (!this.caching) return;
     this.caching = false;
     this.onStorageError(err);
+    // Streaming from memory only makes sense for someone: with no reader, stop fetching.
+    if (this.readers === 0) this.stopFetching(`the cache could not be written (${describeError(err)}) and no client is reading the blob`);
   }
 
-  /** Makes `buffers` readable through the ring alone, each piece only once every reader can spare the bytes it replaces. */
-  private fromMemory(buffers: Buffer[], callback: (error?: Error | null) => void): void {
-    const step = Math.max(1, Math.floor(this.ringLength / 2));
-    const pieces: Buffer[] = [];
-    for (const buffer of buffers) {
-      for (let at = 0; at < buffer.length; at += step) pieces.push(buffer.subarray(at, at + step));
-    }
-    let next = 0;
-    const push = (): void => {
-      for (let piece = pieces[next]; piece !== undefined; piece = pieces[next]) {
-        if (!this.roomFor(piece.length)) {
-          this.waitingForRoom = push;
-          return;
-        }
-        next++;
-        this.advance([piece], piece.length);
-      }
-      callback();
-    };
-    push();
+  /** Fails the upstream body while it is still being read (once it has ended there is nothing left to stop). */
+  private stopFetching(reason: string): void {
+    if (this.running && !this.flushing && this.state === 'filling') this.body?.destroy(new Error(reason));
   }
 
-  /** True when `length` more bytes can enter the ring without dropping bytes a reader still needs from it. */
+  /** True when `length` more bytes can enter the ring without dropping bytes the file or a reader still needs from it. */
   private roomFor(length: number): boolean {
     const floor = this.written + length - this.ringLength;
     if (floor <= this.fileBytes) return true;
+    // Cached: bytes not yet written stay in the ring (the file write takes them from there).
+    if (this.caching) return false;
     for (const cursor of this.cursors) {
       const need = Math.max(cursor.position, this.fileBytes);
       if (need < floor && need < cursor.limit) return false;
@@ -237,7 +284,7 @@ export class BlobFill extends EventEmitter {
       offset += data.length;
     }
     this.written += length;
-    this.emit('progress');
+    this.progress();
   }
 
   /**
@@ -312,12 +359,13 @@ export class BlobFill extends EventEmitter {
     if (cursor.holdsFile) this.releaseFile();
     if (this.readers === 0) {
       if (!this.running) this.dropRing();
-      else if (!this.caching) this.writer?.destroy(new Error('every client left and the blob is not being cached'));
+      else if (!this.caching) this.stopFetching('every client left and the blob is not being cached');
     }
     this.moved();
   }
 
-  private writer: FillWriter | undefined;
+  /** Upstream's body while it is being read. */
+  private body: Readable | undefined;
 
   private releaseFile(): void {
     this.fileHolds--;
@@ -338,22 +386,24 @@ export class BlobFill extends EventEmitter {
     return this.size === undefined ? this.written : Math.min(this.written, this.size - 1);
   }
 
-  /** Copies `body` into the temp file, verifies it and resolves; rejects (and fails readers) on any error. */
+  /** Copies `body` into the ring and the temp file, verifies it and resolves; rejects (and fails readers) on any error. */
   async run(body: Readable): Promise<void> {
-    const writer = new FillWriter(this);
-    this.writer = writer;
+    this.body = body;
     const ownsFile = this.fd !== undefined;
     try {
-      await pipeline(body, writer);
+      await this.consume(body);
       const actual = `${digestAlgorithm(this.digest)}:${this.hash.digest('hex')}`;
       if (actual !== this.digest) throw new DigestMismatch(this.digest, actual);
       if (this.size !== undefined && this.written !== this.size) {
         throw new Error(`upstream sent ${this.written} bytes, announced ${this.size}`);
       }
-      // Readers get the last byte now; durability (fdatasync before the rename) is the store's
-      // business and need not delay the clients.
+      // Readers get the last byte now (from the ring); the rest of the file write and durability
+      // (fdatasync before the rename) are the store's business and need not delay the clients.
       this.state = 'verified';
-      this.emit('progress');
+      this.progress();
+      this.flushing = true;
+      this.writeToFile(true);
+      await this.writesSettled();
       const fd = this.fd;
       if (this.caching && fd !== undefined) {
         await new Promise<void>((resolve) => {
@@ -371,18 +421,64 @@ export class BlobFill extends EventEmitter {
       this.fail(failure);
       throw failure;
     } finally {
+      // The thread pool may still be writing from the ring through the file descriptor: neither goes before it is done.
+      await this.writesSettled();
       this.running = false;
-      this.writer = undefined;
+      this.body = undefined;
       // Readers of a cached fill read the file from here on; an uncached fill's readers still need the ring.
       if (this.caching || this.readers === 0) this.dropRing();
       if (ownsFile) this.releaseFile();
     }
   }
 
+  /**
+   * Reads `body` to its end through `accept`, from its 'data' events (no stream pipeline: each chunk
+   * costs one call), pausing it while a chunk waits for ring space.
+   */
+  private async consume(body: Readable): Promise<void> {
+    let waiting: { resolve: () => void; done: Promise<void> } | undefined;
+    const accepted = (): void => {
+      waiting?.resolve();
+      waiting = undefined;
+      body.resume();
+    };
+    body.on('data', (chunk: Buffer) => {
+      if (this.accept(chunk, accepted)) return;
+      body.pause();
+      let resolve = (): void => undefined;
+      const done = new Promise<void>((settle) => {
+        resolve = settle;
+      });
+      waiting = { resolve, done };
+    });
+    await finished(body);
+    // 'end' comes after the last chunk's event, but that chunk may still be waiting for ring space.
+    if (waiting !== undefined) await waiting.done;
+  }
+
+  /** Resolves at the fill's next progress (bytes readable, verified or failed): one promise shared by every waiting reader. */
+  progressed(): Promise<void> {
+    this.nextProgress ??= new Promise((resolve) => {
+      this.wake = resolve;
+    });
+    return this.nextProgress;
+  }
+
+  private nextProgress: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+
+  private progress(): void {
+    const wake = this.wake;
+    if (wake === undefined) return;
+    this.wake = undefined;
+    this.nextProgress = undefined;
+    wake();
+  }
+
   private fail(err: Error): void {
     if (this.state !== 'filling') return;
     this.state = 'failed';
     this.error = err;
-    this.emit('progress');
+    this.progress();
   }
 }

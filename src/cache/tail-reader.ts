@@ -43,7 +43,7 @@ export class TailReader implements ChunkSource {
       if (this.fill.state === 'failed') throw this.fill.error ?? new Error('upstream fetch failed');
       available = Math.min(this.fill.readableLimit(), stop ?? Number.POSITIVE_INFINITY);
       if (this.position < available) break;
-      await new Promise<void>((resolve) => this.fill.once('progress', () => resolve()));
+      await this.fill.progressed();
     }
     const copied = this.fill.copyRecent(this.position, available, scratch);
     if (copied > 0) return this.took(scratch, copied);
