@@ -4,7 +4,7 @@ import { parseManifestReference } from '../routing/reference.js';
 import { accessRecord } from './access-log.js';
 import type { Preflight } from './preflight.js';
 import type { ManifestAnswer } from '../proxy/types.js';
-import { manifestHeaders } from './manifest-headers.js';
+import { ManifestHeaderMemo } from './manifest-headers.js';
 import type { RequestFacts, Services } from './services.js';
 
 export interface FastManifestOptions {
@@ -32,6 +32,7 @@ export function fastManifestHandler(options: FastManifestOptions): (req: Incomin
   const manifests = services.manifests;
   if (manifests.fresh === undefined) return () => false;
   const fresh = manifests.fresh.bind(manifests);
+  const headers = new ManifestHeaderMemo();
   return (req, res) => {
     const method = req.method;
     const url = req.url;
@@ -55,7 +56,7 @@ export function fastManifestHandler(options: FastManifestOptions): (req: Incomin
     if (answer === undefined) return false;
     // clients.limits: over a limit → the ordinary path answers 429 (and logs and counts it).
     if (!preflight.admit(passed, checked)) return false;
-    res.writeHead(200, manifestHeaders(answer));
+    res.writeHead(200, headers.get(answer));
     res.end(answer.body);
     const id = requestId();
     const size = answer.size;

@@ -1,4 +1,5 @@
 import type { ManifestAnswer } from '../proxy/types.js';
+import { Memo } from '../util/memo.js';
 
 /** The headers of a manifest answer, the same on the hot path and the ordinary one. */
 export function manifestHeaders(answer: Pick<ManifestAnswer, 'mediaType' | 'digest' | 'size'>): Record<string, string> {
@@ -9,4 +10,21 @@ export function manifestHeaders(answer: Pick<ManifestAnswer, 'mediaType' | 'dige
     etag: `"${answer.digest}"`,
     'content-length': String(answer.size),
   };
+}
+
+/**
+ * The same headers as a flat [name, value, …] list for `writeHead`, built once per digest (the digest fixes
+ * the type and the size): the hot path answers the same few manifests all day.
+ */
+export class ManifestHeaderMemo {
+  private readonly lists = new Memo<string, string[]>(1_000);
+
+  get(answer: Pick<ManifestAnswer, 'mediaType' | 'digest' | 'size'>): string[] {
+    let list = this.lists.get(answer.digest);
+    if (list === undefined) {
+      list = Object.entries(manifestHeaders(answer)).flat();
+      this.lists.set(answer.digest, list);
+    }
+    return list;
+  }
 }
