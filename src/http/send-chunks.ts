@@ -53,7 +53,14 @@ export class SendBuffers {
  */
 export class ChunkSender {
   private readonly buffers: Buffer[];
-  private readonly written: (Promise<void> | undefined)[] = [undefined, undefined];
+  /** Whether buffer i is still held by a write whose callback has not come. */
+  private readonly busy = [false, false];
+  /** One write callback per buffer, made once: a chunk costs no closure or promise unless the sender has to wait. */
+  private readonly written: ((err?: Error | null) => void)[];
+  /** The first write error, or the client going away: the send fails with it. */
+  private failure: Error | undefined;
+  /** Wakes a sender that waits for a buffer to be written. */
+  private wake: (() => void) | undefined;
   /** False once a buffer may still be held by a write that never completed: it must not be reused. */
   private reusable = true;
   private released = false;
@@ -63,6 +70,11 @@ export class ChunkSender {
     private readonly pool: SendBuffers,
   ) {
     this.buffers = pool.takePair();
+    this.written = [0, 1].map((i) => (err?: Error | null) => {
+      this.busy[i] = false;
+      if (err) this.fail(err);
+      else this.notify();
+    });
   }
 
   /** The first chunk (null for an empty body); on failure nothing has been sent and the buffers are released. */
@@ -76,32 +88,55 @@ export class ChunkSender {
   }
 
   async sendTo(res: ServerResponse, first: Buffer | null): Promise<void> {
-    let onClose: (() => void) | undefined;
-    const gone = new Promise<never>((_resolve, reject) => {
-      onClose = () => reject(new Error('the client closed the connection'));
-      res.once('close', onClose);
-    });
-    gone.catch(() => undefined);
-    /** Waits for `step`, or fails as soon as the client is gone (a write callback may then never come). */
-    const until = <T>(step: Promise<T>): Promise<T> => Promise.race([step, gone]);
+    // A write callback may never come once the client is gone: its going fails the send instead.
+    const onClose = (): void => this.fail(new Error('the client closed the connection'));
+    res.once('close', onClose);
     try {
       let chunk = first;
       for (let i = 0; chunk !== null; ) {
         this.write(res, i, chunk);
         i ^= 1;
-        const pending = this.written[i];
-        if (pending !== undefined) await until(pending);
+        if (this.busy[i] || this.failure !== undefined) await this.writtenOut(i);
         chunk = await this.source.next(this.buffer(i));
       }
-      await until(Promise.all(this.written.filter((write) => write !== undefined)));
-      await until(new Promise<void>((resolve, reject) => res.end((err?: Error) => (err ? reject(err) : resolve()))));
+      for (const i of [0, 1]) if (this.busy[i] || this.failure !== undefined) await this.writtenOut(i);
+      await new Promise<void>((resolve, reject) => {
+        this.wake = () => {
+          if (this.failure !== undefined) reject(this.failure);
+        };
+        res.end((err?: Error) => (err ? reject(err) : resolve()));
+      });
     } catch (err) {
       this.reusable = false;
       throw err;
     } finally {
-      if (onClose !== undefined) res.removeListener('close', onClose);
+      this.wake = undefined;
+      res.removeListener('close', onClose);
       this.release();
     }
+  }
+
+  /** Resolves once buffer `i` is free again; rejects when the send failed. */
+  private writtenOut(i: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (this.failure !== undefined) reject(this.failure);
+        else if (!this.busy[i]) resolve();
+        else return;
+        this.wake = undefined;
+      };
+      this.wake = check;
+      check();
+    });
+  }
+
+  private notify(): void {
+    this.wake?.();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    this.notify();
   }
 
   private buffer(i: number): Buffer {
@@ -111,11 +146,8 @@ export class ChunkSender {
   }
 
   private write(res: ServerResponse, i: number, chunk: Buffer): void {
-    const write = new Promise<void>((resolve, reject) => {
-      res.write(chunk, (err) => (err ? reject(err) : resolve()));
-    });
-    write.catch(() => undefined);
-    this.written[i] = write;
+    this.busy[i] = true;
+    res.write(chunk, this.written[i]);
   }
 
   private release(): void {
