@@ -33,6 +33,22 @@ function linesWith(output: string[], text: string, count: number, child: ChildPr
   });
 }
 
+/** A `pullgate serve` child on `configFile` and `port` (killed after the tests), with its stdout and stderr collected. */
+function serveChild(configFile: string, port: number, extraArgs: readonly string[]): { child: ChildProcess; output: string[] } {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, ...extraArgs], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, PULLGATE_CONFIG: '' },
+  });
+  cleanups.push(() => {
+    child.kill('SIGKILL');
+  });
+  const output: string[] = [];
+  child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
+  child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
+  return { child, output };
+}
+
 describe('pullgate serve --workers', () => {
   it('runs two workers on one port over one storage, and a cold blob is fetched upstream once', { timeout: 120_000 }, async () => {
     const fake = await new FakeRegistry({ kind: 'none' }, new FakeClock()).start();
@@ -44,17 +60,7 @@ describe('pullgate serve --workers', () => {
     const configFile = path.join(dir, 'pullgate.yaml');
     writeFileSync(configFile, `defaultRegistry: reg.example\nregistries: { reg.example: { url: ${fake.origin} } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n`);
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, '--workers', '2'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PULLGATE_CONFIG: '' },
-    });
-    cleanups.push(() => {
-      child.kill('SIGKILL');
-    });
-    const output: string[] = [];
-    child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
+    const { child, output } = serveChild(configFile, port, ['--workers', '2']);
     await linesWith(output, 'pullgate listening', 2, child);
     await linesWith(output, 'cluster membership', 2, child);
 
@@ -111,17 +117,7 @@ describe('pullgate serve --workers', () => {
     const cores = chooseWorkers(undefined, { cluster: undefined, storage: { path: dir, maxSizeBytes: 1, s3: undefined } }).workers;
     const args = cores >= 2 ? [] : ['--workers', '2'];
     if (cores < 2) console.log(`serve-workers: this machine has ${cores} usable core(s): the default is one process here, so the kill -9 check forces --workers 2`);
-    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, PULLGATE_CONFIG: '' },
-    });
-    cleanups.push(() => {
-      child.kill('SIGKILL');
-    });
-    const output: string[] = [];
-    child.stdout.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
-    child.stderr.on('data', (chunk: Buffer) => output.push(chunk.toString('utf8')));
+    const { child, output } = serveChild(configFile, port, args);
     await linesWith(output, 'pullgate starting workers', 1, child);
     const start = JSON.parse(output.join('').split('\n').find((line) => line.includes('pullgate starting workers')) ?? '{}') as { workers?: number; workersReason?: string };
     const workers = start.workers ?? 0;
