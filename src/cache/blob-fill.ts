@@ -5,6 +5,7 @@ import { finished } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
 import { readAt } from './chunk-source.js';
 import { digestAlgorithm } from '../routing/reference.js';
+import { YoungSweep } from './young-sweep.js';
 
 /** Bytes of a fill kept in memory (a ring) for readers close behind the writer. */
 const RECENT_WINDOW = 4 * 1024 * 1024;
@@ -20,10 +21,13 @@ const SPARE_RINGS = 2;
 /**
  * Full-size rings kept for the next fills, at most SPARE_RINGS. A fresh 4 MiB buffer is fresh pages, and
  * faulting them in cost more CPU than copying the bytes into them (a cold pull is several fills at once).
+ * The pool also holds the fills' YoungSweep, which frees their upstream chunks with cheap minor collections.
  * One pool per cache (created in buildServices), so two servers in one process never share rings.
  */
 export class RingPool {
   private readonly spare: Buffer[] = [];
+
+  constructor(readonly sweep: YoungSweep = new YoungSweep()) {}
 
   take(size: number): Buffer {
     if (size === RECENT_WINDOW) return this.spare.pop() ?? Buffer.allocUnsafeSlow(size);
@@ -162,6 +166,7 @@ export class BlobFill {
    */
   accept(chunk: Buffer, done: () => void): boolean {
     this.hash.update(chunk);
+    this.rings.sweep.took(chunk.length);
     const step = this.step();
     if (chunk.length <= step && this.roomFor(chunk.length)) {
       this.advance([chunk], chunk.length);
