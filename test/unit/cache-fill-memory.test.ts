@@ -1,11 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { BlobFill } from '../../src/cache/blob-fill.js';
+import { BlobFill, RECENT_WINDOW } from '../../src/cache/blob-fill.js';
 import { TailReader } from '../../src/cache/tail-reader.js';
 
 const MiB = 1024 * 1024;
-const RING = 4 * MiB;
+const RING = RECENT_WINDOW;
 
 function digestOf(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
