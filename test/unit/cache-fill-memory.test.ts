@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { BlobFill, RECENT_WINDOW } from '../../src/cache/blob-fill.js';
 import { TailReader } from '../../src/cache/tail-reader.js';
+import { pulledBody } from '../helpers/pulled-body.js';
 
 const MiB = 1024 * 1024;
 const RING = RECENT_WINDOW;
@@ -11,23 +11,6 @@ function digestOf(bytes: Buffer): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
-/** An upstream body in 64 KiB chunks that is read only as fast as the fill takes it (pull-based). */
-function upstream(bytes: Buffer, pulled: { bytes: number }): Readable {
-  let at = 0;
-  return new Readable({
-    highWaterMark: 64 * 1024,
-    read() {
-      if (at >= bytes.length) {
-        this.push(null);
-        return;
-      }
-      const chunk = bytes.subarray(at, at + 64 * 1024);
-      at += chunk.length;
-      pulled.bytes = at;
-      this.push(chunk);
-    },
-  });
-}
 
 async function readAll(reader: TailReader, pause: number, onChunk: (total: number) => void = () => undefined): Promise<Buffer> {
   const scratch = Buffer.alloc(256 * 1024);
@@ -55,7 +38,7 @@ describe('a fill without a file (storage failing)', () => {
     const slow = new TailReader(fill, 0, undefined, () => undefined);
     const pulled = { bytes: 0 };
     let widestLead = 0;
-    const running = fill.run(upstream(bytes, pulled));
+    const running = fill.run(pulledBody(bytes, pulled));
     const [a, b] = await Promise.all([
       readAll(fast, 0),
       readAll(slow, 20, (total) => {
@@ -77,7 +60,7 @@ describe('a fill without a file (storage failing)', () => {
     const fill = new BlobFill(digestOf(bytes), undefined, bytes.length, 'reg.example', 'team/app');
     const reader = new TailReader(fill, 0, undefined, () => undefined);
     const pulled = { bytes: 0 };
-    const running = fill.run(upstream(bytes, pulled));
+    const running = fill.run(pulledBody(bytes, pulled));
     await reader.next(Buffer.alloc(64 * 1024));
     reader.close();
     await expect(running).rejects.toThrow(/every client left/);
@@ -89,7 +72,7 @@ describe('a fill without a file (storage failing)', () => {
     const fill = new BlobFill(digestOf(bytes), undefined, bytes.length, 'reg.example', 'team/app');
     const first = new TailReader(fill, 0, undefined, () => undefined);
     expect(fill.joinable(0)).toBe(true);
-    const running = fill.run(upstream(bytes, { bytes: 0 }));
+    const running = fill.run(pulledBody(bytes, { bytes: 0 }));
     const whole = await readAll(first, 0);
     await running;
     expect(whole.equals(bytes)).toBe(true);

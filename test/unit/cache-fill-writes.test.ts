@@ -2,10 +2,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BlobFill, RECENT_WINDOW, RingPool, type WriteAt, writeFully } from '../../src/cache/blob-fill.js';
 import { TailReader } from '../../src/cache/tail-reader.js';
+import { pulledBody } from '../helpers/pulled-body.js';
 
 const MiB = 1024 * 1024;
 const dirs: string[] = [];
@@ -49,23 +49,6 @@ function slowFill(digest: string, size: number, disk: SlowDisk): { fill: BlobFil
   return { fill: new BlobFill(digest, file, size, 'reg.example', 'team/app', undefined, new RingPool(), disk.writeAt), file };
 }
 
-/** An upstream body in 64 KiB chunks, read only as fast as the fill takes it; `pulled` counts what it handed out. */
-function upstream(bytes: Buffer, pulled: { bytes: number }): Readable {
-  let at = 0;
-  return new Readable({
-    highWaterMark: 64 * 1024,
-    read() {
-      if (at >= bytes.length) {
-        this.push(null);
-        return;
-      }
-      const chunk = bytes.subarray(at, at + 64 * 1024);
-      at += chunk.length;
-      pulled.bytes = at;
-      this.push(chunk);
-    },
-  });
-}
 
 /** Turns of the event loop, so streams and the fill can make every step they can make without the disk. */
 async function settle(turns = 50): Promise<void> {
@@ -99,7 +82,7 @@ describe('a fill writes its temp file behind its readers', () => {
     const reader = new TailReader(fill, 0, undefined, () => undefined);
     const pulled = { bytes: 0 };
     const ran = { settled: false };
-    const running = fill.run(upstream(bytes, pulled)).finally(() => {
+    const running = fill.run(pulledBody(bytes, pulled)).finally(() => {
       ran.settled = true;
     });
 
@@ -135,7 +118,7 @@ describe('a fill writes its temp file behind its readers', () => {
     const { fill } = slowFill(digestOf(bytes), bytes.length, disk);
     const reader = new TailReader(fill, 0, undefined, () => undefined);
     let settled = false;
-    const running = fill.run(upstream(tampered, { bytes: 0 })).finally(() => {
+    const running = fill.run(pulledBody(tampered, { bytes: 0 })).finally(() => {
       settled = true;
     });
     running.catch(() => undefined);
