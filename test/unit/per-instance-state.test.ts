@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RingPool } from '../../src/cache/blob-fill.js';
+import { RECENT_WINDOW, RingPool } from '../../src/cache/blob-fill.js';
 import { SendBuffers } from '../../src/http/send-chunks.js';
 import { AcceptDecisions, accepts } from '../../src/proxy/accept.js';
 import { Router, type RoutingTable } from '../../src/routing/route.js';
@@ -23,7 +23,7 @@ describe('state that belongs to one server, not to the module', () => {
   });
 
   it('fill rings are reused within one RingPool (two at most) and never handed to another', () => {
-    const size = 4 * 1024 * 1024;
+    const size = RECENT_WINDOW;
     const a = new RingPool();
     const b = new RingPool();
     const rings = [a.take(size), a.take(size), a.take(size)];
