@@ -72,7 +72,7 @@ export function startFlags(): string[] {
 }
 
 /** Extra node flags for every pullgate started here (e.g. `--cpu-prof`), from PULLGATE_NODE_ARGS; for profiling. */
-function nodeArgs(): string[] {
+export function nodeArgs(): string[] {
   return (process.env.PULLGATE_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 }
 

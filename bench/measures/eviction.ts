@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from '../../support/ports.js';
 import { startDaemon } from '../../support/proc.js';
-import { PULLGATE_CLI, startFlags } from '../../support/pullgate.js';
+import { PULLGATE_CLI, nodeArgs, startFlags } from '../../support/pullgate.js';
 import { waitForHttp } from '../../support/wait.js';
 import { ACCEPT } from '../lib/constants.js';
 import type { BenchContext } from '../lib/context.js';
@@ -92,7 +92,7 @@ async function measure(ctx: BenchContext, rows: number, evict: number): Promise<
     ].join('\n'),
   );
   const logPath = ctx.ws.path(`${name}.log`);
-  const daemon = startDaemon({ name: 'pullgate (eviction)', command: process.execPath, args: [...startFlags(), PULLGATE_CLI, 'serve', '--config', configPath, '--workers', '1'], logPath, cwd: ctx.ws.path(name) });
+  const daemon = startDaemon({ name: 'pullgate (eviction)', command: process.execPath, args: [...startFlags(), ...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--workers', '1'], logPath, cwd: ctx.ws.path(name) });
   ctx.ws.defer(() => daemon.stop());
   const url = `http://${listen}`;
   await waitForHttp(`${url}/readyz`, 200, { what: 'pullgate (eviction) /readyz', abortIf: () => daemon.assertRunning(), describe: () => daemon.logTail() });
