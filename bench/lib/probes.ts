@@ -72,12 +72,27 @@ export async function fanOut(url: string | ((client: number) => string), n: numb
   return { results, ms: performance.now() - started, failures };
 }
 
-/** A field of /proc/<pid>/status in KiB (VmRSS: resident now; VmHWM: peak resident since start or reset). */
-export async function procStatusKiB(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number> {
+/**
+ * The memory fields of /proc/<pid>/status, in KiB: VmRSS (resident now), VmHWM (peak resident since start or
+ * reset), RssAnon (private pages) and RssFile (pages of mapped files).
+ */
+export type StatusField = 'VmRSS' | 'VmHWM' | 'RssAnon' | 'RssFile';
+
+/** Reads `fields` from one read of /proc/<pid>/status, so they describe the same moment. */
+export async function procStatus<F extends StatusField>(pid: number, fields: readonly F[]): Promise<Record<F, number>> {
   const text = await readFile(`/proc/${pid}/status`, 'utf8');
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(text);
-  if (m?.[1] === undefined) throw new Error(`/proc/${pid}/status has no ${field}`);
-  return Number(m[1]);
+  const values = {} as Record<F, number>;
+  for (const field of fields) {
+    const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(text);
+    if (m?.[1] === undefined) throw new Error(`/proc/${pid}/status has no ${field}`);
+    values[field] = Number(m[1]);
+  }
+  return values;
+}
+
+/** One field of /proc/<pid>/status in KiB. */
+export async function procStatusKiB(pid: number, field: StatusField): Promise<number> {
+  return (await procStatus(pid, [field]))[field];
 }
 
 /** CPU time (user + system) a process has used so far, in seconds (/proc/<pid>/stat, USER_HZ = 100). */

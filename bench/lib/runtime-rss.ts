@@ -2,8 +2,8 @@
 // only loaded the libraries pullgate loads at start, read the same way as pullgate's (/proc/PID/status).
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
+import { procStatus } from './probes.js';
 
 /** The libraries `pullgate serve` loads at start on its embedded config (cloud SDKs load only when a registry needs them). */
 export const START_LIBRARIES = ['fastify', 'pino', 'undici', 'better-sqlite3', 'prom-client', 'ajv', 'yaml', 'lru-cache', 'commander', 'tldts'] as const;
@@ -15,15 +15,10 @@ export interface RssSplit {
   fileKiB: number;
 }
 
-/** Reads VmRSS, RssAnon and RssFile of `pid`. */
+/** Reads VmRSS, RssAnon and RssFile of `pid` (one read of /proc/PID/status). */
 export async function rssSplit(pid: number): Promise<RssSplit> {
-  const text = await readFile(`/proc/${pid}/status`, 'utf8');
-  const field = (name: string): number => {
-    const m = new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(text);
-    if (m?.[1] === undefined) throw new Error(`/proc/${pid}/status has no ${name}`);
-    return Number(m[1]);
-  };
-  return { rssKiB: field('VmRSS'), anonKiB: field('RssAnon'), fileKiB: field('RssFile') };
+  const status = await procStatus(pid, ['VmRSS', 'RssAnon', 'RssFile']);
+  return { rssKiB: status.VmRSS, anonKiB: status.RssAnon, fileKiB: status.RssFile };
 }
 
 /**

@@ -87,20 +87,20 @@ async function measurePoint(ctx: BenchContext, rows: number): Promise<Point> {
   }
   if (pg === undefined) throw new Error('no pullgate started');
   await expectBody(`${pg.url}${index.tagPath(0)}`, index.firstTagDigest, { accept: ACCEPT });
-  const script = join(ctx.ws.path(name), 'random-tag.lua');
-  await writeFile(script, tagScript(index));
-  for (let i = 0; i < ctx.config.repeat; i += 1) {
-    const r = await runWrk(`${pg.url}/v2/`, { threads: 2, connections: 32, durationS: ctx.config.wrkSeconds, headers: [`Accept: ${ACCEPT}`], script });
-    point.rates.push(r.reqPerSec);
-    point.rateErrors += wrkErrors(r);
-  }
-  const hotScript = join(ctx.ws.path(name), 'hot-tag.lua');
-  await writeFile(hotScript, tagScript(index, HOT_TAGS));
-  for (let i = 0; i < ctx.config.repeat; i += 1) {
-    const r = await runWrk(`${pg.url}/v2/`, { threads: 2, connections: 32, durationS: ctx.config.wrkSeconds, headers: [`Accept: ${ACCEPT}`], script: hotScript });
-    point.hotRates.push(r.reqPerSec);
-    point.rateErrors += wrkErrors(r);
-  }
+  // BENCH_REPEAT wrk runs with one Lua script: their rates, and their errors counted into the point.
+  const rates = async (file: string, lua: string): Promise<number[]> => {
+    const script = join(ctx.ws.path(name), file);
+    await writeFile(script, lua);
+    const found: number[] = [];
+    for (let i = 0; i < ctx.config.repeat; i += 1) {
+      const r = await runWrk(`${pg.url}/v2/`, { threads: 2, connections: 32, durationS: ctx.config.wrkSeconds, headers: [`Accept: ${ACCEPT}`], script });
+      found.push(r.reqPerSec);
+      point.rateErrors += wrkErrors(r);
+    }
+    return found;
+  };
+  point.rates = await rates('random-tag.lua', tagScript(index));
+  point.hotRates = await rates('hot-tag.lua', tagScript(index, HOT_TAGS));
   const pid = pg.daemon.child.pid;
   point.afterKiB = pid === undefined ? undefined : await procStatusKiB(pid, 'VmRSS');
   await pg.daemon.stop();

@@ -238,7 +238,7 @@ export class Cache {
     return this.health.probe(async () => {
       this.repairLayout();
       await this.store.probe();
-      requireSpace(await space(this.options.root), this.spaceWanted);
+      if (this.spaceWanted !== undefined) requireSpace(await space(this.options.root), this.spaceWanted);
       this.spaceWanted = undefined;
     });
   }
@@ -250,7 +250,7 @@ export class Cache {
     try {
       this.repairLayout();
       this.store.probeSync();
-      requireSpace(spaceSync(this.options.root), this.spaceWanted);
+      if (this.spaceWanted !== undefined) requireSpace(spaceSync(this.options.root), this.spaceWanted);
       this.spaceWanted = undefined;
     } catch (err) {
       this.health.failed('probe', err);
@@ -501,8 +501,10 @@ export class Cache {
   private fillUncached(fill: BlobFill, err: unknown): void {
     if (this.fills.get(fill.digest) === fill) this.fills.delete(fill.digest);
     this.health.failed('fill', err, { digest: fill.digest, readers: fill.readers });
-    if (isFull(err)) this.spaceWanted = spaceNeeded(fill.size ?? fill.written, this.capacity);
-    if (isFull(err)) this.track(this.evictTo(Math.max(0, this.readUsage() - (fill.size ?? fill.written))));
+    if (!isFull(err)) return;
+    const needed = fill.size ?? fill.written;
+    this.spaceWanted = spaceNeeded(needed, this.capacity);
+    this.track(this.evictTo(Math.max(0, this.readUsage() - needed)));
   }
 
   /**

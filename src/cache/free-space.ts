@@ -1,4 +1,4 @@
-import { statfsSync } from 'node:fs';
+import { type StatsFs, statfsSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 
 /** Bytes an unprivileged writer may still use on a filesystem (`bavail`), and its size. */
@@ -10,24 +10,22 @@ export interface Space {
 /** Free space a full filesystem must regain (at least; up to an eighth of its size) before caching resumes. */
 const FULL_MARGIN_BYTES = 64 * 1024 * 1024;
 
+function spaceOf(s: StatsFs): Space {
+  return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+}
+
 /** The filesystem holding `dir`, or undefined when it cannot be asked. */
 export function spaceSync(dir: string): Space | undefined {
   try {
-    const s = statfsSync(dir);
-    return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
+    return spaceOf(statfsSync(dir));
   } catch {
     return undefined;
   }
 }
 
 /** The same, without blocking the event loop (for /readyz). */
-export async function space(dir: string): Promise<Space | undefined> {
-  try {
-    const s = await statfs(dir);
-    return { free: s.bavail * s.bsize, total: s.blocks * s.bsize };
-  } catch {
-    return undefined;
-  }
+export function space(dir: string): Promise<Space | undefined> {
+  return statfs(dir).then(spaceOf, () => undefined);
 }
 
 /**
