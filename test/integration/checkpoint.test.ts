@@ -16,7 +16,7 @@ afterEach(async () => {
 function openCache(): { cache: Cache; root: string } {
   const root = mkdtempSync(path.join(tmpdir(), 'pullgate-checkpoint-'));
   cleanups.push(() => rmSync(root, { recursive: true, force: true }));
-  const cache = new Cache({ root, maxSizeBytes: 1 << 40, clock: new FakeClock(), logger: createLogger('silent'), metrics: new Metrics() });
+  const cache = new Cache({ root, maxSizeBytes: 2 ** 40, clock: new FakeClock(), logger: createLogger('silent'), metrics: new Metrics() });
   return { cache, root };
 }
 
