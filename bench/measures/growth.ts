@@ -70,11 +70,14 @@ async function cacheStats(configPath: string): Promise<Point['stats']> {
   return { seconds, ok: r.code === 0, detail: r.code === 0 ? 'ok' : `exit ${r.code}: ${lastLine.slice(0, 200)}` };
 }
 
-async function measurePoint(ctx: BenchContext, rows: number): Promise<Point> {
+/** A point's index, generated, with its server started (BENCH_REPEAT times for the start-up figure) and kept running. */
+async function preparePoint(ctx: BenchContext, rows: number): Promise<{ point: Point; pg: Pullgate; dir: string }> {
   const name = `growth-${rows}`;
   const root = await ctx.ws.mkdir(name, 'data');
   const index = generateSyntheticIndex(root, { rows, registry: REGISTRY, now: Date.now() });
   ctx.log(`${name}: ${fmt(rows)} rows (${fmt(index.manifests)} manifests), ${fmt(index.tags)} tags, index.db ${fmt(index.indexBytes / 2 ** 20, 1)} MiB, generated in ${index.seconds.toFixed(1)} s`);
+  // The generator's pages are still dirty: written back now, not during another point's figures.
+  await run('sync', []);
   const point: Point = { rows, index, startupS: [], idleKiB: [], rates: [], hotRates: [], rateErrors: 0, afterKiB: undefined, stats: undefined };
   let pg: Pullgate | undefined;
   for (let i = 0; i < ctx.config.repeat; i += 1) {
@@ -87,29 +90,50 @@ async function measurePoint(ctx: BenchContext, rows: number): Promise<Point> {
   }
   if (pg === undefined) throw new Error('no pullgate started');
   await expectBody(`${pg.url}${index.tagPath(0)}`, index.firstTagDigest, { accept: ACCEPT });
-  // BENCH_REPEAT wrk runs with one Lua script: their rates, and their errors counted into the point.
-  const rates = async (file: string, lua: string): Promise<number[]> => {
-    const script = join(ctx.ws.path(name), file);
-    await writeFile(script, lua);
-    const found: number[] = [];
-    for (let i = 0; i < ctx.config.repeat; i += 1) {
-      const r = await runWrk(`${pg.url}/v2/`, { threads: 2, connections: 32, durationS: ctx.config.wrkSeconds, headers: [`Accept: ${ACCEPT}`], script });
-      found.push(r.reqPerSec);
-      point.rateErrors += wrkErrors(r);
+  return { point, pg, dir: ctx.ws.path(name) };
+}
+
+/** One wrk run of a Lua script against a point's server; its errors are counted into the point. */
+async function rate(ctx: BenchContext, prepared: { point: Point; pg: Pullgate; dir: string }, file: string, lua: string): Promise<number> {
+  const script = join(prepared.dir, file);
+  await writeFile(script, lua);
+  const r = await runWrk(`${prepared.pg.url}/v2/`, { threads: 2, connections: 32, durationS: ctx.config.wrkSeconds, headers: [`Accept: ${ACCEPT}`], script });
+  prepared.point.rateErrors += wrkErrors(r);
+  return r.reqPerSec;
+}
+
+/**
+ * Every point's figures. The servers of all sizes run at once and their wrk runs take turns (10k, 100k, 1M,
+ * 10k, ...), so a drift of the machine's speed over the minutes of the measure falls on every size alike:
+ * the rates are compared across sizes, and in sequence the comparison measured the drift as much as the index.
+ */
+async function measurePoints(ctx: BenchContext, sizes: readonly number[]): Promise<Point[]> {
+  const prepared: { point: Point; pg: Pullgate; dir: string }[] = [];
+  try {
+    for (const rows of sizes) {
+      await ctx.phase(`growth: synthetic index of ${fmt(rows)} blob rows`, () => [], async () => {
+        prepared.push(await preparePoint(ctx, rows));
+      });
     }
-    return found;
-  };
-  point.rates = await rates('random-tag.lua', tagScript(index));
-  point.hotRates = await rates('hot-tag.lua', tagScript(index, HOT_TAGS));
-  const pid = pg.daemon.child.pid;
-  point.afterKiB = pid === undefined ? undefined : await procStatusKiB(pid, 'VmRSS');
-  await pg.daemon.stop();
-  point.stats = await cacheStats(pg.configPath);
-  ctx.log(
-    `${name}: start-up ${median(point.startupS).toFixed(2)} s, idle ${fmt(median(point.idleKiB) / 1024, 1)} MiB, ${fmt(median(point.rates))} req/s by random tag, ${fmt(median(point.hotRates))} over ${fmt(Math.min(HOT_TAGS, index.tags))} hot tags` +
-      `${point.rateErrors > 0 ? ` (${point.rateErrors} errors)` : ''}, cache stats ${point.stats?.seconds.toFixed(2) ?? '—'} s (${point.stats?.detail ?? ''})`,
-  );
-  return point;
+    await ctx.phase(`growth: manifest rates, taking turns over ${prepared.length} index sizes`, () => [], async () => {
+      for (let i = 0; i < ctx.config.repeat; i += 1) for (const p of prepared) p.point.rates.push(await rate(ctx, p, 'random-tag.lua', tagScript(p.point.index)));
+      for (let i = 0; i < ctx.config.repeat; i += 1) for (const p of prepared) p.point.hotRates.push(await rate(ctx, p, 'hot-tag.lua', tagScript(p.point.index, HOT_TAGS)));
+    });
+    for (const { point, pg } of prepared) {
+      const pid = pg.daemon.child.pid;
+      point.afterKiB = pid === undefined ? undefined : await procStatusKiB(pid, 'VmRSS');
+    }
+  } finally {
+    for (const { pg } of prepared) await pg.daemon.stop();
+  }
+  for (const { point, pg } of prepared) {
+    point.stats = await cacheStats(pg.configPath);
+    ctx.log(
+      `growth-${point.rows}: start-up ${median(point.startupS).toFixed(2)} s, idle ${fmt(median(point.idleKiB) / 1024, 1)} MiB, ${fmt(median(point.rates))} req/s by random tag, ${fmt(median(point.hotRates))} over ${fmt(Math.min(HOT_TAGS, point.index.tags))} hot tags` +
+        `${point.rateErrors > 0 ? ` (${point.rateErrors} errors)` : ''}, cache stats ${point.stats?.seconds.toFixed(2) ?? '—'} s (${point.stats?.detail ?? ''})`,
+    );
+  }
+  return prepared.map((p) => p.point);
 }
 
 /** A growth target: `rates` (of the largest index) within 10% of `base` (of the smallest), without errors. */
@@ -126,12 +150,7 @@ export const growthMeasure: Measure = {
   async run(ctx, peers): Promise<MeasureReport> {
     const report = emptyReport();
     if (peers.length === 0) return report;
-    const points: Point[] = [];
-    for (const rows of ctx.config.sizes.growthRows) {
-      await ctx.phase(`growth: synthetic index of ${fmt(rows)} blob rows`, () => [], async () => {
-        points.push(await measurePoint(ctx, rows));
-      });
-    }
+    const points = await measurePoints(ctx, ctx.config.sizes.growthRows);
     if (points.length === 0) return report;
     report.tables.push({
       title: 'Growth curve (synthetic index)',
@@ -169,7 +188,8 @@ export const growthMeasure: Measure = {
     report.notes.push(
       `Growth: synthetic indexes written straight into index.db by bench/lib/synthetic-index.ts (N blob rows of 1–10 kB, N/5 tags over N/500 repositories, a link per row, ` +
         `about one manifest per ten tags with its bytes on disk; validated_at now, tagTTL 24h, so every tag request is a hit). Start-up: spawn of \`pullgate serve\` until /readyz answers 200 ` +
-        `(polled every 10 ms), ${ctx.config.repeat} starts; manifest rate: wrk -t2 -c32, ${ctx.config.repeat} × ${ctx.config.wrkSeconds} s, each request a random tag of the index, then as many runs over its first ${fmt(HOT_TAGS)} tags ` +
+        `(polled every 10 ms), ${ctx.config.repeat} starts; manifest rate: wrk -t2 -c32, ${ctx.config.repeat} × ${ctx.config.wrkSeconds} s, each request a random tag of the index, then as many runs over its first ${fmt(HOT_TAGS)} tags, ` +
+        `the servers of every size running at once and their runs taking turns, so that the machine's drift falls on every size alike ` +
         `(as many distinct tags as the 10k-row index has; the tag memo holds 100,000 tags, so uniform requests over 200,000 ask SQLite and disk for half of them); ` +
         '`cache stats`: wall time of the CLI process (node start included) after the server stopped.',
     );

@@ -5,7 +5,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cache } from '../../src/cache/cache.js';
-import { TOUCH_BATCH } from '../../src/cache/cache-index.js';
+import { CacheIndex, TOUCH_BATCH, TOUCH_RESOLUTION_MS } from '../../src/cache/cache-index.js';
+import { openDatabase } from '../../src/cache/database.js';
 import { createLogger } from '../../src/deps.js';
 import { Metrics } from '../../src/metrics.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -53,5 +54,31 @@ describe('access times', () => {
     await turn();
     const after = lastAccess(root);
     expect(digests.every((digest) => after.get(digest) === stored + 60_000)).toBe(true);
+  });
+
+  it('are written again for a digest only once TOUCH_RESOLUTION_MS have passed since the last written one', () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'pullgate-touches-'));
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    const db = openDatabase(path.join(root, 'index.db'));
+    cleanups.push(() => {
+      db.close();
+    });
+    const index = new CacheIndex(db);
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const t0 = 1_767_225_600_000;
+    index.addBlob({ digest, size: 10, kind: 'blob', media_type: null, created_at: t0 });
+    const readAt = (at: number): number => {
+      index.touch(digest, at);
+      index.flushTouches();
+      return index.blob(digest)?.last_access ?? Number.NaN;
+    };
+    expect(readAt(t0 + 1_000)).toBe(t0 + 1_000);
+    // Read again soon after: the row keeps the access time it has.
+    expect(readAt(t0 + 1_000 + TOUCH_RESOLUTION_MS - 1)).toBe(t0 + 1_000);
+    expect(readAt(t0 + 1_000 + TOUCH_RESOLUTION_MS)).toBe(t0 + 1_000 + TOUCH_RESOLUTION_MS);
+    // A forgotten digest stored again starts over.
+    index.deleteBlob(digest);
+    index.addBlob({ digest, size: 10, kind: 'blob', media_type: null, created_at: t0 });
+    expect(readAt(t0 + 2_000 + TOUCH_RESOLUTION_MS)).toBe(t0 + 2_000 + TOUCH_RESOLUTION_MS);
   });
 });
