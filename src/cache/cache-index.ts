@@ -45,7 +45,7 @@ export const TOUCH_BATCH = 1_000;
 /**
  * How precisely access times are kept: a digest read again within this long of its last written access is
  * not written again. Eviction's order needs minutes, not milliseconds; hits spread over 20,000 manifests of a
- * million-row index otherwise rewrote a row per hit, a random page each (8% of the CPU of such a run, profiled).
+ * million-row index otherwise rewrote a row per hit, a random page each (13% of the CPU of such a run, profiled).
  */
 export const TOUCH_RESOLUTION_MS = 60_000;
 
