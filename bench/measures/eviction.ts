@@ -124,14 +124,19 @@ async function measure(ctx: BenchContext, rows: number, evict: number): Promise<
   await wrk(WINDOW_SECONDS);
   const baseline = await wrk(ctx.config.wrkSeconds);
   const started = Date.now();
-  const fetched = expectBody(`${url}/v2/growth/r0/blobs/${upstream.digest}`, upstream.digest);
+  // Handled at once (awaited after the windows): a failed fetch must not be an unhandled rejection meanwhile.
+  const fetched = expectBody(`${url}/v2/growth/r0/blobs/${upstream.digest}`, upstream.digest).then(
+    () => undefined,
+    (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+  );
   const windows: { histogram: LatencyHistogram; errors: number }[] = [];
   let end: { seconds: number; evicted: number } | undefined;
   while (end === undefined && Date.now() - started < PASS_LIMIT_SECONDS * 1000) {
     windows.push(await wrk(WINDOW_SECONDS));
     end = await passEnd(logPath, started);
   }
-  await fetched;
+  const fetchFailed = await fetched;
+  if (fetchFailed !== undefined) throw fetchFailed;
   await daemon.stop();
   const during = mergeHistograms(windows.map((w) => w.histogram));
   return {
