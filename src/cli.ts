@@ -6,9 +6,7 @@ import { configWarnings } from './config/warnings.js';
 import { exposureWarnings } from './config/exposure.js';
 import { policyTable, resolveAccess } from './access/resolve.js';
 import type { Config } from './config/config.js';
-import { defaultDeps } from './deps.js';
 import { ConfigError } from './errors.js';
-import { serve } from './server.js';
 import path from 'node:path';
 import { registerCacheCommands } from './cli/cache-commands.js';
 import { registerHostsCommand } from './cli/hosts-command.js';
@@ -51,6 +49,8 @@ program
       fail(err);
     }
     try {
+      // The server and its network stack (fastify, undici) load only for `serve`: the other commands start without them.
+      const [{ serve }, { defaultDeps }] = await Promise.all([import('./server.js'), import('./deps.js')]);
       const plan = workerPlan(process.env);
       if (plan !== undefined) {
         const deps = defaultDeps(config.log.level);

@@ -1,15 +1,11 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { createLogger } from './logging.js';
+import { type Clock, systemClock } from './clock.js';
 
 export { createLogger } from './logging.js';
-
-/** A source of wall-clock time in milliseconds; faked in tests so expiry and TTLs need no sleeping. */
-export interface Clock {
-  now(): number;
-}
-
-export const systemClock: Clock = { now: () => Date.now() };
+// In a module of its own so that commands without network (the `cache` ones) can have the clock without undici.
+export { type Clock, systemClock } from './clock.js';
 
 /** What every module receives instead of reaching for globals: time, network and logging. */
 export interface Deps {

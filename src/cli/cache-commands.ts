@@ -4,7 +4,8 @@ import { cacheStats, pruneShared, verifyCache } from '../cache/maintenance.js';
 import { sharedTierFor } from '../cache/shared-tier.js';
 import type { Config } from '../config/config.js';
 import { formatSize, parseSize } from '../config/units.js';
-import { createLogger, systemClock } from '../deps.js';
+import { systemClock } from '../clock.js';
+import { createLogger } from '../logging.js';
 import { Metrics } from '../metrics.js';
 
 function openCache(config: Config, level = 'warn'): Cache {
