@@ -1,6 +1,6 @@
 import type { Statement } from 'better-sqlite3';
 import type { Db } from './database.js';
-import { Memo } from '../util/memo.js';
+import { PerKeyInterval } from '../util/per-key-interval.js';
 
 export interface BlobRow {
   digest: string;
@@ -74,8 +74,8 @@ export class CacheIndex {
   };
   /** Access times waiting to be written in one transaction (keeps writes off the hot path). */
   private readonly pendingTouches = new Map<string, number>();
-  /** The access time last buffered for each recently read digest (see TOUCH_RESOLUTION_MS). */
-  private readonly touchedAt = new Memo<string, number>(100_000);
+  /** Digests whose access time was buffered within the last TOUCH_RESOLUTION_MS. */
+  private readonly touchedAt = new PerKeyInterval<string>(100_000, TOUCH_RESOLUTION_MS);
 
   constructor(private readonly db: Db) {
     this.statements = {
@@ -134,7 +134,7 @@ export class CacheIndex {
   /** Forgets a blob (and its links); true when a row was there. */
   deleteBlob(digest: string): boolean {
     this.pendingTouches.delete(digest);
-    this.touchedAt.delete(digest);
+    this.touchedAt.forget(digest);
     return this.statements.deleteBlob.run(digest).changes > 0;
   }
 
@@ -152,9 +152,7 @@ export class CacheIndex {
    * soon, as one transaction of them costs a few milliseconds on the event loop and a larger one more.
    */
   touch(digest: string, now: number): boolean {
-    const last = this.touchedAt.get(digest);
-    if (last !== undefined && now - last < TOUCH_RESOLUTION_MS && now >= last) return false;
-    this.touchedAt.set(digest, now);
+    if (!this.touchedAt.due(digest, now)) return false;
     this.pendingTouches.set(digest, now);
     return this.pendingTouches.size >= TOUCH_BATCH;
   }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import { Memo } from '../util/memo.js';
+import { PerKeyInterval } from '../util/per-key-interval.js';
 import type { Config } from '../config/config.js';
 import type { Clock } from '../deps.js';
 import { digestAlgorithm } from '../routing/reference.js';
@@ -53,8 +53,11 @@ function message(err: unknown): string {
  * request: every method logs and answers "not there", so pulls go on from upstream.
  */
 export class SharedTier {
-  /** When each digest's read time was last written to the store (for `maxAge`), so hot blobs refresh rarely. */
-  private readonly refreshed = new Memo<string, number>(100_000);
+  /**
+   * Digests whose read time was written to the store within a quarter of `maxAge`, so hot blobs refresh
+   * rarely; undefined without `maxAge` (reads are not noted).
+   */
+  private readonly refreshed: PerKeyInterval<string> | undefined;
 
   private lastProbe: { at: number; status: Promise<SharedStatus> } | undefined;
 
@@ -63,10 +66,12 @@ export class SharedTier {
     private readonly clock: Clock,
     private readonly logger: Logger,
     /** `storage.s3.maxAge`: objects not read for this long may be deleted, so reads are noted at a quarter of it. */
-    private readonly maxAgeMs: number | undefined,
+    maxAgeMs: number | undefined,
     /** `storage.s3.redirect`: blob GETs are answered with a presigned URL of the store. */
     readonly redirect = false,
-  ) {}
+  ) {
+    this.refreshed = maxAgeMs === undefined ? undefined : new PerKeyInterval(100_000, maxAgeMs / 4);
+  }
 
   /**
    * A presigned URL (valid REDIRECT_SECONDS) for a blob the store holds, for a 307; undefined when
@@ -105,7 +110,7 @@ export class SharedTier {
   async upload(digest: string, file: string, size: number): Promise<boolean> {
     try {
       const outcome = await this.store.putFile(digest, file, size);
-      this.refreshed.set(digest, this.clock.now());
+      this.refreshed?.done(digest, this.clock.now());
       this.logger.debug({ digest, size, outcome, store: this.location }, 'blob in the shared store');
       return true;
     } catch (err) {
@@ -117,7 +122,7 @@ export class SharedTier {
   async uploadBytes(digest: string, bytes: Buffer): Promise<boolean> {
     try {
       await this.store.putBytes(digest, bytes);
-      this.refreshed.set(digest, this.clock.now());
+      this.refreshed?.done(digest, this.clock.now());
       return true;
     } catch (err) {
       this.logger.warn({ digest, store: this.location, err: message(err) }, 'could not upload a manifest to the shared store');
@@ -202,11 +207,7 @@ export class SharedTier {
    * store when it was last renewed more than a quarter of maxAge ago. Runs in the background.
    */
   noteRead(digest: string): void {
-    if (this.maxAgeMs === undefined) return;
-    const now = this.clock.now();
-    const last = this.refreshed.get(digest);
-    if (last !== undefined && now - last < this.maxAgeMs / 4) return;
-    this.refreshed.set(digest, now);
+    if (this.refreshed?.due(digest, this.clock.now()) !== true) return;
     this.store.refresh(digest).catch((err: unknown) => {
       this.logger.debug({ digest, err: message(err) }, 'could not renew a read time in the shared store');
     });
