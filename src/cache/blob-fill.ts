@@ -13,12 +13,6 @@ import { YoungSweep } from './young-sweep.js';
  * stays in cache) on loopback and over a slow link alike.
  */
 export const RECENT_WINDOW = 2 * 1024 * 1024;
-/**
- * Bytes that gather in the ring before one write takes them to the temp file (a quarter of a smaller
- * ring). Over a slow link upstream's chunks arrive one at a time; writing each on its own cost a
- * thread-pool round trip and an extra wake-up of the event loop per 64 KiB.
- */
-const WRITE_BATCH = 1024 * 1024;
 /** Spare rings a pool keeps. */
 const SPARE_RINGS = 2;
 
@@ -87,7 +81,7 @@ export function writeFully(fd: number, buffers: Buffer[], position: number, call
  * mismatch or a cut upstream can never look like a complete response.
  *
  * Upstream's bytes are hashed and copied into the ring, and readable from there at once; the temp
- * file is written from the ring behind them, about WRITE_BATCH bytes at a time, and bytes not yet in
+ * file is written from the ring behind them, a quarter of the ring at a time, and bytes not yet in
  * the file are never overwritten in the ring (upstream waits for the write instead). Readers that
  * fall behind the ring read the file, which by then holds every byte the ring let go.
  *
@@ -122,6 +116,11 @@ export class BlobFill {
   private flushing = false;
   /** Resolves `writesSettled()` when the write in flight, and any it chains, are done. */
   private writesDone: (() => void)[] = [];
+  /**
+   * Bytes that gather in the ring before one write takes them to the temp file: a quarter of the ring
+   * (512 KiB for a full one). Over a slow link upstream's chunks arrive one at a time; writing each on
+   * its own cost a thread-pool round trip and an extra wake-up of the event loop per 64 KiB.
+   */
   private readonly writeBatch: number;
 
   constructor(
@@ -146,7 +145,7 @@ export class BlobFill {
     this.caching = this.fd !== undefined;
     this.hash = createHash(digestAlgorithm(digest));
     this.ringLength = Math.min(RECENT_WINDOW, Math.max(1, size ?? RECENT_WINDOW));
-    this.writeBatch = Math.min(WRITE_BATCH, Math.max(1, Math.floor(this.ringLength / 4)));
+    this.writeBatch = Math.max(1, Math.floor(this.ringLength / 4));
   }
 
   /** Further (registry, repository) pairs upstream confirmed may see this blob; linked when it is stored. */
