@@ -7,6 +7,7 @@ import { exposureWarnings } from './config/exposure.js';
 import { policyTable, resolveAccess } from './access/resolve.js';
 import type { Config } from './config/config.js';
 import { ConfigError } from './errors.js';
+import { createLogger } from './logging.js';
 import path from 'node:path';
 import { registerCacheCommands } from './cli/cache-commands.js';
 import { registerHostsCommand } from './cli/hosts-command.js';
@@ -49,24 +50,30 @@ program
       fail(err);
     }
     try {
-      // The server and its network stack (fastify, undici) load only for `serve`: the other commands start without them.
-      const [{ serve }, { defaultDeps }] = await Promise.all([import('./server.js'), import('./deps.js')]);
       const plan = workerPlan(process.env);
-      if (plan !== undefined) {
-        const deps = defaultDeps(config.log.level);
-        deps.logger = deps.logger.child({ worker: plan.index });
-        await serve(workerConfig(config, plan), deps, {
-          beforeListen: builtAndWaitForListen,
-          hostMetrics: (registry) => {
-            const host = new WorkerMetrics(registry);
-            return () => host.text();
-          },
-        });
-      } else {
-        const choice = chooseWorkers(options.workers, config);
-        if (choice.workers > 1) runPrimary(config, choice, defaultDeps(config.log.level).logger);
-        else await serve(config, defaultDeps(config.log.level), { startup: { workers: 1, workersReason: choice.reason } });
+      // A worker's count was chosen by its primary; otherwise this process chooses it.
+      const choice = plan === undefined ? chooseWorkers(options.workers, config) : undefined;
+      if (choice !== undefined && choice.workers > 1) {
+        // The primary only forks and supervises: it loads neither the server nor the network stack.
+        runPrimary(config, choice, createLogger(config.log.level));
+        return;
       }
+      // The server and its network stack (fastify, undici) load only in a process that serves: the CLI's
+      // other commands, and a primary, start without them.
+      const [{ serve }, { defaultDeps }] = await Promise.all([import('./server.js'), import('./deps.js')]);
+      if (plan === undefined) {
+        await serve(config, defaultDeps(config.log.level), { startup: { workers: 1, workersReason: choice?.reason } });
+        return;
+      }
+      const deps = defaultDeps(config.log.level);
+      deps.logger = deps.logger.child({ worker: plan.index });
+      await serve(workerConfig(config, plan), deps, {
+        beforeListen: builtAndWaitForListen,
+        hostMetrics: (registry) => {
+          const host = new WorkerMetrics(registry);
+          return () => host.text();
+        },
+      });
     } catch (err) {
       fail(err);
     }
