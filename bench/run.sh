@@ -5,7 +5,7 @@
 #   BENCH_ONLY        comma list of measures (warm-blob, manifest-tag, manifest-digest, cold-pull, cold-pull-250m-40ms,
 #                     fan-out, cluster-fan-out, warm-s3-tier, rss, growth, eviction), groups (warm, cold, wan, fanout, rss, growth,
 #                     cluster: the two measures over three replicas and Ceph RGW) and/or peers (pullgate, pullgate-2w, nginx,
-#                     node, distribution, direct); a subset writes bench/results.partial.md instead
+#                     node, node-2w, distribution, direct); a subset writes bench/results.partial.md instead
 #   BENCH_REPEAT      runs of each wrk figure and start-up (3); tables show the median and min–max
 #   BENCH_WRK_SECONDS length of one wrk run (4)      BENCH_COLD_REPS   cold pulls per peer and link (3)
 #   BENCH_LINKS       shaped links for the wan cold pulls, "MBIT,RTT_MS;..." (default "250,40;1000,10")

@@ -1,12 +1,16 @@
 // The Node ceiling for the bench: the least a Node HTTP server can do to serve the bench's files —
 // node:http, no routing, hooks, auth or logging; small files answered from memory, large ones read
 // into two reused buffers and written as the socket takes them (what pullgate's blob path does).
-// Usage: node node-floor-server.mjs ROOT PORT
+// With WORKERS > 1 it forks that many processes sharing the port through node:cluster, as `pullgate serve --workers`
+// does: the ceiling of any Node server with that many processes.
+// Usage: node node-floor-server.mjs ROOT PORT [WORKERS]
+import cluster from 'node:cluster';
 import { closeSync, openSync, read, readFileSync, readdirSync, statSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
 
-const [root, port] = process.argv.slice(2);
+const [root, port, workersArg] = process.argv.slice(2);
+const workers = Number(workersArg ?? '1');
 const CHUNK = 256 * 1024;
 const files = new Map();
 for (const name of readdirSync(root)) {
@@ -46,14 +50,29 @@ function stream(res, file) {
   step();
 }
 
-createServer((req, res) => {
-  const file = files.get(req.url ?? '');
-  if (file === undefined) {
-    res.writeHead(404).end();
-    return;
-  }
-  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.size });
-  if (file.bytes !== undefined) res.end(file.bytes);
-  else stream(res, file);
-}).listen(Number(port), '127.0.0.1');
-process.on('SIGTERM', () => process.exit(0));
+function serve() {
+  createServer((req, res) => {
+    const file = files.get(req.url ?? '');
+    if (file === undefined) {
+      res.writeHead(404).end();
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': file.size });
+    if (file.bytes !== undefined) res.end(file.bytes);
+    else stream(res, file);
+  }).listen(Number(port), '127.0.0.1');
+}
+
+if (workers > 1 && cluster.isPrimary) {
+  for (let i = 0; i < workers; i += 1) cluster.fork();
+  // A worker that dies takes the peer down: the bench then reports the failure instead of a half-sized figure.
+  cluster.on('exit', () => process.exit(1));
+  process.on('SIGTERM', () => {
+    cluster.removeAllListeners('exit');
+    for (const w of Object.values(cluster.workers ?? {})) w?.kill('SIGTERM');
+    process.exit(0);
+  });
+} else {
+  serve();
+  process.on('SIGTERM', () => process.exit(0));
+}

@@ -9,14 +9,15 @@ import { type FileServer, fileServerReady, writeFiles } from './file-server.js';
 
 export type NodeFloor = FileServer;
 
-export async function startNodeFloor(ws: Workspace, name: string, files: ReadonlyMap<string, Buffer>): Promise<NodeFloor> {
+/** Starts the ceiling server on `files`; `workers` > 1 forks that many processes on one port (node:cluster). */
+export async function startNodeFloor(ws: Workspace, name: string, files: ReadonlyMap<string, Buffer>, workers = 1): Promise<NodeFloor> {
   const root = await ws.mkdir(name, 'root');
   await writeFiles(root, files);
   const port = await freePort();
   const daemon = startDaemon({
     name: `node ceiling (${name})`,
     command: process.execPath,
-    args: [...startFlags(), join(REPO_ROOT, 'bench', 'lib', 'node-floor-server.mjs'), root, String(port)],
+    args: [...startFlags(), join(REPO_ROOT, 'bench', 'lib', 'node-floor-server.mjs'), root, String(port), String(workers)],
     logPath: ws.path(`${name}.log`),
     cwd: ws.path(name),
   });

@@ -2,7 +2,7 @@
 import { directPeer } from './direct.js';
 import { distributionPeer } from './distribution.js';
 import { nginxPeer } from './nginx.js';
-import { nodeFloorPeer } from './node-floor.js';
+import { nodeFloorPeer, nodeFloorWorkersPeer } from './node-floor.js';
 import { pullgatePeer } from './pullgate.js';
 import { pullgateWorkersPeer } from './pullgate-workers.js';
 import type { Peer, PeerName } from './types.js';
@@ -13,6 +13,7 @@ export const PEERS: Record<PeerName, Peer> = {
   'pullgate-2w': pullgateWorkersPeer,
   nginx: nginxPeer,
   node: nodeFloorPeer,
+  'node-2w': nodeFloorWorkersPeer,
   distribution: distributionPeer,
   direct: directPeer,
 };

@@ -3,7 +3,7 @@ import type { Daemon } from '../../support/proc.js';
 import type { BenchContext } from '../lib/context.js';
 
 /** The peers of the table, in the order of its columns. */
-export const PEER_NAMES = ['pullgate', 'pullgate-2w', 'nginx', 'node', 'distribution', 'direct'] as const;
+export const PEER_NAMES = ['pullgate', 'pullgate-2w', 'nginx', 'node', 'node-2w', 'distribution', 'direct'] as const;
 export type PeerName = (typeof PEER_NAMES)[number];
 
 /** What a measure asks a peer for: the 20 MiB blob, the 200 MiB blob, a manifest by tag, a manifest by digest. */
