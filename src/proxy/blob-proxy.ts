@@ -17,8 +17,11 @@ import type { BlobAnswer, BlobRequest } from './types.js';
  * upstream confirmed that repository may see it.
  */
 export class BlobProxy {
-  /** Fills whose bytes come from the shared store, not upstream (for the access log's source and the metrics). */
-  private readonly sharedFills = new WeakSet<BlobFill>();
+  /**
+   * Fills whose bytes come from the shared store or from the digest's owner in a cluster, not from upstream
+   * (for the access log's source and the metrics); a fill not listed here reads from upstream.
+   */
+  private readonly fillOrigins = new WeakMap<BlobFill, 'shared' | 'peer'>();
   /** Upstream GETs being started, so concurrent misses share one (single flight). */
   private readonly starting = new Map<string, Promise<BlobFill>>();
 
@@ -84,7 +87,7 @@ export class BlobProxy {
     this.starting.set(req.digest, start);
     try {
       const fill = await start;
-      return this.fromFill(req, fill, this.sharedFills.has(fill) ? 'shared' : 'upstream');
+      return this.fromFill(req, fill, this.fillOrigins.get(fill) ?? 'upstream');
     } finally {
       this.starting.delete(req.digest);
     }
@@ -123,7 +126,7 @@ export class BlobProxy {
     // A local miss that the shared store holds is read from there once this repository's access is confirmed.
     const shared = await this.cache.fillFromShared(req.digest, registry, repository, () => this.confirmAccess(req));
     if (shared !== undefined) {
-      this.sharedFills.add(shared);
+      this.fillOrigins.set(shared, 'shared');
       return shared;
     }
     // In a cluster the owner fetches once for every replica; its bytes are verified here as upstream's would be.
@@ -131,7 +134,9 @@ export class BlobProxy {
     if (owned !== undefined) {
       try {
         // 'peer': the owner uploads its own fill to the shared store; the followers do not upload it again.
-        return this.cache.beginFill(req.digest, owned.body, owned.size, registry, repository, 'peer');
+        const fill = this.cache.beginFill(req.digest, owned.body, owned.size, registry, repository, 'peer');
+        this.fillOrigins.set(fill, 'peer');
+        return fill;
       } catch (err) {
         owned.body.destroy();
         throw err;
@@ -155,13 +160,13 @@ export class BlobProxy {
     }
   }
 
-  private fromFill(req: BlobRequest, fill: BlobFill, source: 'upstream' | 'coalesced' | 'shared'): BlobAnswer {
+  private fromFill(req: BlobRequest, fill: BlobFill, source: 'upstream' | 'coalesced' | 'shared' | 'peer'): BlobAnswer {
     const size = fill.size;
     const range = size === undefined ? undefined : resolveRange(req.range, size);
     const length = range ? range.end - range.start + 1 : (size ?? Number.NaN);
     const contentRange = range && size !== undefined ? `bytes ${range.start}-${range.end}/${size}` : undefined;
     if (req.method === 'HEAD') return { status: range ? 206 : 200, length, contentRange, body: undefined, source };
-    const origin = this.sharedFills.has(fill) ? 'shared' : 'upstream';
+    const origin = this.fillOrigins.get(fill) ?? 'upstream';
     const reader = new TailReader(fill, range?.start ?? 0, range?.end, (bytes) => this.metrics.bytesServed.inc({ source: origin }, bytes));
     return {
       status: range ? 206 : 200,

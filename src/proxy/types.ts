@@ -40,7 +40,8 @@ export interface BlobAnswer {
   length: number;
   contentRange: string | undefined;
   body: ChunkSource | Readable | undefined;
-  source: 'upstream' | 'cache' | 'coalesced' | 'shared';
+  /** Where the bytes come from: upstream, this cache, another client's fill, the shared store, or (cluster) the digest's owner. */
+  source: 'upstream' | 'cache' | 'coalesced' | 'shared' | 'peer';
 }
 
 export interface JsonAnswer {

@@ -122,6 +122,18 @@ describe('cluster: one upstream fetch per layer per cluster', () => {
     const bodies = await Promise.all(clients.map((c) => outcome(c)));
     for (const body of bodies) expect(body instanceof Buffer && body.equals(bytes)).toBe(true);
     expect(blobGets(fake, digest)).toBe(1);
+    // The access log tells the registry's traffic from the cluster's: the owner fetched upstream, each other
+    // replica's one fill came from the owner (source "peer"), and every other client joined a fill.
+    const owner = ownerOf(digest, replicas.map((r) => r.id));
+    for (const replica of replicas) {
+      const sources = replica.logs
+        .join('')
+        .split('\n')
+        .filter((line) => line.includes('"msg":"request"') && line.includes(digest))
+        .map((line) => (JSON.parse(line) as { source?: string }).source);
+      const expected = replica.id === owner ? 'upstream' : 'peer';
+      expect(sources.filter((s) => s !== 'coalesced'), replica.id).toEqual([expected]);
+    }
     // Each replica now has it: a hit everywhere, still one upstream GET.
     for (const replica of replicas) {
       const again = await outcome(request(`${replica.base}/v2/team/app/blobs/${digest}`));

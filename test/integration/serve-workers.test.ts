@@ -107,6 +107,65 @@ describe('pullgate serve --workers', () => {
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
   });
+  it('serves metrics.listen from every worker on one port, each scrape answering for the host', { timeout: 120_000 }, async () => {
+    const fake = await new FakeRegistry({ kind: 'none' }, new FakeClock()).start();
+    cleanups.push(() => fake.stop());
+    const image = fake.add(makeImage('team/app', '1', 1, MiB));
+    const [digest, bytes] = [...image.blobs.entries()].find(([, b]) => b.length === MiB) ?? ['', Buffer.alloc(0)];
+    const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const metricsPort = await freePort();
+    const configFile = path.join(dir, 'pullgate.yaml');
+    writeFileSync(
+      configFile,
+      `defaultRegistry: reg.example\nregistries: { reg.example: { url: ${fake.origin} } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n` +
+        `metrics: { listen: "127.0.0.1:${metricsPort}" }\n`,
+    );
+    const port = await freePort();
+    const { child, output } = serveChild(configFile, port, ['--workers', '2']);
+    await linesWith(output, 'pullgate listening', 2, child);
+    await linesWith(output, 'cluster membership', 2, child);
+    // Each request on a connection of its own, so the primary spreads them over both workers.
+    const get = async (url: string): Promise<{ status: number; body: Buffer }> => {
+      const dispatcher = new Agent({ pipelining: 0 });
+      try {
+        const res = await request(url, { dispatcher });
+        return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) };
+      } finally {
+        await dispatcher.close();
+      }
+    };
+    const blobUrl = `http://127.0.0.1:${port}/v2/team/app/blobs/${digest}`;
+    const scrape = async (): Promise<string> => {
+      const answer = await get(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(answer.status).toBe(200);
+      return answer.body.toString('utf8');
+    };
+    const metric = (text: string, name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? -1);
+    expect((await get(blobUrl)).body.equals(bytes)).toBe(true);
+    // The client can have its last byte before the fill is indexed: wait (bounded) until the host counts it.
+    for (let i = 0; metric(await scrape(), 'pullgate_cache_bytes') !== MiB; i++) {
+      if (i > 200) throw new Error('the fill was never indexed');
+    }
+    const HITS = 12;
+    for (let i = 0; i < HITS; i++) expect((await get(blobUrl)).body.equals(bytes)).toBe(true);
+    await linesWith(output, '"source":"cache"', HITS, child);
+    const hitLines = output.join('').split('\n').filter((line) => line.includes('"source":"cache"'));
+    expect(new Set(hitLines.map((line) => /"worker":(\d)/.exec(line)?.[1])).size).toBe(2);
+    // Every scrape, whichever worker takes it, answers for the host: the hits of both workers add up.
+    for (let i = 0; i < 4; i++) {
+      const text = await scrape();
+      expect(metric(text, 'pullgate_cache_hits_total\\{kind="blob"\\}'), text).toBe(HITS);
+      expect(metric(text, 'pullgate_cache_bytes'), text).toBe(MiB);
+    }
+    // The main port no longer serves /metrics once it has a listener of its own.
+    expect((await get(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
+    expect(fake.seen.filter((s) => s.method === 'GET' && s.path.endsWith(`/blobs/${digest}`))).toHaveLength(1);
+
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
   it('runs one worker per core by default, says so, and a kill -9 of the primary takes the workers down', { timeout: 120_000 }, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
