@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { StorageUnavailable } from '../errors.js';
@@ -118,6 +118,27 @@ export class BlobStore {
     } catch (err) {
       this.discard(temp);
       throw err;
+    }
+  }
+
+  /**
+   * Small stored content (a manifest) whose size the index knows: one open, one read of exactly `size` bytes
+   * and a close, without readFileSync's stat (a third of the cost of a manifest's first read). Undefined when
+   * the file holds fewer bytes than that (cut short); throws the file system's error (ENOENT when it is gone).
+   */
+  readExactly(digest: string, size: number): Buffer | undefined {
+    const fd = openSync(this.pathOf(digest), 'r');
+    try {
+      const bytes = Buffer.allocUnsafe(size);
+      let filled = 0;
+      while (filled < size) {
+        const n = readSync(fd, bytes, filled, size - filled, filled);
+        if (n === 0) return undefined;
+        filled += n;
+      }
+      return bytes;
+    } finally {
+      closeSync(fd);
     }
   }
 

@@ -1,4 +1,4 @@
-import { openSync, readFileSync, statSync } from 'node:fs';
+import { openSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
@@ -665,14 +665,20 @@ export class Cache {
     // file is gone is dropped, as lookup() would.
     const row = this.index.blob(digest);
     if (row?.kind !== 'manifest') return undefined;
-    let bytes: Buffer;
+    let bytes: Buffer | undefined;
     try {
-      bytes = readFileSync(this.store.pathOf(digest));
+      bytes = this.store.readExactly(digest, row.size);
     } catch (err) {
       if (isMissing(err)) {
         this.options.logger.warn({ digest }, 'index row without file: dropped');
         this.forget(row);
       }
+      return undefined;
+    }
+    if (bytes === undefined) {
+      // Cut short (a crash of the disk, a hand edit): never answered as the manifest, fetched again.
+      this.options.logger.warn({ digest, size: row.size }, 'index row with a file shorter than its size: dropped');
+      this.forget(row);
       return undefined;
     }
     const manifest = { digest, mediaType: row.media_type ?? 'application/vnd.oci.image.manifest.v1+json', bytes };

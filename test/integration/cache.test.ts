@@ -225,6 +225,38 @@ describe('manifest cache', () => {
     expect(existsSync(path)).toBe(true);
   });
 
+  it('after a restart, a manifest whose file was cut short is dropped and fetched again, never answered short', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+    cleanups.push(() => fake.stop());
+    const yaml = `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${fake.origin} }\n`;
+    const first = harness(yaml, { clock });
+    cleanups.push(async () => {
+      await first.deps.dispatcher.close();
+      rmSync(first.storage, { recursive: true, force: true });
+    });
+    const image = fake.add(makeImage('team/app', '1'));
+    const url = `/v2/team/app/manifests/${image.digest}`;
+    expect((await first.app.inject({ url, headers: { accept: image.mediaType } })).statusCode).toBe(200);
+    await first.cache.drain();
+    const file = first.cache.store.pathOf(image.digest);
+    await first.app.close();
+    writeFileSync(file, image.manifest.subarray(0, image.manifest.length - 7));
+    const again = harness(yaml, { clock, storage: first.storage });
+    cleanups.push(() => again.close());
+    const before = fake.seen.length;
+    const res = await again.app.inject({ url, headers: { accept: image.mediaType } });
+    expect(res.statusCode).toBe(200);
+    expect(res.rawPayload.equals(image.manifest)).toBe(true);
+    expect(fake.seen.slice(before).filter((s) => s.method === 'GET' && s.path.endsWith(`/manifests/${image.digest}`))).toHaveLength(1);
+    expect(again.logs.some((line) => line.includes('index row with a file shorter than its size: dropped'))).toBe(true);
+    // Stored whole again: the next answer comes from the cache.
+    await again.cache.drain();
+    const seen = fake.seen.length;
+    expect((await again.app.inject({ url, headers: { accept: image.mediaType } })).rawPayload.equals(image.manifest)).toBe(true);
+    expect(fake.seen.length).toBe(seen);
+  });
+
   it('answers tags from the cache within tagTTL, revalidates with HEAD after it, and caches digests for good', async () => {
     const clock = new FakeClock();
     const { fake, pg } = await setup('cache: { tagTTL: 5m, staleIfError: 1h }\n', clock);
