@@ -1,4 +1,10 @@
 #!/usr/bin/env node
+// deps.js (and with it undici, the upstream client) is imported here, with the program, not on demand in the
+// serve action like the server's other modules: imported on demand, a cold pull through a fresh process took
+// about 10% more CPU (CPU ratio to distribution's proxy in `BENCH_ONLY=cold-pull`, builds alternating, runs of
+// 10 pulls: 0.88 and 0.88 against 0.96 and 1.01; the cause was not found). It costs every command about 0.1 s
+// of start (`cache stats` at 1M rows, 5 runs each, alternating: median 0.70 -> 0.82 s).
+import { defaultDeps } from './deps.js';
 import { Command } from 'commander';
 import { parseListen, configPath, loadConfigFile } from './config/load.js';
 import { renderConfig } from './config/mask.js';
@@ -54,13 +60,13 @@ program
       // A worker's count was chosen by its primary; otherwise this process chooses it.
       const choice = plan === undefined ? chooseWorkers(options.workers, config) : undefined;
       if (choice !== undefined && choice.workers > 1) {
-        // The primary only forks and supervises: it loads neither the server nor the network stack.
+        // The primary only forks and supervises: it does not load the server.
         runPrimary(config, choice, createLogger(config.log.level));
         return;
       }
-      // The server and its network stack (fastify, undici) load only in a process that serves: the CLI's
-      // other commands, and a primary, start without them.
-      const [{ serve }, { defaultDeps }] = await Promise.all([import('./server.js'), import('./deps.js')]);
+      // The server (fastify and the routes) loads only in a process that serves: the CLI's other commands,
+      // and a primary, start without it.
+      const { serve } = await import('./server.js');
       if (plan === undefined) {
         await serve(config, defaultDeps(config.log.level), { startup: { workers: 1, workersReason: choice?.reason } });
         return;
