@@ -194,61 +194,56 @@ describe('blob cache', () => {
   });
 });
 
+/**
+ * A manifest by digest stored by one process, its file then damaged by `damage` while no process runs, and a
+ * new process over the same storage (its memory empty, the index still holding the row).
+ */
+async function restartedWithDamagedManifest(damage: (file: string, image: FakeImage) => void): Promise<{ fake: FakeRegistry; image: FakeImage; url: string; file: string; again: Harness }> {
+  const clock = new FakeClock();
+  const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+  cleanups.push(() => fake.stop());
+  const yaml = `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${fake.origin} }\n`;
+  const first = harness(yaml, { clock });
+  cleanups.push(async () => {
+    await first.deps.dispatcher.close();
+    rmSync(first.storage, { recursive: true, force: true });
+  });
+  const image = fake.add(makeImage('team/app', '1'));
+  const url = `/v2/team/app/manifests/${image.digest}`;
+  expect((await first.app.inject({ url, headers: { accept: image.mediaType } })).statusCode).toBe(200);
+  await first.cache.drain();
+  const file = first.cache.store.pathOf(image.digest);
+  await first.app.close();
+  damage(file, image);
+  const again = harness(yaml, { clock, storage: first.storage });
+  cleanups.push(() => again.close());
+  return { fake, image, url, file, again };
+}
+
+function manifestGets(fake: FakeRegistry, digest: string, since: number): number {
+  return fake.seen.slice(since).filter((s) => s.method === 'GET' && s.path.endsWith(`/manifests/${digest}`)).length;
+}
+
 describe('manifest cache', () => {
   it('after a restart, a manifest whose file went missing is dropped from the index and fetched again, not answered', async () => {
-    const clock = new FakeClock();
-    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
-    cleanups.push(() => fake.stop());
-    const yaml = `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${fake.origin} }\n`;
-    const first = harness(yaml, { clock });
-    cleanups.push(async () => {
-      await first.deps.dispatcher.close();
-      rmSync(first.storage, { recursive: true, force: true });
-    });
-    const image = fake.add(makeImage('team/app', '1'));
-    const url = `/v2/team/app/manifests/${image.digest}`;
-    expect((await first.app.inject({ url, headers: { accept: image.mediaType } })).statusCode).toBe(200);
-    await first.cache.drain();
-    const path = first.cache.store.pathOf(image.digest);
-    await first.app.close();
-    rmSync(path);
-    // A new process over the same storage: its memory is empty, the index still has the row.
-    const again = harness(yaml, { clock, storage: first.storage });
-    cleanups.push(() => again.close());
+    const { fake, image, url, file, again } = await restartedWithDamagedManifest((path) => rmSync(path));
     expect(again.cache.index.blob(image.digest)?.kind).toBe('manifest');
     const before = fake.seen.length;
     const res = await again.app.inject({ url, headers: { accept: image.mediaType } });
     expect(res.statusCode).toBe(200);
     expect(res.headers['docker-content-digest']).toBe(image.digest);
-    expect(fake.seen.slice(before).filter((s) => s.method === 'GET' && s.path.endsWith(`/manifests/${image.digest}`))).toHaveLength(1);
+    expect(manifestGets(fake, image.digest, before)).toBe(1);
     expect(again.logs.some((line) => line.includes('index row without file: dropped'))).toBe(true);
-    expect(existsSync(path)).toBe(true);
+    expect(existsSync(file)).toBe(true);
   });
 
   it('after a restart, a manifest whose file was cut short is dropped and fetched again, never answered short', async () => {
-    const clock = new FakeClock();
-    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
-    cleanups.push(() => fake.stop());
-    const yaml = `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${fake.origin} }\n`;
-    const first = harness(yaml, { clock });
-    cleanups.push(async () => {
-      await first.deps.dispatcher.close();
-      rmSync(first.storage, { recursive: true, force: true });
-    });
-    const image = fake.add(makeImage('team/app', '1'));
-    const url = `/v2/team/app/manifests/${image.digest}`;
-    expect((await first.app.inject({ url, headers: { accept: image.mediaType } })).statusCode).toBe(200);
-    await first.cache.drain();
-    const file = first.cache.store.pathOf(image.digest);
-    await first.app.close();
-    writeFileSync(file, image.manifest.subarray(0, image.manifest.length - 7));
-    const again = harness(yaml, { clock, storage: first.storage });
-    cleanups.push(() => again.close());
+    const { fake, image, url, again } = await restartedWithDamagedManifest((path, stored) => writeFileSync(path, stored.manifest.subarray(0, stored.manifest.length - 7)));
     const before = fake.seen.length;
     const res = await again.app.inject({ url, headers: { accept: image.mediaType } });
     expect(res.statusCode).toBe(200);
     expect(res.rawPayload.equals(image.manifest)).toBe(true);
-    expect(fake.seen.slice(before).filter((s) => s.method === 'GET' && s.path.endsWith(`/manifests/${image.digest}`))).toHaveLength(1);
+    expect(manifestGets(fake, image.digest, before)).toBe(1);
     expect(again.logs.some((line) => line.includes('index row with a file shorter than its size: dropped'))).toBe(true);
     // Stored whole again: the next answer comes from the cache.
     await again.cache.drain();
