@@ -129,7 +129,8 @@ export class BlobStore {
   readExactly(digest: string, size: number): Buffer | undefined {
     const fd = openSync(this.pathOf(digest), 'r');
     try {
-      const bytes = Buffer.allocUnsafe(size);
+      // Not from Node's shared pool: the manifest memo keeps these, and a pooled one would keep its whole slab.
+      const bytes = Buffer.allocUnsafeSlow(size);
       let filled = 0;
       while (filled < size) {
         const n = readSync(fd, bytes, filled, size - filled, filled);
