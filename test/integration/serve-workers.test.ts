@@ -33,9 +33,12 @@ function linesWith(output: string[], text: string, count: number, child: ChildPr
   });
 }
 
-/** A `pullgate serve` child on `configFile` and `port` (killed after the tests), with its stdout and stderr collected. */
-function serveChild(configFile: string, port: number, extraArgs: readonly string[]): { child: ChildProcess; output: string[] } {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', `127.0.0.1:${port}`, ...extraArgs], {
+/**
+ * A `pullgate serve` child on `configFile` (killed after the tests), with its stdout and stderr collected. It
+ * listens on a port the kernel picks (every worker gets the same one through node:cluster): see listeningPort().
+ */
+function serveChild(configFile: string, extraArgs: readonly string[]): { child: ChildProcess; output: string[] } {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', '127.0.0.1:0', ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, PULLGATE_CONFIG: '' },
@@ -49,6 +52,18 @@ function serveChild(configFile: string, port: number, extraArgs: readonly string
   return { child, output };
 }
 
+/** The port every worker logged in its "pullgate listening" line (one port for all of them, asserted). */
+function listeningPort(output: string[]): number {
+  const ports = output
+    .join('')
+    .split('\n')
+    .filter((line) => line.includes('pullgate listening'))
+    .map((line) => Number(new URL((JSON.parse(line) as { address: string }).address).port));
+  expect(ports.length).toBeGreaterThan(0);
+  expect(new Set(ports).size).toBe(1);
+  return ports[0] ?? 0;
+}
+
 describe('pullgate serve --workers', () => {
   it('runs two workers on one port over one storage, and a cold blob is fetched upstream once', { timeout: 120_000 }, async () => {
     const fake = await new FakeRegistry({ kind: 'none' }, new FakeClock()).start();
@@ -59,10 +74,10 @@ describe('pullgate serve --workers', () => {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const configFile = path.join(dir, 'pullgate.yaml');
     writeFileSync(configFile, `defaultRegistry: reg.example\nregistries: { reg.example: { url: ${fake.origin} } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n`);
-    const port = await freePort();
-    const { child, output } = serveChild(configFile, port, ['--workers', '2']);
+    const { child, output } = serveChild(configFile, ['--workers', '2']);
     await linesWith(output, 'pullgate listening', 2, child);
     await linesWith(output, 'cluster membership', 2, child);
+    const port = listeningPort(output);
 
     let release = (): void => undefined;
     fake.faults.holdBlobs = new Promise<void>((resolve) => (release = resolve));
@@ -114,6 +129,7 @@ describe('pullgate serve --workers', () => {
     const [digest, bytes] = [...image.blobs.entries()].find(([, b]) => b.length === MiB) ?? ['', Buffer.alloc(0)];
     const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    // metrics.listen needs a port known before the start (its listening line names the configured one).
     const metricsPort = await freePort();
     const configFile = path.join(dir, 'pullgate.yaml');
     writeFileSync(
@@ -121,10 +137,10 @@ describe('pullgate serve --workers', () => {
       `defaultRegistry: reg.example\nregistries: { reg.example: { url: ${fake.origin} } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n` +
         `metrics: { listen: "127.0.0.1:${metricsPort}" }\n`,
     );
-    const port = await freePort();
-    const { child, output } = serveChild(configFile, port, ['--workers', '2']);
+    const { child, output } = serveChild(configFile, ['--workers', '2']);
     await linesWith(output, 'pullgate listening', 2, child);
     await linesWith(output, 'cluster membership', 2, child);
+    const port = listeningPort(output);
     // Each request on a connection of its own, so the primary spreads them over both workers.
     const get = async (url: string): Promise<{ status: number; body: Buffer }> => {
       const dispatcher = new Agent({ pipelining: 0 });
@@ -171,12 +187,11 @@ describe('pullgate serve --workers', () => {
     cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     const configFile = path.join(dir, 'pullgate.yaml');
     writeFileSync(configFile, `defaultRegistry: reg.example\nregistries: { reg.example: { url: http://127.0.0.1:9 } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n`);
-    const port = await freePort();
     // The default is what this machine's cores (and cgroup limit) say; on one core that is a single process, so force two.
     const cores = chooseWorkers(undefined, { cluster: undefined, storage: { path: dir, maxSizeBytes: 1, s3: undefined } }).workers;
     const args = cores >= 2 ? [] : ['--workers', '2'];
     if (cores < 2) console.log(`serve-workers: this machine has ${cores} usable core(s): the default is one process here, so the kill -9 check forces --workers 2`);
-    const { child, output } = serveChild(configFile, port, args);
+    const { child, output } = serveChild(configFile, args);
     await linesWith(output, 'pullgate starting workers', 1, child);
     const start = JSON.parse(output.join('').split('\n').find((line) => line.includes('pullgate starting workers')) ?? '{}') as { workers?: number; workersReason?: string };
     const workers = start.workers ?? 0;
