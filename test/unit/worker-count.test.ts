@@ -1,15 +1,49 @@
 import { describe, expect, it } from 'vitest';
-import { cgroupCpuLimit, cgroupMemoryWorkers, chooseWorkers, type CoreProbe } from '../../src/cli/worker-count.js';
+import { cgroupCpuLimit, cgroupMemoryWorkers, cgroupV1CpuLimit, chooseWorkers, type CoreProbe } from '../../src/cli/worker-count.js';
 import type { Config } from '../../src/config/config.js';
 import { ConfigError } from '../../src/errors.js';
 
 const local: Pick<Config, 'cluster' | 'storage'> = { cluster: undefined, storage: { path: '/data', maxSizeBytes: 1 << 30, s3: undefined } };
 
+/** A cgroup v2 host (or none): `cpu.max` and `memory.max` as given, no v1 files. */
 function probe(cores: number, cpuMax: string | undefined, memoryMax?: string): CoreProbe {
-  return { availableParallelism: () => cores, cpuMax: () => cpuMax, memoryMax: () => memoryMax };
+  return { availableParallelism: () => cores, cpuMax: () => cpuMax, memoryMax: () => memoryMax, cfsQuota: () => undefined, cfsPeriod: () => undefined, memoryLimitV1: () => undefined };
 }
 
+/** A cgroup v1 host: no v2 files, the CFS quota and period and the v1 memory limit as given. */
+function probeV1(cores: number, quota: string, period: string, memoryLimit: string): CoreProbe {
+  return { availableParallelism: () => cores, cpuMax: () => undefined, memoryMax: () => undefined, cfsQuota: () => quota, cfsPeriod: () => period, memoryLimitV1: () => memoryLimit };
+}
+
+/** What the kernel writes in memory.limit_in_bytes for a cgroup v1 without a limit. */
+const V1_UNLIMITED = '9223372036854771712\n';
+
 describe('serve --workers default', () => {
+  it('is capped by the cgroup v1 CPU quota on a v1 host: 150000/100000 µs on a 64-core node gets 2 workers', () => {
+    const choice = chooseWorkers(undefined, local, probeV1(64, '150000\n', '100000\n', V1_UNLIMITED));
+    expect(choice).toEqual({ workers: 2, reason: 'one per usable core: cgroup CPU limit of 2 (/sys/fs/cgroup/cpu/cpu.cfs_quota_us) on 64 cores' });
+  });
+
+  it('takes a v1 quota of -1 and v1\'s near-2^63 memory limit as no limit', () => {
+    expect(chooseWorkers(undefined, local, probeV1(8, '-1\n', '100000\n', V1_UNLIMITED))).toEqual({ workers: 8, reason: 'one per usable core: 8 cores' });
+    expect(cgroupV1CpuLimit('-1', '100000')).toBeUndefined();
+    expect(cgroupV1CpuLimit(undefined, '100000')).toBeUndefined();
+    expect(cgroupV1CpuLimit('250000', '100000')).toBe(3);
+  });
+
+  it('is capped by the cgroup v1 memory limit: 512 MiB without a CPU quota on a 64-core node gets 2 workers', () => {
+    const choice = chooseWorkers(undefined, local, probeV1(64, '-1', '100000', String(512 * 2 ** 20)));
+    expect(choice).toEqual({
+      workers: 2,
+      reason: 'one per usable core: 64 cores, capped to 2 by the cgroup memory limit (/sys/fs/cgroup/memory/memory.limit_in_bytes, 192 MiB per worker)',
+    });
+  });
+
+  it('reads cgroup v2 when its files are there, whatever v1 files say', () => {
+    const both: CoreProbe = { ...probeV1(64, '100000', '100000', String(256 * 2 ** 20)), cpuMax: () => 'max 100000', memoryMax: () => 'max' };
+    expect(chooseWorkers(undefined, local, both)).toEqual({ workers: 64, reason: 'one per usable core: 64 cores' });
+  });
+
   it('is one worker per core with local storage and no cgroup limit', () => {
     expect(chooseWorkers(undefined, local, probe(8, undefined))).toEqual({ workers: 8, reason: 'one per usable core: 8 cores' });
     expect(chooseWorkers(undefined, local, probe(8, 'max 100000\n'))).toEqual({ workers: 8, reason: 'one per usable core: 8 cores' });
