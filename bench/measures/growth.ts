@@ -126,18 +126,14 @@ async function measurePoints(ctx: BenchContext, sizes: readonly number[]): Promi
       });
     }
     await ctx.phase(`growth: manifest rates, taking turns over ${prepared.length} index sizes`, () => [], async () => {
-      for (let i = 0; i < ctx.config.repeat; i += 1) {
-        for (const p of prepared) {
-          const r = await rate(ctx, p, 'random-tag.lua', tagScript(p.point.index));
-          p.point.rates.push(r.rate);
-          p.point.cpuPer10k.push(r.cpuPer10k);
-        }
-      }
-      for (let i = 0; i < ctx.config.repeat; i += 1) {
-        for (const p of prepared) {
-          const r = await rate(ctx, p, 'hot-tag.lua', tagScript(p.point.index, HOT_TAGS));
-          p.point.hotRates.push(r.rate);
-          p.point.hotCpuPer10k.push(r.cpuPer10k);
+      // Rounds over every size: all tags first, then the hot set.
+      for (const hot of [false, true]) {
+        for (let i = 0; i < ctx.config.repeat; i += 1) {
+          for (const p of prepared) {
+            const r = await rate(ctx, p, hot ? 'hot-tag.lua' : 'random-tag.lua', tagScript(p.point.index, hot ? HOT_TAGS : undefined));
+            (hot ? p.point.hotRates : p.point.rates).push(r.rate);
+            (hot ? p.point.hotCpuPer10k : p.point.cpuPer10k).push(r.cpuPer10k);
+          }
         }
       }
     });
