@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { Config } from '../config/config.js';
+import { defaultDeps } from '../deps.js';
 
 /** `pullgate doctor IMAGE [--config FILE]`: explain how IMAGE would be pulled; exit 0 only if pullable. */
 export function registerDoctorCommand(program: Command, load: (file: string | undefined) => Config): void {
@@ -15,8 +16,8 @@ export function registerDoctorCommand(program: Command, load: (file: string | un
         process.stderr.write(`pullgate: ${err instanceof Error ? err.message : String(err)}\n`);
         process.exit(2);
       }
-      // The network stack loads only now: the CLI's other commands start without it.
-      const [{ defaultDeps }, { runDoctor }] = await Promise.all([import('../deps.js'), import('../doctor/doctor.js')]);
+      // The doctor loads only now: the CLI's other commands start without it.
+      const { runDoctor } = await import('../doctor/doctor.js');
       const deps = defaultDeps('silent');
       let pullable = false;
       try {

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { basicAuthorization } from '../auth/credential.js';
 import type { Config } from '../config/config.js';
-import type { Deps } from '../deps.js';
+import { createLogger, defaultDeps, type Deps } from '../deps.js';
 import type { LocalMirror } from '../warm/local-mirror.js';
 import { type PlatformChoice, hostPlatform, parsePlatforms } from '../warm/manifest-content.js';
 import { plainDisplay, terminalDisplay, type WarmDisplay } from '../warm/progress.js';
@@ -54,12 +54,8 @@ export function registerWarmCommand(program: Command, load: (file: string | unde
         if (password === undefined) usage('--user needs the password in $PULLGATE_PASSWORD');
         authorization = basicAuthorization(options.user, password);
       }
-      // The network stack and the in-process mirror load only now: the CLI's other commands start without them.
-      const [{ createLogger, defaultDeps }, { findRunningMirror, listenUrl, startLocalMirror }, { warmImage }] = await Promise.all([
-        import('../deps.js'),
-        import('../warm/local-mirror.js'),
-        import('../warm/warm.js'),
-      ]);
+      // The in-process mirror (the server) and the warm walk load only now: the CLI's other commands start without them.
+      const [{ findRunningMirror, listenUrl, startLocalMirror }, { warmImage }] = await Promise.all([import('../warm/local-mirror.js'), import('../warm/warm.js')]);
       const base = defaultDeps('silent');
       // The in-process mirror logs errors only: the progress display reports what failed and why.
       const deps: Deps = { ...base, logger: createLogger('error', { write: (line: string) => process.stderr.write(line) }) };

@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici';
+import { request, type Dispatcher } from 'undici';
 import { isRecord } from '../../util/is-record.js';
 import { USER_AGENT } from '../../version.js';
 
@@ -28,8 +28,6 @@ export async function fetchJson(
   const body = options.form ? new URLSearchParams(options.form).toString() : options.json !== undefined ? JSON.stringify(options.json) : undefined;
   const type = options.form ? 'application/x-www-form-urlencoded' : 'application/json';
   const headers = { 'user-agent': USER_AGENT, ...(body !== undefined ? { 'content-type': type } : {}), ...options.headers };
-  // Loaded on first use: this module is reached from the config loader, which every CLI command runs.
-  const { request } = await import('undici');
   let response: Dispatcher.ResponseData;
   try {
     response = await request(url, {
