@@ -64,20 +64,49 @@ function listeningPort(output: string[]): number {
   return ports[0] ?? 0;
 }
 
+/** A GET on a connection of its own (so the primary hands each to a worker in turn): status and body. */
+async function getAlone(url: string): Promise<{ status: number; body: Buffer }> {
+  const dispatcher = new Agent({ pipelining: 0 });
+  try {
+    const res = await request(url, { dispatcher });
+    return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) };
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+/**
+ * `serve --workers 2` over a temp storage, in front of a fake registry holding one image whose layer is `layerSize`
+ * bytes (config plus `extraYaml`); resolves once both workers listen and are cluster members.
+ */
+async function twoWorkers(
+  layerSize: number,
+  extraYaml = '',
+): Promise<{ fake: FakeRegistry; digest: string; bytes: Buffer; child: ChildProcess; output: string[]; port: number }> {
+  const fake = await new FakeRegistry({ kind: 'none' }, new FakeClock()).start();
+  cleanups.push(() => fake.stop());
+  const image = fake.add(makeImage('team/app', '1', 1, layerSize));
+  const [digest, bytes] = [...image.blobs.entries()].find(([, b]) => b.length === layerSize) ?? ['', Buffer.alloc(0)];
+  const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const configFile = path.join(dir, 'pullgate.yaml');
+  writeFileSync(configFile, `defaultRegistry: reg.example\nregistries: { reg.example: { url: ${fake.origin} } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n${extraYaml}`);
+  const { child, output } = serveChild(configFile, ['--workers', '2']);
+  await linesWith(output, 'pullgate listening', 2, child);
+  await linesWith(output, 'cluster membership', 2, child);
+  return { fake, digest, bytes, child, output, port: listeningPort(output) };
+}
+
+/** SIGTERM to the primary: it stops its workers and exits 0. */
+async function expectCleanExit(child: ChildProcess): Promise<void> {
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGTERM');
+  expect(await exited).toBe(0);
+}
+
 describe('pullgate serve --workers', () => {
   it('runs two workers on one port over one storage, and a cold blob is fetched upstream once', { timeout: 120_000 }, async () => {
-    const fake = await new FakeRegistry({ kind: 'none' }, new FakeClock()).start();
-    cleanups.push(() => fake.stop());
-    const image = fake.add(makeImage('team/app', '1', 1, 8 * MiB));
-    const [digest, bytes] = [...image.blobs.entries()].find(([, b]) => b.length === 8 * MiB) ?? ['', Buffer.alloc(0)];
-    const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const configFile = path.join(dir, 'pullgate.yaml');
-    writeFileSync(configFile, `defaultRegistry: reg.example\nregistries: { reg.example: { url: ${fake.origin} } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n`);
-    const { child, output } = serveChild(configFile, ['--workers', '2']);
-    await linesWith(output, 'pullgate listening', 2, child);
-    await linesWith(output, 'cluster membership', 2, child);
-    const port = listeningPort(output);
+    const { fake, digest, bytes, child, output, port } = await twoWorkers(8 * MiB);
 
     let release = (): void => undefined;
     fake.faults.holdBlobs = new Promise<void>((resolve) => (release = resolve));
@@ -96,20 +125,12 @@ describe('pullgate serve --workers', () => {
 
     // /metrics reaches one worker per connection and answers for the host: hits served by both workers
     // add up in every scrape, and the cache size (every worker reads the shared total) is counted once.
-    const get = async (url: string): Promise<Buffer> => {
-      const dispatcher = new Agent({ pipelining: 0 });
-      try {
-        return Buffer.from(await (await request(url, { dispatcher })).body.arrayBuffer());
-      } finally {
-        await dispatcher.close();
-      }
-    };
-    const scrape = async (): Promise<string> => (await get(`http://127.0.0.1:${port}/metrics`)).toString('utf8');
+    const scrape = async (): Promise<string> => (await getAlone(`http://127.0.0.1:${port}/metrics`)).body.toString('utf8');
     const blobHits = (text: string): number => Number(/^pullgate_cache_hits_total\{kind="blob"\} (\d+)$/m.exec(text)?.[1] ?? 0);
     const before = blobHits(await scrape());
     const hitLines = (): string[] => output.join('').split('\n').filter((line) => line.includes('"source":"cache"') && line.includes(digest));
     const HITS = 10;
-    for (let i = 0; i < HITS; i++) expect((await get(`http://127.0.0.1:${port}/v2/team/app/blobs/${digest}`)).equals(bytes)).toBe(true);
+    for (let i = 0; i < HITS; i++) expect((await getAlone(`http://127.0.0.1:${port}/v2/team/app/blobs/${digest}`)).body.equals(bytes)).toBe(true);
     await linesWith(output, '"source":"cache"', HITS, child);
     expect(new Set(hitLines().map((line) => /"worker":(\d)/.exec(line)?.[1])).size).toBe(2);
     for (let i = 0; i < 4; i++) {
@@ -118,53 +139,26 @@ describe('pullgate serve --workers', () => {
       expect(text).toMatch(new RegExp(`^pullgate_cache_bytes ${8 * MiB}$`, 'm'));
     }
 
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    await expectCleanExit(child);
   });
   it('serves metrics.listen from every worker on one port, each scrape answering for the host', { timeout: 120_000 }, async () => {
-    const fake = await new FakeRegistry({ kind: 'none' }, new FakeClock()).start();
-    cleanups.push(() => fake.stop());
-    const image = fake.add(makeImage('team/app', '1', 1, MiB));
-    const [digest, bytes] = [...image.blobs.entries()].find(([, b]) => b.length === MiB) ?? ['', Buffer.alloc(0)];
-    const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
     // metrics.listen needs a port known before the start (its listening line names the configured one).
     const metricsPort = await freePort();
-    const configFile = path.join(dir, 'pullgate.yaml');
-    writeFileSync(
-      configFile,
-      `defaultRegistry: reg.example\nregistries: { reg.example: { url: ${fake.origin} } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n` +
-        `metrics: { listen: "127.0.0.1:${metricsPort}" }\n`,
-    );
-    const { child, output } = serveChild(configFile, ['--workers', '2']);
-    await linesWith(output, 'pullgate listening', 2, child);
-    await linesWith(output, 'cluster membership', 2, child);
-    const port = listeningPort(output);
-    // Each request on a connection of its own, so the primary spreads them over both workers.
-    const get = async (url: string): Promise<{ status: number; body: Buffer }> => {
-      const dispatcher = new Agent({ pipelining: 0 });
-      try {
-        const res = await request(url, { dispatcher });
-        return { status: res.statusCode, body: Buffer.from(await res.body.arrayBuffer()) };
-      } finally {
-        await dispatcher.close();
-      }
-    };
+    const { fake, digest, bytes, child, output, port } = await twoWorkers(MiB, `metrics: { listen: "127.0.0.1:${metricsPort}" }\n`);
     const blobUrl = `http://127.0.0.1:${port}/v2/team/app/blobs/${digest}`;
     const scrape = async (): Promise<string> => {
-      const answer = await get(`http://127.0.0.1:${metricsPort}/metrics`);
+      const answer = await getAlone(`http://127.0.0.1:${metricsPort}/metrics`);
       expect(answer.status).toBe(200);
       return answer.body.toString('utf8');
     };
     const metric = (text: string, name: string): number => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? -1);
-    expect((await get(blobUrl)).body.equals(bytes)).toBe(true);
+    expect((await getAlone(blobUrl)).body.equals(bytes)).toBe(true);
     // The client can have its last byte before the fill is indexed: wait (bounded) until the host counts it.
     for (let i = 0; metric(await scrape(), 'pullgate_cache_bytes') !== MiB; i++) {
       if (i > 200) throw new Error('the fill was never indexed');
     }
     const HITS = 12;
-    for (let i = 0; i < HITS; i++) expect((await get(blobUrl)).body.equals(bytes)).toBe(true);
+    for (let i = 0; i < HITS; i++) expect((await getAlone(blobUrl)).body.equals(bytes)).toBe(true);
     await linesWith(output, '"source":"cache"', HITS, child);
     const hitLines = output.join('').split('\n').filter((line) => line.includes('"source":"cache"'));
     expect(new Set(hitLines.map((line) => /"worker":(\d)/.exec(line)?.[1])).size).toBe(2);
@@ -175,12 +169,10 @@ describe('pullgate serve --workers', () => {
       expect(metric(text, 'pullgate_cache_bytes'), text).toBe(MiB);
     }
     // The main port no longer serves /metrics once it has a listener of its own.
-    expect((await get(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
+    expect((await getAlone(`http://127.0.0.1:${port}/metrics`)).status).toBe(404);
     expect(fake.seen.filter((s) => s.method === 'GET' && s.path.endsWith(`/blobs/${digest}`))).toHaveLength(1);
 
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-    child.kill('SIGTERM');
-    expect(await exited).toBe(0);
+    await expectCleanExit(child);
   });
   it('runs one worker per core by default, says so, and a kill -9 of the primary takes the workers down', { timeout: 120_000 }, async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
