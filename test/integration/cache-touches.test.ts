@@ -56,6 +56,28 @@ describe('access times', () => {
     expect(digests.every((digest) => after.get(digest) === stored + 60_000)).toBe(true);
   });
 
+  it('of a manifest held in memory are written once per TOUCH_RESOLUTION_MS of hits', () => {
+    const root = mkdtempSync(path.join(tmpdir(), 'pullgate-touches-'));
+    cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+    const clock = new FakeClock();
+    const cache = new Cache({ root, maxSizeBytes: 2 ** 40, clock, logger: createLogger('silent'), metrics: new Metrics() });
+    cleanups.push(() => cache.close());
+    const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, held: true }));
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    cache.putManifest({ digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', bytes }, 'r.example', 'team/app');
+    const stored = clock.now();
+    const hitAt = (ms: number): number | undefined => {
+      clock.advance(ms - clock.now());
+      expect(cache.manifest(digest)?.bytes.equals(bytes)).toBe(true);
+      cache.index.flushTouches();
+      return lastAccess(root).get(digest);
+    };
+    expect(hitAt(stored + TOUCH_RESOLUTION_MS - 1)).toBe(stored);
+    expect(hitAt(stored + TOUCH_RESOLUTION_MS)).toBe(stored + TOUCH_RESOLUTION_MS);
+    expect(hitAt(stored + 2 * TOUCH_RESOLUTION_MS - 1)).toBe(stored + TOUCH_RESOLUTION_MS);
+    expect(hitAt(stored + 2 * TOUCH_RESOLUTION_MS)).toBe(stored + 2 * TOUCH_RESOLUTION_MS);
+  });
+
   it('are written again for a digest only once TOUCH_RESOLUTION_MS have passed since the last written one', () => {
     const root = mkdtempSync(path.join(tmpdir(), 'pullgate-touches-'));
     cleanups.push(() => rmSync(root, { recursive: true, force: true }));
