@@ -56,13 +56,19 @@ function contentPath(root: string, hex: string): string {
   return join(root, 'blobs', 'sha256', hex.slice(0, 2), hex);
 }
 
+/** How many tags, repositories and manifests an index of `rows` rows gets. */
+export function syntheticShape(rows: number): Pick<SyntheticIndex, 'rows' | 'tags' | 'repositories' | 'manifests'> {
+  const tags = Math.max(1, Math.round(rows / 5));
+  const repositories = Math.max(1, Math.round(tags / 100));
+  // About one manifest per ten tags, a multiple of the repositories, so tag t and its manifest share repository t % R.
+  const manifests = Math.min(rows - 1, repositories * Math.max(1, Math.round(tags / 10 / repositories)));
+  return { rows, tags, repositories, manifests };
+}
+
 /** Writes index.db (and the manifests' files) for `spec` into `root`, which must be empty. */
 export function generateSyntheticIndex(root: string, spec: SyntheticIndexSpec): SyntheticIndex {
   const started = performance.now();
-  const tags = Math.max(1, Math.round(spec.rows / 5));
-  const repositories = Math.max(1, Math.round(tags / 100));
-  // About one manifest per ten tags, a multiple of the repositories, so tag t and its manifest share repository t % R.
-  const manifests = Math.min(spec.rows - 1, repositories * Math.max(1, Math.round(tags / 10 / repositories)));
+  const { tags, repositories, manifests } = syntheticShape(spec.rows);
   const layers = spec.rows - manifests;
   const layerDigest = (i: number): string => `sha256:${sha256(`synthetic-layer-${i}`)}`;
   const repo = (i: number): string => `growth/r${i % repositories}`;
