@@ -57,7 +57,7 @@ export class CacheIndex {
     deleteBlob: Statement<[string]>;
     touch: Statement<[number, string]>;
     totalSize: Statement<[], { total: number | null; count: number }>;
-    summary: Statement<[], { blobs: number | null; manifests: number | null; bytes: number | null; oldest: number | null; newest: number | null }>;
+    summary: Statement<[], { count: number; manifests: number; bytes: number; oldest: number | null; newest: number | null }>;
     pageByDigest: Statement<[string, number], BlobRow>;
     pageLru: Statement<[number, number, string, number], BlobRow>;
     pageMru: Statement<[number, number, string, number], BlobRow>;
@@ -87,11 +87,11 @@ export class CacheIndex {
       deleteBlob: db.prepare('DELETE FROM blobs WHERE digest = ?'),
       touch: db.prepare('UPDATE blobs SET last_access = MAX(last_access, ?) WHERE digest = ?'),
       totalSize: db.prepare('SELECT SUM(size) AS total, COUNT(*) AS count FROM blobs'),
-      // One scan for counts and bytes; the access-time bounds come from the blobs_last_access index.
+      // Counts and bytes from the usage row (kept by triggers, database.ts); the access-time bounds from the
+      // blobs_last_access index: no scan at any size.
       summary: db.prepare(
-        `SELECT COUNT(*) FILTER (WHERE kind = 'blob') AS blobs, COUNT(*) FILTER (WHERE kind = 'manifest') AS manifests, SUM(size) AS bytes,
-                (SELECT MIN(last_access) FROM blobs) AS oldest, (SELECT MAX(last_access) FROM blobs) AS newest
-         FROM blobs`,
+        `SELECT count, manifests, bytes, (SELECT MIN(last_access) FROM blobs) AS oldest, (SELECT MAX(last_access) FROM blobs) AS newest
+         FROM usage WHERE id = 1`,
       ),
       // Keyset pages: each starts after the last row of the one before, through an index, so a page costs
       // the same at any depth and rows may be deleted between pages.
@@ -110,7 +110,7 @@ export class CacheIndex {
         `INSERT INTO tags (registry, repository, tag, digest, media_type, validated_at) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, media_type = excluded.media_type, validated_at = excluded.validated_at`,
       ),
-      tagCount: db.prepare('SELECT COUNT(*) AS count FROM tags'),
+      tagCount: db.prepare('SELECT tags AS count FROM usage WHERE id = 1'),
       // Kept exact by triggers on blobs (database.ts), so every process over this index reads the host's total.
       usage: db.prepare('SELECT bytes, count FROM usage WHERE id = 1'),
       takeLease: db.prepare('UPDATE leases SET holder = ?, expires_at = ? WHERE name = ? AND (holder IS NULL OR holder = ? OR expires_at <= ?)'),
@@ -195,7 +195,7 @@ export class CacheIndex {
     this.flushTouches();
     const row = this.statements.summary.get();
     return {
-      blobs: row?.blobs ?? 0,
+      blobs: (row?.count ?? 0) - (row?.manifests ?? 0),
       manifests: row?.manifests ?? 0,
       bytes: row?.bytes ?? 0,
       oldestAccess: row?.oldest ?? undefined,

@@ -53,6 +53,28 @@ const MIGRATIONS: readonly string[] = [
      expires_at INTEGER NOT NULL
    ) WITHOUT ROWID;
    INSERT INTO leases (name, holder, expires_at) VALUES ('eviction', NULL, 0);`,
+  // Manifests and tags counted in the usage row too, so `cache stats` reads one row instead of scanning a
+  // million (0.2–1 s at 1M rows, more than half of the command's time when the pages are not in memory).
+  `ALTER TABLE usage ADD COLUMN manifests INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE usage ADD COLUMN tags INTEGER NOT NULL DEFAULT 0;
+   UPDATE usage SET manifests = (SELECT COUNT(*) FROM blobs WHERE kind = 'manifest'), tags = (SELECT COUNT(*) FROM tags) WHERE id = 1;
+   DROP TRIGGER blobs_usage_insert;
+   CREATE TRIGGER blobs_usage_insert AFTER INSERT ON blobs BEGIN
+     UPDATE usage SET bytes = bytes + NEW.size, count = count + 1, manifests = manifests + (NEW.kind = 'manifest') WHERE id = 1;
+   END;
+   DROP TRIGGER blobs_usage_delete;
+   CREATE TRIGGER blobs_usage_delete AFTER DELETE ON blobs BEGIN
+     UPDATE usage SET bytes = bytes - OLD.size, count = count - 1, manifests = manifests - (OLD.kind = 'manifest') WHERE id = 1;
+   END;
+   CREATE TRIGGER blobs_usage_kind AFTER UPDATE OF kind ON blobs BEGIN
+     UPDATE usage SET manifests = manifests + (NEW.kind = 'manifest') - (OLD.kind = 'manifest') WHERE id = 1;
+   END;
+   CREATE TRIGGER tags_usage_insert AFTER INSERT ON tags BEGIN
+     UPDATE usage SET tags = tags + 1 WHERE id = 1;
+   END;
+   CREATE TRIGGER tags_usage_delete AFTER DELETE ON tags BEGIN
+     UPDATE usage SET tags = tags - 1 WHERE id = 1;
+   END;`,
 ];
 
 /** How many migrations this version of pullgate knows; an index at this version is current. */

@@ -165,7 +165,7 @@ describe('the eviction lease', () => {
 });
 
 describe('the usage row', () => {
-  it('is filled from the rows of an index made by an older pullgate, and kept by every insert and delete after', () => {
+  it('is filled from the rows of an index made by an older pullgate, and kept by every insert and delete after (bytes, rows, manifests, tags)', () => {
     const root = tempRoot();
     const file = path.join(root, 'index.db');
     // Schema version 1, as pullgate wrote it before the usage row existed, with two rows.
@@ -179,6 +179,7 @@ describe('the usage row', () => {
               CREATE TABLE tags (registry TEXT NOT NULL, repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL,
                 validated_at INTEGER NOT NULL, PRIMARY KEY (registry, repository, tag)) WITHOUT ROWID;
               INSERT INTO blobs VALUES ('sha256:aa', 1000, 'blob', NULL, 1, 1), ('sha256:bb', 234, 'manifest', 'x', 2, 2);
+              INSERT INTO tags VALUES ('r.example', 'team/app', 'v1', 'sha256:bb', 'x', 2);
               PRAGMA user_version = 1;`);
     old.close();
     const db = openDatabase(file);
@@ -188,6 +189,16 @@ describe('the usage row', () => {
     expect(db.pragma('user_version', { simple: true })).toBe(SCHEMA_VERSION);
     const index = new CacheIndex(db);
     expect(index.usage()).toEqual({ bytes: 1234, count: 2 });
+    expect(index.summary()).toMatchObject({ blobs: 1, manifests: 1, bytes: 1234, oldestAccess: 1, newestAccess: 2 });
+    expect(index.tagCount()).toBe(1);
+    index.addBlob({ digest: 'sha256:dd', size: 10, kind: 'manifest', media_type: 'x', created_at: 3 });
+    index.putTag('r.example', 'team/app', 'v2', { digest: 'sha256:dd', media_type: 'x', validated_at: 3 });
+    // Revalidating a tag, or pointing it elsewhere, updates its row: not a new tag.
+    index.putTag('r.example', 'team/app', 'v1', { digest: 'sha256:dd', media_type: 'x', validated_at: 4 });
+    expect(index.summary()).toMatchObject({ blobs: 1, manifests: 2, bytes: 1244 });
+    expect(index.tagCount()).toBe(2);
+    index.deleteBlobs(['sha256:dd']);
+    expect(index.summary()).toMatchObject({ blobs: 1, manifests: 1, bytes: 1234 });
     index.addBlob({ digest: 'sha256:cc', size: 66, kind: 'blob', media_type: null, created_at: 3 });
     // Recording a digest again (a second fill of it) changes nothing.
     index.addBlob({ digest: 'sha256:cc', size: 66, kind: 'blob', media_type: null, created_at: 4 });
