@@ -112,8 +112,37 @@ export class BufferedLog {
   }
 }
 
+/** SonicBoom as its buffer mode is used. */
+interface BufferSink {
+  write(data: Buffer): boolean;
+  flush(cb?: (err?: Error) => unknown): void;
+  flushSync(): void;
+}
+
+/**
+ * Buffered stdout: pino's SonicBoom in its buffer mode, each line made a Buffer as it comes. In its default
+ * (utf8) mode SonicBoom appends each line to one growing string and measures that whole string's byte
+ * length again on every write, a copy of up to 16 KiB per line: 3.9% of the CPU of a run of manifest
+ * hits in a profile, and 1.3–2.0 µs per 300-byte line against 3.3 µs in utf8 mode, measured alone.
+ * `boom.write` is looked up on each call: on EPIPE pino replaces it with a no-op.
+ */
+function bufferedStdout(): FlushableDestination {
+  // In buffer mode SonicBoom takes Buffers (it sums their lengths and concatenates them); its type declares
+  // only the utf8 mode's strings.
+  const boom = pino.destination({ sync: false, minLength: BUFFER_BYTES, contentMode: 'buffer' }) as unknown as BufferSink;
+  return {
+    write: (line: string) => boom.write(Buffer.from(line)),
+    flush: (cb?: (err?: Error) => void) => {
+      boom.flush(cb);
+    },
+    flushSync: () => {
+      boom.flushSync();
+    },
+  };
+}
+
 /** A pino JSON logger with pullgate's redaction rules: to the given destination, or buffered stdout that flushes promptly. */
 export function createLogger(level: string, destination?: DestinationStream): Logger {
   if (destination !== undefined) return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, destination);
-  return new BufferedLog(level, pino.destination({ sync: false, minLength: BUFFER_BYTES })).logger;
+  return new BufferedLog(level, bufferedStdout()).logger;
 }
