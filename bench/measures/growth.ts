@@ -1,6 +1,7 @@
 // Cost as the index grows (issue 14 §4): for each synthetic index size, pullgate's start-up time to /readyz, its
-// idle RSS, its rate of manifest hits by tag over random tags (wrk with a Lua script), its RSS after them, and the
-// wall time of `pullgate cache stats`.
+// idle RSS, its rate of manifest hits by tag (wrk with a Lua script) over a hot set that is the same at every size
+// and then over all the index's tags, its RSS after them, and the wall time of `pullgate cache stats`; and, on the
+// largest index, the CPU floor of a tag's first lookup (bench/lib/first-lookup-floor.ts).
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../../support/proc.js';
