@@ -238,7 +238,7 @@ function withFloor(verdict: Verdict, point: Point, base: Point): Verdict {
 function rateTarget(target: string, rates: number[], base: number[], errors: number, cpu: { ours: number[]; base: number[] }): Verdict {
   const cpuRatio = median(cpu.ours) / median(cpu.base);
   const measured =
-    `${fmt(median(rates))} vs ${fmt(median(base))} req/s (${fmt((median(rates) / median(base)) * 100)}%); ` +
+    `${fmt(median(rates))} vs ${fmt(median(base))} req/s (${fmt((median(rates) / median(base)) * 100, 1)}%); ` +
     `CPU-s per 10k requests ${median(cpu.ours).toFixed(3)} vs ${median(cpu.base).toFixed(3)} (${cpuRatio.toFixed(2)}×)`;
   return { issue: 14, target, measured, met: rates.length > 0 && base.length > 0 ? median(rates) >= 0.9 * median(base) && errors === 0 : undefined };
 }
