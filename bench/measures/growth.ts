@@ -215,9 +215,13 @@ function floorText(floor: LookupFloor): string {
  */
 function floorPerRequestUs(point: Point, floor: LookupFloor): number {
   const n = point.randomRequests;
-  const distinct = (of: number): number => of * (1 - Math.exp(-n / of));
   const m = floor.manifestUs;
-  return (distinct(point.index.tags) * floor.tagRowUs + distinct(point.index.manifests) * (m.row + m.file + m.accessWrite)) / Math.max(n, 1);
+  return (distinctAsked(point.index.tags, n) * floor.tagRowUs + distinctAsked(point.index.manifests, n) * (m.row + m.file + m.accessWrite)) / Math.max(n, 1);
+}
+
+/** How many of `of` equally likely items `n` uniform draws ask for at least once (expected). */
+function distinctAsked(of: number, n: number): number {
+  return of * (1 - Math.exp(-n / of));
 }
 
 /**
@@ -230,7 +234,7 @@ function withFloor(verdict: Verdict, point: Point, base: Point): Verdict {
   const baseUs = median(base.cpuPer10k) * 100;
   return {
     ...verdict,
-    measured: `${verdict.measured}; first lookups (${fmt((1 - Math.exp(-point.randomRequests / point.index.tags)) * point.index.tags)} of ${fmt(point.randomRequests)} requests) add at least ${floorUs.toFixed(1)} µs of CPU per request, ${fmt((floorUs / baseUs) * 100)}% of ${fmt(base.rows)} rows' ${baseUs.toFixed(1)} µs (within 10% allows about 11%)`,
+    measured: `${verdict.measured}; first lookups (${fmt(distinctAsked(point.index.tags, point.randomRequests))} of ${fmt(point.randomRequests)} requests) add at least ${floorUs.toFixed(1)} µs of CPU per request, ${fmt((floorUs / baseUs) * 100)}% of ${fmt(base.rows)} rows' ${baseUs.toFixed(1)} µs (within 10% allows about 11%)`,
   };
 }
 
