@@ -62,7 +62,8 @@ describe(`cache maintenance on an index of ${ROWS.toLocaleString('en')} rows`, (
   beforeAll(() => {
     writeIndex(dir);
     cache = new Cache({ root: dir, maxSizeBytes: 2 ** 40, clock: new FakeClock(), logger: createLogger('silent'), metrics: new Metrics() });
-  });
+    // Writing 200,000 rows takes ~3 s alone and several times that on a busy 2-core CI machine.
+  }, 120_000);
   afterAll(async () => {
     await cache.close();
     rmSync(dir, { recursive: true, force: true });
