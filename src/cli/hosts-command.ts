@@ -2,7 +2,7 @@ import { Argument, Option, type Command } from 'commander';
 import type { Config } from '../config/config.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CLIENT_KINDS, clientFiles, printable, type ClientKind, type MirrorTls } from './client-config.js';
+import { CLIENT_KINDS, clientConfig, printable, type ClientKind, type MirrorTls } from './client-config.js';
 import { mirrorAddress } from './mirror-address.js';
 import { writeClientFiles } from './write-client-files.js';
 
@@ -54,7 +54,10 @@ export function registerHostsCommand(program: Command, load: (file: string | und
       const config = load(options.config);
       let text: string;
       try {
-        const files = clientFiles(config, client, mirrorAddress(config.listen, options.mirror), mirrorTls(config, options.ca));
+        const { files, warnings } = clientConfig(config, client, mirrorAddress(config.listen, options.mirror), mirrorTls(config, options.ca));
+        // On stderr, so a printed file stays what it is and a warning is seen even when stdout goes to a file.
+        for (const warning of warnings) process.stderr.write(`pullgate: hosts: warning: ${warning}\n`);
+        if (files.length === 0) throw new Error(`nothing to write for ${client}: ${warnings.length > 0 ? 'see the warning above' : 'no configured registry applies'}`);
         text = options.out === undefined ? printable(files) : writeClientFiles(options.out, files).map((line) => `${line}\n`).join('');
       } catch (err) {
         process.stderr.write(`pullgate: hosts: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -63,8 +63,7 @@ function plan(out: string, file: ClientFile): Plan {
   if (file.mergeInto === undefined) return { target, content: file.content, verb: 'wrote' };
   const existing = readIfExists(target);
   try {
-    // A new file is the merge into an empty object, so the note says what it holds.
-    const merged = file.mergeInto(existing ?? '{}');
+    const merged = file.mergeInto(existing);
     if (existing === undefined) return { target, content: merged.content, verb: 'created', note: merged.note };
     return { target, content: merged.content, verb: merged.changed ? 'updated' : 'unchanged', note: merged.note };
   } catch (err) {
