@@ -2,6 +2,7 @@ import type { Config } from '../config/config.js';
 import { containerdLoginWarning } from '../config/warnings.js';
 import { BUTANE_DOCKER_DIR, butane } from './butane-config.js';
 import { daemonJson, mergeDaemonJson, mirrorEntries } from './daemon-json.js';
+import { PULLGATE_MARK, mergeHostsToml } from './hosts-toml.js';
 
 /** What a file merged into an existing one on disk became, and a line saying what changed. */
 export interface Merged {
@@ -53,22 +54,25 @@ function upstreamServer(config: Config, key: string): string {
 /**
  * containerd `certs.d/<registry>/hosts.toml`, one per configured registry; containerd adds `?ns=`
  * itself. Over TLS the host is `https://` and, with a CA, `ca = "<path>"` names the CA file.
+ * Written into an existing file, it is merged (hosts-toml.ts): other hosts and `server` stay.
  */
 export function containerd(config: Config, mirror: string, tls?: MirrorTls): ClientConfig {
   const login = containerdLoginWarning(config);
-  const files = [...config.registries.keys()].map((key): ClientFile => ({
-    path: `${key}/hosts.toml`,
-    syntax: 'toml',
-    content: [
+  const mirrorUrl = `${tls === undefined ? 'http' : 'https'}://${mirror}`;
+  const files = [...config.registries.keys()].map((key): ClientFile => {
+    const content = [
       `# ${key} through pullgate; falls back to the registry itself if pullgate is down.`,
       `server = "${upstreamServer(config, key)}"`,
       '',
-      `[host."${tls === undefined ? 'http' : 'https'}://${mirror}"]`,
+      `[host."${mirrorUrl}"]`,
+      `  ${PULLGATE_MARK}`,
       '  capabilities = ["pull", "resolve"]',
       ...(tls?.ca !== undefined ? [`  ca = ${JSON.stringify(tls.ca.path)}`] : []),
       '',
-    ].join('\n'),
-  }));
+    ].join('\n');
+    // An existing hosts.toml keeps its other hosts and its server: pullgate's host goes first.
+    return { path: `${key}/hosts.toml`, syntax: 'toml', content, mergeInto: (existing) => mergeHostsToml(existing, content, mirrorUrl) };
+  });
   return { files, warnings: login === undefined ? [] : [login] };
 }
 
