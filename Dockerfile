@@ -27,8 +27,10 @@ RUN mkdir -p /var/lib/pullgate && chown node:node /var/lib/pullgate
 USER node
 VOLUME ["/var/lib/pullgate"]
 EXPOSE 5000
-HEALTHCHECK --interval=30s --timeout=3s \
-  CMD node -e "fetch('http://127.0.0.1:5000/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
+# `pullgate health` GETs /healthz at the config's listen port (every interface dialled on loopback), over
+# https when the config has tls: — the embedded config, or the one $PULLGATE_CONFIG names.
+HEALTHCHECK --interval=30s --timeout=5s \
+  CMD ["node", "dist/cli.js", "health"]
 # The node flags of `npm start` (package.json): a small young generation keeps RSS low while blobs stream.
 ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/cli.js"]
 # Listens on every interface of the container, on the port EXPOSEd above, and keeps the cache in the

@@ -17,6 +17,7 @@ import { createLogger } from './logging.js';
 import path from 'node:path';
 import { registerCacheCommands } from './cli/cache-commands.js';
 import { registerHostsCommand } from './cli/hosts-command.js';
+import { registerHealthCommand } from './cli/health-command.js';
 import { registerDoctorCommand } from './cli/doctor-command.js';
 import { registerWarmCommand } from './cli/warm-command.js';
 import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
@@ -105,6 +106,7 @@ configCommand
 
 registerCacheCommands(program, load);
 registerHostsCommand(program, load);
+registerHealthCommand(program, load);
 registerDoctorCommand(program, load);
 registerWarmCommand(program, load);
 

@@ -4,21 +4,21 @@ import type { Merged } from './client-config.js';
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 
 /**
- * The daemon.json keys that send Docker to pullgate: `registry-mirrors` (Docker Hub only), and
- * `insecure-registries` when pullgate is not on loopback, so plain-HTTP pulls by prefix
- * (`docker pull HOST:PORT/ghcr.io/…`) work too (Docker allows plain HTTP to 127.0.0.0/8 by itself).
+ * The daemon.json keys that send Docker to pullgate: `registry-mirrors` (Docker Hub only; left out
+ * when `hub` is false, pullgate mirroring no Docker Hub), and `insecure-registries` when pullgate is
+ * not on loopback, so plain-HTTP pulls by prefix (`docker pull HOST:PORT/ghcr.io/…`) work too
+ * (Docker allows plain HTTP to 127.0.0.0/8 by itself).
  */
-function mirrorEntries(mirror: string, secure: boolean): [key: string, value: string][] {
-  if (secure) return [['registry-mirrors', `https://${mirror}`]];
-  const entries: [string, string][] = [['registry-mirrors', `http://${mirror}`]];
-  if (!isLoopbackHost(splitHostPort(mirror).host)) entries.push(['insecure-registries', mirror]);
+export function mirrorEntries(mirror: string, secure: boolean, hub = true): [key: string, value: string][] {
+  const entries: [string, string][] = hub ? [['registry-mirrors', `${secure ? 'https' : 'http'}://${mirror}`]] : [];
+  if (!secure && !isLoopbackHost(splitHostPort(mirror).host)) entries.push(['insecure-registries', mirror]);
   return entries;
 }
 
 /** docker's `daemon.json` for a fresh host: only the keys that point Docker at pullgate. */
-export function daemonJson(mirror: string, secure = false): string {
+export function daemonJson(mirror: string, secure = false, hub = true): string {
   const daemon: Record<string, string[]> = {};
-  for (const [key, value] of mirrorEntries(mirror, secure)) daemon[key] = [value];
+  for (const [key, value] of mirrorEntries(mirror, secure, hub)) daemon[key] = [value];
   return `${JSON.stringify(daemon, null, 2)}\n`;
 }
 
@@ -32,7 +32,7 @@ function sameMirror(a: string, b: string): boolean {
  * stays, pullgate's entry is appended once (Docker tries mirrors in order). Throws on a file that
  * is not a JSON object or whose lists are not lists of strings, so it is never overwritten blindly.
  */
-export function mergeDaemonJson(existing: string, mirror: string, secure = false): Merged {
+export function mergeDaemonJson(existing: string, mirror: string, secure = false, hub = true): Merged {
   let parsed: unknown;
   try {
     parsed = JSON.parse(existing) as unknown;
@@ -45,7 +45,7 @@ export function mergeDaemonJson(existing: string, mirror: string, secure = false
   const daemon = parsed as Record<string, Json>;
   const notes: string[] = [];
   let changed = false;
-  for (const [key, value] of mirrorEntries(mirror, secure)) {
+  for (const [key, value] of mirrorEntries(mirror, secure, hub)) {
     const list = daemon[key] ?? [];
     if (!Array.isArray(list) || !list.every((item) => typeof item === 'string')) {
       throw new Error(`"${key}" is not a list of strings; fix it, then run again (the file was left untouched)`);

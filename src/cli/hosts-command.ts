@@ -2,15 +2,16 @@ import { Argument, Option, type Command } from 'commander';
 import type { Config } from '../config/config.js';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { CLIENT_KINDS, clientFiles, printable, type ClientKind, type MirrorTls } from './client-config.js';
+import { CLIENT_KINDS, clientConfig, printable, type ClientKind, type MirrorTls } from './client-config.js';
 import { mirrorAddress } from './mirror-address.js';
-import { writeClientFiles } from './write-client-files.js';
+import { removeContainerdHosts, writeClientFiles } from './write-client-files.js';
 
 interface HostsOptions {
   config?: string;
   out?: string;
   mirror?: string;
   ca?: string;
+  remove?: boolean;
 }
 
 /** The TLS clients need for a config: undefined without `tls:`; the CA read from `--ca FILE` when given. */
@@ -50,11 +51,26 @@ export function registerHostsCommand(program: Command, load: (file: string | und
       '--ca <file>',
       "with tls: the CA certificate that signed pullgate's certificate, for clients that do not trust it already (a private CA); containerd's hosts.toml names this path as it is, docker gets certs.d/<host:port>/ca.crt",
     )
+    .option('--remove', "containerd with --out: take pullgate's hosts out of every hosts.toml under DIR again (other hosts stay; a file left with none is deleted)")
     .action((client: ClientKind, options: HostsOptions) => {
+      if (options.remove === true) {
+        try {
+          if (client !== 'containerd' || options.out === undefined) throw new Error('--remove works with containerd and --out DIR only');
+          const lines = removeContainerdHosts(options.out);
+          process.stdout.write(lines.length === 0 ? `nothing to remove: no hosts.toml under ${options.out} has pullgate's host\n` : lines.map((line) => `${line}\n`).join(''));
+        } catch (err) {
+          process.stderr.write(`pullgate: hosts: ${err instanceof Error ? err.message : String(err)}\n`);
+          process.exit(2);
+        }
+        return;
+      }
       const config = load(options.config);
       let text: string;
       try {
-        const files = clientFiles(config, client, mirrorAddress(config.listen, options.mirror), mirrorTls(config, options.ca));
+        const { files, warnings } = clientConfig(config, client, mirrorAddress(config.listen, options.mirror), mirrorTls(config, options.ca));
+        // On stderr, so a printed file stays what it is and a warning is seen even when stdout goes to a file.
+        for (const warning of warnings) process.stderr.write(`pullgate: hosts: warning: ${warning}\n`);
+        if (files.length === 0) throw new Error(`nothing to write for ${client}: ${warnings.length > 0 ? 'see the warning above' : 'no configured registry applies'}`);
         text = options.out === undefined ? printable(files) : writeClientFiles(options.out, files).map((line) => `${line}\n`).join('');
       } catch (err) {
         process.stderr.write(`pullgate: hosts: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import type { ClientFile } from './client-config.js';
+import { removeFromHostsToml } from './hosts-toml.js';
 
 /**
  * Replaces `target` with `content` atomically: a temp file in the same directory is written,
@@ -63,8 +64,7 @@ function plan(out: string, file: ClientFile): Plan {
   if (file.mergeInto === undefined) return { target, content: file.content, verb: 'wrote' };
   const existing = readIfExists(target);
   try {
-    // A new file is the merge into an empty object, so the note says what it holds.
-    const merged = file.mergeInto(existing ?? '{}');
+    const merged = file.mergeInto(existing);
     if (existing === undefined) return { target, content: merged.content, verb: 'created', note: merged.note };
     return { target, content: merged.content, verb: merged.changed ? 'updated' : 'unchanged', note: merged.note };
   } catch (err) {
@@ -87,4 +87,37 @@ export function writeClientFiles(out: string, files: readonly ClientFile[]): str
       }
       return note === undefined ? `${verb} ${target}` : `${verb} ${target}: ${note}`;
     });
+}
+
+/**
+ * Takes pullgate's host tables out of every `<registry>/hosts.toml` under `out` (containerd's
+ * certs.d), whatever mirror address they name: a file left with other hosts is rewritten atomically,
+ * one left with nothing but `server` is deleted (and its directory, when empty). Returns one line per
+ * file it changed.
+ */
+export function removeContainerdHosts(out: string): string[] {
+  let entries: string[];
+  try {
+    entries = readdirSync(out).sort();
+  } catch (err) {
+    if (err instanceof Error && 'code' in err && err.code === 'ENOENT') return [];
+    throw err;
+  }
+  const lines: string[] = [];
+  for (const entry of entries) {
+    const target = path.join(out, entry, 'hosts.toml');
+    const existing = readIfExists(target);
+    if (existing === undefined) continue;
+    const { content, removed } = removeFromHostsToml(existing);
+    if (removed.length === 0) continue;
+    if (content === undefined) {
+      unlinkSync(target);
+      if (readdirSync(path.dirname(target)).length === 0) rmdirSync(path.dirname(target));
+      lines.push(`removed ${target}: it held only pullgate's host ${removed.join(', ')}`);
+    } else {
+      writeAtomic(target, content);
+      lines.push(`updated ${target}: removed pullgate's host ${removed.join(', ')}, kept the others`);
+    }
+  }
+  return lines;
 }

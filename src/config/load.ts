@@ -3,10 +3,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { authProblems } from '../auth/auth-types.js';
-import { DOCKER_HUB, DOCKER_HUB_API } from '../docker-hub.js';
+import { DOCKER_HUB } from '../docker-hub.js';
 import { ConfigError } from '../errors.js';
 import type { Config, RegistryConfig, S3Config } from './config.js';
 import { resolveCluster } from './cluster-config.js';
+import { applyProfile } from './registry-profiles.js';
 import { interpolate, type UnsetReference } from './interpolate.js';
 import { checkSchema, type RawAuth, type RawConfig, type RawRegistry, type RawS3 } from './schema.js';
 import { parseDuration, parseSize } from './units.js';
@@ -34,7 +35,8 @@ export function parseListen(text: string): { host: string; port: number } {
 
 function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string): RegistryConfig {
   const entry = raw ?? {};
-  const url = (entry.url ?? (key === DOCKER_HUB ? DOCKER_HUB_API : `https://${key}`)).replace(/\/+$/, '');
+  // url and redirects: the config's own, else the key's built-in profile (registry-profiles.ts).
+  const { url, redirects } = applyProfile(key, entry);
   const auth: RawAuth = entry.auth ?? { type: 'auto' };
   const relative = (file: string | undefined): string | undefined =>
     file === undefined ? undefined : path.resolve(baseDir, file);
@@ -49,7 +51,7 @@ function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string):
       ...(auth.rktPaths !== undefined ? { rktPaths: auth.rktPaths.map((dir) => path.resolve(baseDir, dir)) } : {}),
     },
     realms: entry.realms ?? [],
-    redirects: entry.redirects ?? [],
+    redirects,
     ca: relative(entry.ca),
     insecure: entry.insecure ?? false,
     repositories: entry.repositories,

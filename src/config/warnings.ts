@@ -21,5 +21,24 @@ export function configWarnings(config: Config): string[] {
       );
     }
   }
+  const login = containerdLoginWarning(config);
+  if (login !== undefined) warnings.push(login);
   return warnings;
+}
+
+/**
+ * Why containerd cannot use this mirror, or undefined when it can: containerd sends no login to a
+ * mirror (`ctr` and the CRI have none for it), so with `clients.anonymous: false` every pull through
+ * the hosts.toml of `pullgate hosts containerd` gets 401 and containerd quietly pulls from the
+ * registry itself. The fix names both ways out.
+ */
+export function containerdLoginWarning(config: Config): string | undefined {
+  if (config.clients.anonymous !== false) return undefined;
+  return (
+    'clients.anonymous is false, but containerd sends no login to a mirror: with the hosts.toml of `pullgate hosts containerd` ' +
+    'its pulls get 401 from pullgate and go to the registry itself, without a word. Leave clients.anonymous unset and allow anonymous ' +
+    'pulls of what the nodes need (clients.access: [{ subjects: [anonymous], allow: ["registry.k8s.io/**"] }, …]), or add a login to ' +
+    'each hosts.toml under its host: ' +
+    '[host."<mirror>".header] authorization = "Basic <base64 of user:password>"'
+  );
 }

@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { CLIENT_KINDS, clientFiles, printable } from '../../src/cli/client-config.js';
+import { CLIENT_KINDS, clientConfig, clientFiles, printable } from '../../src/cli/client-config.js';
 import { mergeDaemonJson } from '../../src/cli/daemon-json.js';
 import { mirrorAddress } from '../../src/cli/mirror-address.js';
 import { targetPath, writeClientFiles } from '../../src/cli/write-client-files.js';
 import { loadConfigText } from '../../src/config/load.js';
+import { configWarnings } from '../../src/config/warnings.js';
 import { thrown } from './support.js';
 
 const config = loadConfigText(
@@ -62,9 +63,9 @@ describe('pullgate hosts', () => {
     expect(JSON.parse(text)).toEqual({ 'registry-mirrors': ['http://pullgate.lan:5000'], 'insecure-registries': ['pullgate.lan:5000'] });
   });
 
-  it('gives podman a path-prefixed mirror per registry', () => {
+  it('gives podman a path-prefixed mirror per registry (a host:port key only through an alias: see below)', () => {
     const [conf] = clientFiles(config, 'podman', 'localhost:5000');
-    expect(conf?.content.match(/\[\[registry\.mirror\]\]/g)).toHaveLength(3);
+    expect(conf?.content.match(/\[\[registry\.mirror\]\]/g)).toHaveLength(2);
     expect(conf?.content).toContain('location = "localhost:5000/ghcr.io"');
   });
 
@@ -171,5 +172,58 @@ describe('pullgate hosts --out', () => {
 
   it('merges a repeated mirror case- and slash-insensitively', () => {
     expect(mergeDaemonJson('{"registry-mirrors":["HTTP://127.0.0.1:5000/"]}', '127.0.0.1:5000').changed).toBe(false);
+  });
+});
+
+describe('pullgate hosts: configs that would silently do nothing', () => {
+  it('podman: a host:port key without an alias is left out with a warning and a comment, never an invalid mirror location', () => {
+    const { files, warnings } = clientConfig(config, 'podman', '127.0.0.1:6300');
+    const content = files[0]?.content ?? '';
+    expect(content).not.toContain('127.0.0.1:6300/registry.internal:5000');
+    expect(content).not.toMatch(/prefix = "registry\.internal:5000"/);
+    expect(content).toMatch(/^# registry\.internal:5000: left out.*aliases: \{ registry\.internal-5000: "registry\.internal:5000" \}/m);
+    expect(content.match(/\[\[registry\.mirror\]\]/g)).toHaveLength(2);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatch(/registry\.internal:5000 left out.*not a valid reference.*alias with a dot/);
+    // Every mirror location left is a valid reference: host[:port]/path with no colon in the path.
+    for (const [, location] of content.matchAll(/^location = "([^"]+)"$/gm)) expect(location?.split('/').slice(1).join('/')).not.toContain(':');
+  });
+
+  it('podman: a host:port key with an alias mirrors through the alias, one with a dot preferred', () => {
+    const aliased = loadConfigText(
+      'registries:\n  docker.io: {}\n  registry.local:6302: { url: "http://registry.local:6302" }\naliases:\n  local: registry.local:6302\n  local.mirror: registry.local:6302\n',
+      {},
+      'test',
+      '/tmp',
+    );
+    const { files, warnings } = clientConfig(aliased, 'podman', '127.0.0.1:6300');
+    expect(warnings).toEqual([]);
+    expect(files[0]?.content).toContain('prefix = "registry.local:6302"\nlocation = "registry.local:6302"\n\n[[registry.mirror]]\nlocation = "127.0.0.1:6300/local.mirror"');
+  });
+
+  it('containerd: with clients.anonymous false (and no anonymous rule) warns that containerd cannot log in, and says how to fix it', () => {
+    const locked = loadConfigText('registries:\n  docker.io: {}\nclients: { anonymous: false, htpasswd: ./htpasswd }\n', {}, 'test', '/tmp');
+    for (const kind of ['containerd', 'butane'] as const) {
+      const [warning, ...rest] = clientConfig(locked, kind, '127.0.0.1:5000').warnings;
+      expect(rest).toEqual([]);
+      expect(warning).toMatch(/clients\.anonymous is false.*containerd sends no login.*401.*registry itself/);
+      expect(warning).toContain('authorization = "Basic');
+    }
+    expect(configWarnings(locked).some((warning) => warning.includes('containerd sends no login'))).toBe(true);
+    expect(clientConfig(config, 'containerd', '127.0.0.1:5000').warnings).toEqual([]);
+  });
+
+  it('docker: without a Docker Hub registry, registry-mirrors is left out with a warning (insecure-registries stays for pulls by prefix)', () => {
+    const noHub = loadConfigText('registries:\n  ghcr.io: {}\n', {}, 'test', '/tmp');
+    const loopback = clientConfig(noHub, 'docker', '127.0.0.1:5000');
+    expect(loopback.files).toEqual([]);
+    expect(loopback.warnings[0]).toMatch(/registry-mirrors left out.*no docker\.io.*404.*docker pull 127\.0\.0\.1:5000\/ghcr\.io\//);
+    const lan = clientConfig(noHub, 'docker', 'pullgate.lan:5000');
+    expect(JSON.parse(printable(lan.files))).toEqual({ 'insecure-registries': ['pullgate.lan:5000'] });
+    expect(lan.warnings).toHaveLength(1);
+    const [bu] = clientFiles(noHub, 'butane', '127.0.0.1:5000');
+    expect(bu?.content).not.toContain('/etc/docker/daemon.json');
+    expect(bu?.content).toContain('/etc/containerd/certs.d/ghcr.io/hosts.toml');
+    expect(clientConfig(config, 'docker', '127.0.0.1:5000').warnings).toEqual([]);
   });
 });

@@ -293,6 +293,9 @@ describe('deploy/kubernetes/node-hosts', () => {
     expect(command).toContain('--out /host/etc/containerd/certs.d');
     expect(command).toContain('--config /etc/pullgate/pullgate.yaml');
     expect(command).toContain('--mirror "$mirror"');
+    // A way to take pullgate's hosts out again before the DaemonSet goes (MODE=remove).
+    expect(command).toContain('hosts containerd --out /host/etc/containerd/certs.d --remove');
+    expect(containerEnv(init, {}).MODE).toBe('write');
     expect(volumeMount(init, 'containerd-certs')).toBe('/host/etc/containerd/certs.d');
     expect(at(volume(spec, 'containerd-certs'), 'hostPath.path')).toBe('/etc/containerd/certs.d');
     expect(list(spec.containers, 'containers').map((c) => c.image)).toEqual([expect.stringMatching(/\/pause:/)]);
