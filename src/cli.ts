@@ -22,7 +22,8 @@ import { registerDoctorCommand } from './cli/doctor-command.js';
 import { registerWarmCommand } from './cli/warm-command.js';
 import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
 import { VERSION } from './version.js';
-import { builtAndWaitForListen, runPrimary, workerConfig, workerPlan } from './cli/workers.js';
+import { builtAndWaitForListen, runPrimary, tellPrimaryListening, workerConfig, workerPlan } from './cli/workers.js';
+import { printStartSummary } from './cli/start-summary.js';
 import { WorkerMetrics } from './cli/worker-metrics.js';
 import { chooseWorkers } from './cli/worker-count.js';
 
@@ -62,7 +63,8 @@ program
       const choice = plan === undefined ? chooseWorkers(options.workers, config) : undefined;
       if (choice !== undefined && choice.workers > 1) {
         // The primary only forks and supervises: it does not load the server.
-        runPrimary(config, choice, createLogger(config.log.level));
+        const facts = { workers: choice.workers, workersReason: choice.reason };
+        runPrimary(config, choice, createLogger(config.log.level), () => printStartSummary(process.stdout, config, facts));
         return;
       }
       // The server (fastify and the routes) loads only in a process that serves: the CLI's other commands,
@@ -70,6 +72,7 @@ program
       const { serve } = await import('./server.js');
       if (plan === undefined) {
         await serve(config, defaultDeps(config.log.level), { startup: { workers: 1, workersReason: choice?.reason } });
+        printStartSummary(process.stdout, config, { workers: 1, workersReason: choice?.reason });
         return;
       }
       const deps = defaultDeps(config.log.level);
@@ -81,6 +84,7 @@ program
           return () => host.text();
         },
       });
+      tellPrimaryListening();
     } catch (err) {
       fail(err);
     }

@@ -30,6 +30,13 @@ export interface RowPosition {
   created_at: number;
 }
 
+/** Where a tag lives: registry key, repository and tag name. */
+export interface TagName {
+  registry: string;
+  repository: string;
+  tag: string;
+}
+
 export interface TagRow {
   digest: string;
   media_type: string;
@@ -67,6 +74,8 @@ export class CacheIndex {
     getTag: Statement<[string, string, string], TagRow>;
     putTag: Statement<[string, string, string, string, string, number]>;
     tagCount: Statement<[], { count: number }>;
+    deleteTag: Statement<[string, string, string]>;
+    tagsOf: Statement<[string], TagName>;
     usage: Statement<[], { bytes: number; count: number }>;
     takeLease: Statement<[string, number, string, string, number]>;
     renewLease: Statement<[number, string, string]>;
@@ -111,6 +120,9 @@ export class CacheIndex {
          ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, media_type = excluded.media_type, validated_at = excluded.validated_at`,
       ),
       tagCount: db.prepare('SELECT tags AS count FROM usage WHERE id = 1'),
+      deleteTag: db.prepare('DELETE FROM tags WHERE registry = ? AND repository = ? AND tag = ?'),
+      // No index on tags.digest: a scan, for `cache rm` only (never on a request's path).
+      tagsOf: db.prepare('SELECT registry, repository, tag FROM tags WHERE digest = ? ORDER BY registry, repository, tag'),
       // Kept exact by triggers on blobs (database.ts), so every process over this index reads the host's total.
       usage: db.prepare('SELECT bytes, count FROM usage WHERE id = 1'),
       takeLease: db.prepare('UPDATE leases SET holder = ?, expires_at = ? WHERE name = ? AND (holder IS NULL OR holder = ? OR expires_at <= ?)'),
@@ -247,5 +259,15 @@ export class CacheIndex {
 
   tagCount(): number {
     return this.statements.tagCount.get()?.count ?? 0;
+  }
+
+  /** Forgets a tag, so the next pull of it asks upstream again; true when the row was there. */
+  deleteTag(registry: string, repository: string, tag: string): boolean {
+    return this.statements.deleteTag.run(registry, repository, tag).changes > 0;
+  }
+
+  /** Every tag that points at a digest (a scan of the tags: for maintenance, not for requests). */
+  tagsOf(digest: string): TagName[] {
+    return this.statements.tagsOf.all(digest);
   }
 }

@@ -3,7 +3,11 @@ import { Cache } from '../cache/cache.js';
 import { cacheStats, pruneShared, verifyCache } from '../cache/maintenance.js';
 import { sharedTierFor } from '../cache/shared-tier.js';
 import type { Config } from '../config/config.js';
-import { formatSize, parseSize } from '../config/units.js';
+import { formatDuration, formatSize, parseSize } from '../config/units.js';
+import { removeImage, type Removal } from '../cache/remove-image.js';
+import { parseImageRef } from '../doctor/image-ref.js';
+import { looksLikeDigest } from '../routing/reference.js';
+import { route } from '../routing/route.js';
 import { systemClock } from '../clock.js';
 import { createLogger } from '../logging.js';
 import { Metrics } from '../metrics.js';
@@ -68,7 +72,22 @@ export async function listCache(cache: Cache, stream: NodeJS.WritableStream): Pr
   await out.flush();
 }
 
-/** `pullgate cache stats|ls|prune|verify`: inspect and maintain the cache of a config. */
+/** The lines `cache rm` prints for what it removed and kept. */
+export function removalReport(ref: string, removal: Removal, tagTtlMs: number): string[] {
+  const lines: string[] = [];
+  if (removal.tag !== undefined) lines.push(`removed tag ${removal.tag.registry}/${removal.tag.repository}:${removal.tag.tag} (was ${removal.digest ?? '-'})`);
+  const manifests = removal.removed.filter((row) => row.kind === 'manifest').length;
+  const blobs = removal.removed.length - manifests;
+  if (removal.removed.length > 0 || removal.kept.length > 0) lines.push(`removed ${manifests} manifests and ${blobs} blobs of ${ref}, freed ${formatSize(removal.freedBytes)}`);
+  for (const { digest, reason } of removal.kept) lines.push(`kept ${digest}: ${reason}`);
+  // The server keeps tag rows and manifest bytes in memory; it does not read this removal until the tag is due.
+  lines.push(
+    `note: a pullgate serving this storage now may answer it from memory until its tag is revalidated (cache.tagTTL: ${formatDuration(tagTtlMs)}); restart it to drop that at once`,
+  );
+  return lines;
+}
+
+/** `pullgate cache stats|ls|prune|verify|rm`: inspect and maintain the cache of a config. */
 export function registerCacheCommands(program: Command, load: (file: string | undefined) => Config): void {
   const cache = program.command('cache').description('inspect and maintain the cache');
   const withCache = <T>(file: string | undefined, fn: (store: Cache) => T | Promise<T>): Promise<T> => {
@@ -150,4 +169,30 @@ export function registerCacheCommands(program: Command, load: (file: string | un
         if (unrepaired > 0) process.exitCode = 1;
       }),
     );
+
+  cache
+    .command('rm <ref>')
+    .description('remove a cached image: its tag, its manifest and the child manifests and blobs only it references (--tag: only the tag, so the next pull asks upstream again)')
+    .option('-c, --config <file>', 'config file')
+    .option('--tag', 'drop only the tag row')
+    .action((ref: string, options: { config?: string; tag?: boolean }) => {
+      const config = load(options.config);
+      const { name, reference } = parseImageRef(ref);
+      const target = route(config, name, undefined);
+      const kind = looksLikeDigest(reference) ? 'digest' : 'tag';
+      if (kind === 'digest' && options.tag === true) {
+        process.stderr.write('pullgate: cache rm: --tag needs a tag, not a digest\n');
+        process.exitCode = 2;
+        return;
+      }
+      return withCache(options.config, async (store) => {
+        const removal = await removeImage({ index: store.index, store: store.localStore }, { ...target, kind, reference }, { tagOnly: options.tag === true });
+        if (!removal.found) {
+          process.stderr.write(`pullgate: cache rm: ${target.registry}/${target.repository}${kind === 'tag' ? ':' : '@'}${reference} is not cached\n`);
+          process.exitCode = 1;
+          return;
+        }
+        process.stdout.write(`${removalReport(ref, removal, config.cache.tagTtlMs).join('\n')}\n`);
+      });
+    });
 }

@@ -71,7 +71,7 @@ export function registerWarmCommand(program: Command, load: (file: string | unde
         const show = display();
         for (const image of images) {
           try {
-            show.done(await warmImage(image, { mirror, authorization, platforms, timeoutMs: config.upstream.timeoutMs, parallel: PARALLEL_BLOBS }, { dispatcher: deps.dispatcher, now: () => performance.now() }, show));
+            show.done(await warmImage(image, { mirror, authorization, platforms, strictPlatform: options.platform !== undefined, timeoutMs: config.upstream.timeoutMs, parallel: PARALLEL_BLOBS }, { dispatcher: deps.dispatcher, now: () => performance.now() }, show));
           } catch (err) {
             failures += 1;
             show.failed(image, err instanceof Error ? err.message : String(err));

@@ -19,8 +19,8 @@ interface WorkerPlan {
   secret: string;
 }
 
-/** Messages between the primary and its workers: a worker has built its services; every worker has, so listen. */
-type WorkerMessage = { pullgate: 'built' } | { pullgate: 'listen' };
+/** Messages between the primary and its workers: a worker has built its services; every worker has, so listen; a worker listens. */
+type WorkerMessage = { pullgate: 'built' } | { pullgate: 'listen' } | { pullgate: 'listening' };
 
 function isWorkerMessage(value: unknown): value is WorkerMessage {
   return typeof value === 'object' && value !== null && 'pullgate' in value;
@@ -68,15 +68,20 @@ export function builtAndWaitForListen(): Promise<void> {
   });
 }
 
+/** In a worker: tells the primary this worker listens (the primary says so once every worker does). */
+export function tellPrimaryListening(): void {
+  process.send?.({ pullgate: 'listening' } satisfies WorkerMessage);
+}
+
 /**
  * The primary of `serve --workers N`: prepares the index once (so no two workers migrate it at once),
  * forks N workers over the same storage and port, lets them listen only once every one has built its
  * services (each clears the temp files of a crash at start, which must not hit another's fill), and
  * forwards SIGTERM/SIGINT. When a worker dies the others are stopped and the primary exits non-zero,
  * for the supervisor (systemd, Kubernetes) to restart the whole: a restarted worker alone would clear
- * temp files that running workers are filling.
+ * temp files that running workers are filling. `onListening` runs once, when every worker listens.
  */
-export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger): void {
+export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger, onListening: () => void = () => undefined): void {
   const workers = choice.workers;
   if (config.cluster !== undefined) {
     throw new ConfigError('serve --workers cannot be combined with cluster: in the config yet; run one process per host (or per pod) in a cluster');
@@ -91,13 +96,20 @@ export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger)
   const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-'));
   const plan = { sockets: Array.from({ length: workers }, (_, i) => path.join(dir, `worker-${i}.sock`)), secret: randomBytes(32).toString('hex') };
   let built = 0;
+  let listening = 0;
   let stopping = false;
   const children = Array.from({ length: workers }, (_, index) => cluster.fork({ [WORKER_ENV]: JSON.stringify({ ...plan, index }) }));
   // A scrape that reaches any worker answers with every worker's figures.
   new MetricsAggregator(children);
   for (const child of children) {
     child.on('message', (message: unknown) => {
-      if (!isWorkerMessage(message) || message.pullgate !== 'built') return;
+      if (!isWorkerMessage(message)) return;
+      if (message.pullgate === 'listening') {
+        listening++;
+        if (listening === workers) onListening();
+        return;
+      }
+      if (message.pullgate !== 'built') return;
       built++;
       if (built === workers) for (const each of children) each.send({ pullgate: 'listen' } satisfies WorkerMessage);
     });

@@ -29,6 +29,8 @@ export interface IndexContent {
 export interface ImageContent {
   kind: 'image';
   blobs: BlobRef[];
+  /** The config blob's digest (it names the image's platform); none in a schema 1 manifest. */
+  config: string | undefined;
   /** Foreign layers (fetched by clients from their `urls`, not from a registry). */
   skipped: string[];
 }
@@ -84,14 +86,16 @@ export function manifestContent(body: Buffer, contentType: string | undefined): 
       if (digest === undefined) throw new Error(`fsLayers[${i}] has no blobSum`);
       return digest;
     });
-    return { kind: 'image', blobs: [...new Set(digests)].map((digest) => ({ digest, size: undefined })), skipped: [] };
+    return { kind: 'image', blobs: [...new Set(digests)].map((digest) => ({ digest, size: undefined })), config: undefined, skipped: [] };
   }
   if (!Array.isArray(doc.layers) && doc.config === undefined) throw new Error('the manifest has neither manifests, layers nor a config');
   const blobs: BlobRef[] = [];
   const skipped: string[] = [];
+  let config: string | undefined;
   if (doc.config !== undefined) {
-    const config = descriptor(doc.config, 'config');
-    blobs.push({ digest: config.digest, size: config.size });
+    const described = descriptor(doc.config, 'config');
+    blobs.push({ digest: described.digest, size: described.size });
+    config = described.digest;
   }
   (Array.isArray(doc.layers) ? doc.layers : []).forEach((layer, i) => {
     const d = descriptor(layer, `layers[${i}]`);
@@ -100,7 +104,7 @@ export function manifestContent(body: Buffer, contentType: string | undefined): 
     else blobs.push({ digest: d.digest, size: d.size });
   });
   const unique = new Map(blobs.map((b) => [b.digest, b]));
-  return { kind: 'image', blobs: [...unique.values()], skipped };
+  return { kind: 'image', blobs: [...unique.values()], config, skipped };
 }
 
 /** Parses `all` or a comma-separated list of `os/arch[/variant]`. */
@@ -122,6 +126,43 @@ export function hostPlatform(arch: string = process.arch): Platform {
   return { os: 'linux', architecture: architecture[arch] ?? arch };
 }
 
+/**
+ * The platform an image config names (`os`, `architecture`, `variant`); undefined when the config is not
+ * JSON or names none (a Helm chart, another artifact), so nothing can be said about its platform.
+ */
+export function configPlatform(body: Buffer): Platform | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  const doc = record(parsed);
+  const os = text(doc?.os);
+  const architecture = text(doc?.architecture);
+  const variant = text(doc?.variant);
+  if (os === undefined || architecture === undefined) return undefined;
+  return { os, architecture, ...(variant === undefined ? {} : { variant }) };
+}
+
+/** True when `p` is the platform `wanted` names (any variant when `wanted` names none). */
+export function platformMatches(p: Platform, wanted: Platform): boolean {
+  return p.os === wanted.os && p.architecture === wanted.architecture && (wanted.variant === undefined || p.variant === wanted.variant);
+}
+
+/** How many platforms a summary line names before it only counts the rest. */
+const PLATFORMS_SHOWN = 4;
+
+/**
+ * A list of platforms short enough for one line: all of them when there are a few, else the count,
+ * the first few and how many more (a 500-entry index is one short line, not 6 KB).
+ */
+export function platformSummary(platforms: readonly string[]): string {
+  const distinct = [...new Set(platforms)];
+  if (distinct.length <= PLATFORMS_SHOWN + 1) return distinct.join(', ');
+  return `${distinct.length} platforms: ${distinct.slice(0, PLATFORMS_SHOWN).join(', ')} and ${distinct.length - PLATFORMS_SHOWN} more`;
+}
+
 export function platformText(p: Platform | undefined): string {
   if (p === undefined) return 'unknown platform';
   return [p.os, p.architecture, p.variant].filter((part) => part !== undefined).join('/');
@@ -136,16 +177,10 @@ export function chooseEntries(entries: readonly IndexEntry[], choice: PlatformCh
   if (choice === 'all') return [...entries];
   const chosen: IndexEntry[] = [];
   for (const wanted of choice) {
-    const matches = entries.filter(
-      (e) =>
-        e.platform !== undefined &&
-        e.platform.os === wanted.os &&
-        e.platform.architecture === wanted.architecture &&
-        (wanted.variant === undefined || e.platform.variant === wanted.variant),
-    );
+    const matches = entries.filter((e) => e.platform !== undefined && platformMatches(e.platform, wanted));
     if (matches.length === 0) {
       const offered = entries.map((e) => platformText(e.platform)).filter((p) => p !== 'unknown/unknown');
-      throw new Error(`no ${platformText(wanted)} manifest in this index (it has ${offered.join(', ') || 'no platform entries'})`);
+      throw new Error(`no ${platformText(wanted)} manifest in this index (it has ${platformSummary(offered) || 'no platform entries'})`);
     }
     for (const m of matches) if (!chosen.includes(m)) chosen.push(m);
   }

@@ -1,4 +1,5 @@
 import { formatSize } from '../config/units.js';
+import { platformSummary } from './manifest-content.js';
 import type { WarmEvents, WarmSummary } from './warm.js';
 
 /** What `pullgate warm` shows: WarmEvents plus the end of each image. */
@@ -16,7 +17,7 @@ function seconds(ms: number): string {
 }
 
 function finished(s: WarmSummary): string {
-  const where = s.platforms.length > 0 ? `${s.platforms.join(', ')}: ` : '';
+  const where = s.platforms.length > 0 ? `${platformSummary(s.platforms)}: ` : '';
   return `${where}${s.manifests} manifest${s.manifests === 1 ? '' : 's'}, ${s.blobs} blob${s.blobs === 1 ? '' : 's'}, ${formatSize(s.bytes)} in ${seconds(s.ms)}`;
 }
 
@@ -25,7 +26,7 @@ export function plainDisplay(write: (line: string) => void): WarmDisplay {
   return {
     planned(image, plan) {
       const size = plan.bytes === undefined ? '' : `, ${formatSize(plan.bytes)}`;
-      write(`${image}: ${plan.platforms.join(', ') || 'single-platform image'}: ${plan.blobs} blob${plan.blobs === 1 ? '' : 's'}${size} to fetch`);
+      write(`${image}: ${platformSummary(plan.platforms) || 'single-platform image'}: ${plan.blobs} blob${plan.blobs === 1 ? '' : 's'}${size} to fetch`);
       for (const digest of plan.skipped) write(`${image}: skipping foreign layer ${digest} (clients fetch it from its own URLs)`);
     },
     progress() {
@@ -33,6 +34,9 @@ export function plainDisplay(write: (line: string) => void): WarmDisplay {
     },
     blob(image, digest, bytes) {
       write(`${image}: ${digest} ${formatSize(bytes)}`);
+    },
+    warning(image, text) {
+      write(`${image}: WARNING: ${text}`);
     },
     done(summary) {
       write(`${summary.image}: warmed ${finished(summary)}`);
@@ -73,6 +77,10 @@ export function terminalDisplay(write: (text: string) => void, now: () => number
     },
     blob() {
       blobsDone += 1;
+    },
+    warning(image, text) {
+      write(`\r\x1b[2K${image}: WARNING: ${text}\n`);
+      lastDraw = Number.NEGATIVE_INFINITY;
     },
     done(summary) {
       write(`\r\x1b[2K${summary.image}: warmed ${finished(summary)}\n`);

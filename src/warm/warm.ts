@@ -6,7 +6,7 @@ import { digestOf } from '../proxy/digest.js';
 import { DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../proxy/manifests.js';
 import { digestAlgorithm } from '../routing/reference.js';
 import { type HttpResponse, drain, header, readBody, send, upstreamErrorMessage } from '../upstream/http.js';
-import { type BlobRef, type ImageContent, type IndexEntry, type ManifestContent, type Platform, type PlatformChoice, chooseEntries, manifestContent, platformText } from './manifest-content.js';
+import { type BlobRef, type ImageContent, type IndexEntry, type ManifestContent, type Platform, type PlatformChoice, chooseEntries, configPlatform, manifestContent, platformMatches, platformText } from './manifest-content.js';
 
 /** Indexes nested deeper than this are refused (real images nest at most once). */
 const MAX_INDEX_DEPTH = 4;
@@ -22,6 +22,12 @@ export interface WarmTarget {
   timeoutMs: number;
   /** Blobs downloaded at once. */
   parallel: number;
+  /**
+   * True when the platforms were asked for (`--platform`): a single-platform image of another platform
+   * then fails, with nothing fetched but its manifest and config. Otherwise (this machine's platform by
+   * default) such an image is warmed with a warning.
+   */
+  strictPlatform?: boolean;
 }
 
 export interface WarmDeps {
@@ -36,6 +42,8 @@ export interface WarmEvents {
   /** Bytes of this image's blobs received so far. */
   progress(image: string, bytes: number): void;
   blob(image: string, digest: string, bytes: number): void;
+  /** Something the operator should know that does not fail the image (a platform that did not match). */
+  warning(image: string, text: string): void;
 }
 
 export interface WarmSummary {
@@ -76,6 +84,10 @@ class ImageWarmer {
   async run(): Promise<WarmSummary> {
     const started = this.deps.now();
     const images = await this.collect(this.ref.reference, undefined, 0);
+    const single = images.length === 1 ? images[0] : undefined;
+    if (single !== undefined && single.platform === undefined && single.content.config !== undefined && this.target.platforms !== 'all') {
+      single.platform = await this.checkPlatform(single.content.config, this.target.platforms);
+    }
     const byDigest = new Map<string, BlobRef>();
     const skipped = new Set<string>();
     for (const { content } of images) {
@@ -94,6 +106,30 @@ class ImageWarmer {
     });
     const bytes = await this.fetchBlobs(blobs);
     return { image: this.image, platforms, manifests: this.manifests, blobs: blobs.length, bytes, ms: this.deps.now() - started };
+  }
+
+  /**
+   * The platform a single-platform image's config names, checked against the platforms wanted: a
+   * mismatch fails the image when they were asked for (strictPlatform), else it is a warning.
+   */
+  private async checkPlatform(config: string, wanted: readonly Platform[]): Promise<Platform | undefined> {
+    const what = `config ${config}`;
+    const response = await this.get(`/blobs/${config}`, what, {});
+    let body: Buffer;
+    try {
+      body = await readBody(response.body, MAX_MANIFEST_BYTES);
+    } catch (err) {
+      throw new WarmFailed(`${what}: ${describeError(err)}`);
+    }
+    if (digestOf(body, config) !== config) throw new WarmFailed(`${what}: the mirror sent content with digest ${digestOf(body, config)}`);
+    const platform = configPlatform(body);
+    if (platform === undefined || wanted.some((w) => platformMatches(platform, w))) return platform;
+    const mismatch = `a single-platform ${platformText(platform)} image, not ${wanted.map(platformText).join(', ')}`;
+    if (this.target.strictPlatform === true) {
+      throw new WarmFailed(`${this.image} is ${mismatch}: nothing warmed (--platform ${platformText(platform)} or --platform all warms it)`);
+    }
+    this.events.warning(this.image, `${mismatch} (this machine's platform); warming it anyway`);
+    return platform;
   }
 
   /** The image manifests under `reference`, following index entries of the chosen platforms. */

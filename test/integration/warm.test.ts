@@ -80,11 +80,10 @@ function blobGets(fake: FakeRegistry): string[] {
   return fake.seen.filter((s) => s.method === 'GET' && s.path.includes('/blobs/')).map((s) => s.path.slice(s.path.lastIndexOf('/') + 1));
 }
 
-async function warm(url: string, dispatcher: Agent, image: string, platforms: PlatformChoice): Promise<{ summary: WarmSummary; lines: string[] }> {
-  const lines: string[] = [];
+async function warm(url: string, dispatcher: Agent, image: string, platforms: PlatformChoice, lines: string[] = [], strictPlatform = false): Promise<{ summary: WarmSummary; lines: string[] }> {
   const show = plainDisplay((line) => lines.push(line));
   let clock = 0;
-  const summary = await warmImage(image, { mirror: url, authorization: undefined, platforms, timeoutMs: 5_000, parallel: 2 }, { dispatcher, now: () => (clock += 250) }, show);
+  const summary = await warmImage(image, { mirror: url, authorization: undefined, platforms, strictPlatform, timeoutMs: 5_000, parallel: 2 }, { dispatcher, now: () => (clock += 250) }, show);
   show.done(summary);
   return { summary, lines };
 }
@@ -139,6 +138,40 @@ describe('pullgate warm', () => {
     );
     await expect(warm(url, dispatcher, 'unknown.example/team/app:1', 'all')).rejects.toThrow(/the mirror answered 404 NAME_UNKNOWN/);
     expect(blobGets(fake)).toEqual([]);
+  });
+
+  it('summarises a many-platform index in one short line, in the plan, the result and an unmatched --platform', async () => {
+    const { fake, url, dispatcher } = await setup();
+    const entries = Array.from({ length: 40 }, (_, i): [FakeImage, Record<string, string>] => [fake.add(makeImage('team/wide', `p${i}`, 1, 64)), { os: 'linux', architecture: `arch${i}` }]);
+    fake.add(indexOf('team/wide', '1', entries));
+    const { summary, lines } = await warm(url, dispatcher, 'team/wide:1', 'all');
+    expect(summary.platforms).toHaveLength(40);
+    expect(lines[0]).toMatch(/^team\/wide:1: 40 platforms: linux\/arch0, linux\/arch1, linux\/arch2, linux\/arch3 and 36 more: 80 blobs, [\d.]+ ?KiB to fetch$/);
+    expect(lines.at(-1)).toMatch(/^team\/wide:1: warmed 40 platforms: linux\/arch0, linux\/arch1, linux\/arch2, linux\/arch3 and 36 more: 41 manifests, 80 blobs, /);
+    for (const line of lines) expect(line.length).toBeLessThan(200);
+    await expect(warm(url, dispatcher, 'team/wide:1', parsePlatforms('linux/s390x'))).rejects.toThrow(
+      'team/wide:1: no linux/s390x manifest in this index (it has 40 platforms: linux/arch0, linux/arch1, linux/arch2, linux/arch3 and 36 more)',
+    );
+  });
+
+  it('--platform that a single-platform image does not match fails it, fetching only its config; the default platform warns and warms', async () => {
+    const { fake, url, dispatcher } = await setup();
+    const image = fake.add(makeImage('team/amd', '1', 2, 1024));
+    const config = [...image.blobs.keys()][0];
+    const strict: string[] = [];
+    await expect(warm(url, dispatcher, 'team/amd:1', parsePlatforms('linux/arm64'), strict, true)).rejects.toThrow(
+      'team/amd:1 is a single-platform linux/amd64 image, not linux/arm64: nothing warmed (--platform linux/amd64 or --platform all warms it)',
+    );
+    expect(blobGets(fake)).toEqual([config]);
+
+    const lenient: string[] = [];
+    const { summary } = await warm(url, dispatcher, 'team/amd:1', parsePlatforms('linux/arm64'), lenient, false);
+    expect(lenient[0]).toBe("team/amd:1: WARNING: a single-platform linux/amd64 image, not linux/arm64 (this machine's platform); warming it anyway");
+    expect(summary).toMatchObject({ platforms: ['linux/amd64'], blobs: 3 });
+
+    const matching = await warm(url, dispatcher, 'team/amd:1', parsePlatforms('linux/amd64'), [], true);
+    expect(matching.summary.platforms).toEqual(['linux/amd64']);
+    expect(matching.lines.some((line) => line.includes('WARNING'))).toBe(false);
   });
 
   it('fails an image whose blob upstream corrupts, and stores nothing for it', async () => {

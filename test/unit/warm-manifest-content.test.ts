@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chooseEntries, hostPlatform, manifestContent, parsePlatforms, type IndexEntry } from '../../src/warm/manifest-content.js';
+import { chooseEntries, configPlatform, hostPlatform, manifestContent, parsePlatforms, platformSummary, type IndexEntry } from '../../src/warm/manifest-content.js';
 
 const d = (c: string): string => `sha256:${c.repeat(64)}`;
 const json = (value: unknown): Buffer => Buffer.from(JSON.stringify(value));
@@ -27,6 +27,7 @@ describe('warm: manifest content', () => {
         { digest: d('a'), size: 100 },
         { digest: d('b'), size: 200 },
       ],
+      config: d('c'),
       skipped: [d('f')],
     });
   });
@@ -79,6 +80,20 @@ describe('warm: platforms', () => {
     expect(chooseEntries(entries, [{ os: 'linux', architecture: 'arm' }, { os: 'linux', architecture: 'amd64' }]).map((e) => e.digest)).toEqual([d('2'), d('3'), d('1')]);
     expect(chooseEntries(entries, 'all')).toHaveLength(4);
     expect(() => chooseEntries(entries, [{ os: 'windows', architecture: 'amd64' }])).toThrow('no windows/amd64 manifest in this index (it has linux/amd64, linux/arm/v6, linux/arm/v7)');
+  });
+
+  it('names a few platforms in full and summarises many as a count, the first four and how many more', () => {
+    expect(platformSummary(['linux/amd64', 'linux/arm64'])).toBe('linux/amd64, linux/arm64');
+    expect(platformSummary(['a/1', 'a/2', 'a/3', 'a/4', 'a/5'])).toBe('a/1, a/2, a/3, a/4, a/5');
+    const many = Array.from({ length: 500 }, (_, i) => `linux/arch${i}`);
+    expect(platformSummary(many)).toBe('500 platforms: linux/arch0, linux/arch1, linux/arch2, linux/arch3 and 496 more');
+    expect(platformSummary([])).toBe('');
+  });
+
+  it("reads an image config's platform, and none from an artifact's config", () => {
+    expect(configPlatform(json({ os: 'linux', architecture: 'arm', variant: 'v7', rootfs: {} }))).toEqual({ os: 'linux', architecture: 'arm', variant: 'v7' });
+    expect(configPlatform(json({ name: 'chart', version: '1.0.0' }))).toBeUndefined();
+    expect(configPlatform(Buffer.from('not json'))).toBeUndefined();
   });
 
   it("maps Node's architecture names to OCI's", () => {
