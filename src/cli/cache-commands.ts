@@ -5,6 +5,7 @@ import { sharedTierFor } from '../cache/shared-tier.js';
 import type { Config } from '../config/config.js';
 import { formatDuration, formatSize, parseSize } from '../config/units.js';
 import { removeImage, type Removal } from '../cache/remove-image.js';
+import { writeDigests } from '../bundle/have-list.js';
 import { parseImageRef } from '../doctor/image-ref.js';
 import { looksLikeDigest } from '../routing/reference.js';
 import { route } from '../routing/route.js';
@@ -87,7 +88,7 @@ export function removalReport(ref: string, removal: Removal, tagTtlMs: number): 
   return lines;
 }
 
-/** `pullgate cache stats|ls|prune|verify|rm`: inspect and maintain the cache of a config. */
+/** `pullgate cache stats|ls|digests|prune|verify|rm`: inspect and maintain the cache of a config. */
 export function registerCacheCommands(program: Command, load: (file: string | undefined) => Config): void {
   const cache = program.command('cache').description('inspect and maintain the cache');
   const withCache = <T>(file: string | undefined, fn: (store: Cache) => T | Promise<T>): Promise<T> => {
@@ -128,6 +129,18 @@ export function registerCacheCommands(program: Command, load: (file: string | un
     .option('-c, --config <file>', 'config file')
     .action((options: { config?: string }) =>
       withCache(options.config, (store) => listCache(store, process.stdout)),
+    );
+
+  cache
+    .command('digests')
+    .description('every blob and manifest digest the cache holds, one per line: the have-list for `pullgate export --have` on a connected mirror')
+    .option('-c, --config <file>', 'config file')
+    .action((options: { config?: string }) =>
+      withCache(options.config, async (store) => {
+        await writeDigests(store.contentIndex, (text) =>
+          process.stdout.write(text) ? Promise.resolve() : new Promise<void>((resolve) => process.stdout.once('drain', resolve)),
+        );
+      }),
     );
 
   cache
