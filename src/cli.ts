@@ -20,6 +20,7 @@ import { registerHostsCommand } from './cli/hosts-command.js';
 import { registerHealthCommand } from './cli/health-command.js';
 import { registerDoctorCommand } from './cli/doctor-command.js';
 import { registerWarmCommand } from './cli/warm-command.js';
+import { registerBundleCommands } from './cli/bundle-commands.js';
 import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
 import { VERSION } from './version.js';
 import { builtAndWaitForListen, runPrimary, tellPrimaryListening, workerConfig, workerPlan } from './cli/workers.js';
@@ -113,6 +114,7 @@ registerHostsCommand(program, load);
 registerHealthCommand(program, load);
 registerDoctorCommand(program, load);
 registerWarmCommand(program, load);
+registerBundleCommands(program, load);
 
 try {
   await program.parseAsync(process.argv);
