@@ -41,6 +41,8 @@ export interface TagRow {
   digest: string;
   media_type: string;
   validated_at: number;
+  /** When `pullgate import` recorded this tag (null or absent: learnt from upstream). */
+  imported_at?: number | null;
 }
 
 /**
@@ -72,7 +74,7 @@ export class CacheIndex {
     link: Statement<[string, string, string]>;
     linksOf: Statement<[string], { registry: string; repository: string }>;
     getTag: Statement<[string, string, string], TagRow>;
-    putTag: Statement<[string, string, string, string, string, number]>;
+    putTag: Statement<[string, string, string, string, string, number, number | null]>;
     tagCount: Statement<[], { count: number }>;
     deleteTag: Statement<[string, string, string]>;
     tagsOf: Statement<[string], TagName>;
@@ -114,10 +116,10 @@ export class CacheIndex {
       linked: db.prepare('SELECT 1 AS one FROM links WHERE registry = ? AND repository = ? AND digest = ?'),
       link: db.prepare('INSERT OR IGNORE INTO links (registry, repository, digest) VALUES (?, ?, ?)'),
       linksOf: db.prepare('SELECT registry, repository FROM links WHERE digest = ? ORDER BY registry, repository'),
-      getTag: db.prepare('SELECT digest, media_type, validated_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?'),
+      getTag: db.prepare('SELECT digest, media_type, validated_at, imported_at FROM tags WHERE registry = ? AND repository = ? AND tag = ?'),
       putTag: db.prepare(
-        `INSERT INTO tags (registry, repository, tag, digest, media_type, validated_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, media_type = excluded.media_type, validated_at = excluded.validated_at`,
+        `INSERT INTO tags (registry, repository, tag, digest, media_type, validated_at, imported_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (registry, repository, tag) DO UPDATE SET digest = excluded.digest, media_type = excluded.media_type, validated_at = excluded.validated_at, imported_at = excluded.imported_at`,
       ),
       tagCount: db.prepare('SELECT tags AS count FROM usage WHERE id = 1'),
       deleteTag: db.prepare('DELETE FROM tags WHERE registry = ? AND repository = ? AND tag = ?'),
@@ -249,12 +251,15 @@ export class CacheIndex {
     return this.statements.linksOf.all(digest);
   }
 
+  /** A tag's row; `imported_at` only on a tag `pullgate import` recorded. */
   tag(registry: string, repository: string, tag: string): TagRow | undefined {
-    return this.statements.getTag.get(registry, repository, tag);
+    const row = this.statements.getTag.get(registry, repository, tag);
+    if (row === undefined || typeof row.imported_at === 'number') return row;
+    return { digest: row.digest, media_type: row.media_type, validated_at: row.validated_at };
   }
 
   putTag(registry: string, repository: string, tag: string, row: TagRow): void {
-    this.statements.putTag.run(registry, repository, tag, row.digest, row.media_type, row.validated_at);
+    this.statements.putTag.run(registry, repository, tag, row.digest, row.media_type, row.validated_at, row.imported_at ?? null);
   }
 
   tagCount(): number {

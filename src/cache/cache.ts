@@ -617,6 +617,23 @@ export class Cache {
     }
   }
 
+  /**
+   * Takes a verified file (a blob staged by `pullgate import`) into the store: renamed into place (same
+   * filesystem: no copy), indexed, linked to (registry, repository) and uploaded to the shared store; false
+   * when storage failed (recorded), the file then left where it was.
+   */
+  adoptBlob(file: string, digest: string, size: number, registry: string, repository: string): boolean {
+    if (!this.wrote('commit', () => this.store.commit(file, digest), { digest })) return false;
+    const now = this.options.clock.now();
+    if (!this.wrote('index', () => this.index.addBlob({ digest, size, kind: 'blob', media_type: null, created_at: now }, { registry, repository }))) {
+      this.removeFile(digest);
+      return false;
+    }
+    this.grew();
+    this.share(digest, this.store.pathOf(digest), size, [{ registry, repository }]);
+    return true;
+  }
+
   /** Removes a stored file that could not be indexed, so no file is left that nothing accounts for. */
   private removeFile(digest: string): void {
     try {

@@ -75,6 +75,9 @@ const MIGRATIONS: readonly string[] = [
    CREATE TRIGGER tags_usage_delete AFTER DELETE ON tags BEGIN
      UPDATE usage SET tags = tags - 1 WHERE id = 1;
    END;`,
+  // `pullgate import`: when a tag was imported from a bundle (NULL for tags learnt from upstream). An imported
+  // tag is served when upstream is unreachable however old it is: an air-gapped mirror has no upstream.
+  `ALTER TABLE tags ADD COLUMN imported_at INTEGER;`,
 ];
 
 /** How many migrations this version of pullgate knows; an index at this version is current. */

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { basicAuthorization } from '../auth/credential.js';
+import { systemClock } from '../clock.js';
 import type { Config } from '../config/config.js';
 import { formatSize } from '../config/units.js';
 import { createLogger, defaultDeps, type Deps } from '../deps.js';
@@ -98,6 +99,57 @@ export function registerBundleCommands(program: Command, load: (file: string | u
       } finally {
         await local?.close();
         await deps.dispatcher.close();
+      }
+      process.exit(code);
+    });
+
+  program
+    .command('import <file>')
+    .description('verify a bundle (from `pullgate export` or `skopeo copy … oci-archive:`) and publish its images into the cache, served offline however old')
+    .option('-c, --config <file>', 'config file (default: $PULLGATE_CONFIG, else the embedded config/pullgate.yaml)')
+    .action(async (file: string, options: { config?: string }) => {
+      let config: Config;
+      try {
+        config = load(options.config);
+      } catch (err) {
+        usage('import', describeError(err));
+      }
+      const [{ importBundle }, { openBundleInput }, { openCache }, { route }] = await Promise.all([
+        import('../bundle/import.js'),
+        import('../bundle/bundle-file.js'),
+        import('./cache-commands.js'),
+        import('../routing/route.js'),
+      ]);
+      const show = await display();
+      let input: Awaited<ReturnType<typeof openBundleInput>>;
+      try {
+        input = await openBundleInput(file);
+      } catch (err) {
+        usage('import', describeError(err));
+      }
+      const cache = openCache(config);
+      let code = 0;
+      const started = performance.now();
+      try {
+        const result = await importBundle(input.chunks, cache, { route: (name) => route(config, name, undefined), now: () => systemClock.now() }, { progress: (bytes) => show.progress(bytes, undefined) });
+        await input.done;
+        for (const image of result.images) {
+          if (image.imported) {
+            const left = image.platformsLeftOut > 0 ? ` (${image.platformsLeftOut} platform manifests not in the bundle)` : '';
+            show.line(`${image.ref}: imported ${image.manifests} manifests, ${image.blobs} blobs${left}`);
+          } else {
+            show.line(`${image.ref}: REFUSED: ${image.reason ?? 'unknown reason'}; nothing of it was imported`);
+            code = 1;
+          }
+        }
+        const seconds = (performance.now() - started) / 1000;
+        show.line(`${file}: ${result.images.filter((i) => i.imported).length} of ${result.images.length} images imported; ${result.staged} blobs (${formatSize(result.stagedBytes)}) written, ${result.alreadyHeld} already held, in ${seconds.toFixed(1)} s`);
+      } catch (err) {
+        show.line(`pullgate: import: ${file}: ${describeError(err)}; nothing imported`);
+        code = 1;
+      } finally {
+        input.close();
+        await cache.close();
       }
       process.exit(code);
     });

@@ -13,7 +13,8 @@ import { systemClock } from '../clock.js';
 import { createLogger } from '../logging.js';
 import { Metrics } from '../metrics.js';
 
-function openCache(config: Config, level = 'warn'): Cache {
+/** The cache of a config, for a command run beside (or instead of) the server: its storage and shared tier. */
+export function openCache(config: Config, level = 'warn'): Cache {
   const logger = createLogger(level, { write: (line: string) => process.stderr.write(line) });
   const shared = sharedTierFor(config.storage, { clock: systemClock, logger });
   return new Cache({

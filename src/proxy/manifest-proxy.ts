@@ -108,7 +108,8 @@ export class ManifestProxy {
     if (row !== undefined && cached !== undefined && this.accept.accepts(req.accept, cached.mediaType)) {
       // Within the TTL fresh() has answered already: this one needs revalidation.
       const age = this.clock.now() - row.validated_at;
-      const staleAllowed = age < this.policy.tagTtlMs + this.policy.staleIfErrorMs;
+      // A tag imported from a bundle (and not changed upstream since) is served however old: an air-gapped mirror has no upstream.
+      const staleAllowed = age < this.policy.tagTtlMs + this.policy.staleIfErrorMs || typeof row.imported_at === 'number';
       if (staleAllowed && this.health.isDown(registry)) return this.stale(cached, req);
       try {
         const head = await this.upstream({

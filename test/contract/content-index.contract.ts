@@ -108,5 +108,12 @@ export function runContentIndexContract(name: string, open: () => ContentIndex):
       expect(await index.tag('r', 'a', 'latest')).toEqual({ digest: B, media_type: 'm', validated_at: 2 });
       expect(await index.tagCount()).toBe(2);
     });
+
+    it('keeps when a tag was imported, until a tag learnt from upstream replaces it', async () => {
+      await index.putTag('r', 'a', 'v2', { digest: A, media_type: 'm', validated_at: 1, imported_at: 1 });
+      expect(await index.tag('r', 'a', 'v2')).toEqual({ digest: A, media_type: 'm', validated_at: 1, imported_at: 1 });
+      await index.putTag('r', 'a', 'v2', { digest: B, media_type: 'm', validated_at: 2 });
+      expect(await index.tag('r', 'a', 'v2')).toEqual({ digest: B, media_type: 'm', validated_at: 2 });
+    });
   });
 }
