@@ -91,8 +91,8 @@ async function readBundle(chunks: AsyncIterable<Buffer>, cache: Cache, staging: 
       const digest = digestOfPath(entry.name);
       if (digest === undefined || staging.staged.has(digest)) continue;
       if (cache.lookup(digest) !== undefined) {
-        // Held already (verified when it was stored): nothing is copied.
-        result.alreadyHeld += 1;
+        // Held already: checked, but nothing is copied.
+        if (await staging.verify(digest, entry.body)) result.alreadyHeld += 1;
         continue;
       }
       if (await staging.stage(digest, entry.body)) {

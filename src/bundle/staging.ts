@@ -59,6 +59,19 @@ export class StagingArea {
     return true;
   }
 
+  /**
+   * Hashes a blob the cache already holds without writing it (nothing is copied); false, and remembered as
+   * bad, when the bundle's bytes do not match: a damaged bundle is reported even where it did no harm.
+   */
+  async verify(digest: string, body: AsyncIterable<Buffer>): Promise<boolean> {
+    const hash = createHash(digestAlgorithm(digest));
+    for await (const chunk of body) hash.update(chunk);
+    const actual = `${digestAlgorithm(digest)}:${hash.digest('hex')}`;
+    if (actual === digest) return true;
+    this.bad.set(digest, actual);
+    return false;
+  }
+
   /** A staged blob's bytes (a manifest: small). */
   read(digest: string): Promise<Buffer> | undefined {
     const blob = this.staged.get(digest);

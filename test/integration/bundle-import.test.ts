@@ -122,6 +122,20 @@ describe('pullgate export → import into an air-gapped mirror', () => {
     expect(refused?.reason).toContain(`blob ${badLayer} does not match its digest`);
     expect(result.images.find((i) => i.ref === 'team/good:1')?.imported).toBe(true);
 
+    // A bundle damaged in a blob the far side already holds is refused too: every blob is checked, none copied.
+    const again = await importInto(s.far, file);
+    expect(again.images.find((i) => i.ref === 'team/good:1')).toMatchObject({ imported: true });
+    const goodFile = path.join(s.dir, 'good.tar');
+    await exportTo(s, goodFile, ['team/good:1']);
+    const goodTar = readFileSync(goodFile);
+    const [goodLayer, goodBytes] = [...good.blobs].at(-1) ?? ['', Buffer.alloc(0)];
+    const goodAt = goodTar.indexOf(goodBytes.subarray(0, 64));
+    goodTar[goodAt + 100] = (goodTar[goodAt + 100] ?? 0) ^ 0x01;
+    writeFileSync(goodFile, goodTar);
+    const held = await importInto(s.far, goodFile);
+    expect(held.images[0]?.reason).toContain(`blob ${goodLayer} does not match its digest`);
+    expect(held.staged).toBe(0);
+
     expect(s.far.cache.tag('reg.example', 'team/bad', '1')).toBeUndefined();
     expect(s.far.cache.manifest(bad.digest)).toBeUndefined();
     for (const digest of bad.blobs.keys()) expect(s.far.cache.lookup(digest)).toBeUndefined();
