@@ -47,7 +47,7 @@ export function registerBundleCommands(program: Command, load: (file: string | u
     .option('--platform <os/arch|all>', 'platforms to take from a multi-platform image, comma-separated, or all (default: all)')
     .option('--have <file>', "digests the far side holds, one per line (its `pullgate cache digests`): their blobs are left out")
     .option('-c, --config <file>', 'config file (default: $PULLGATE_CONFIG, else the embedded config/pullgate.yaml)')
-    .option('--server <url>', 'a running pullgate to read through (default: one started in this process on the config\'s storage)')
+    .option('--server <url>', "a running pullgate to read through (default: the one at the config's listen address, else one started in this process on the config's storage)")
     .option('--user <name>', 'client user for a --server that requires htpasswd; the password is read from $PULLGATE_PASSWORD')
     .action(async (refs: string[], options: ExportCommandOptions) => {
       let config: Config;
@@ -66,7 +66,7 @@ export function registerBundleCommands(program: Command, load: (file: string | u
         if (password === undefined) usage('export', '--user needs the password in $PULLGATE_PASSWORD');
         authorization = basicAuthorization(options.user, password);
       }
-      const [{ readHaveList }, { exportBundle }, { createBundleOutput }, { startLocalMirror }] = await Promise.all([
+      const [{ readHaveList }, { exportBundle }, { createBundleOutput }, { findRunningMirror, listenUrl, startLocalMirror }] = await Promise.all([
         import('../bundle/have-list.js'),
         import('../bundle/export.js'),
         import('../bundle/bundle-file.js'),
@@ -80,8 +80,11 @@ export function registerBundleCommands(program: Command, load: (file: string | u
       }
       const deps = quietDeps();
       const show = await display();
-      const local = options.server === undefined ? await startLocalMirror(config, deps) : undefined;
-      const mirror = options.server?.replace(/\/+$/, '') ?? local?.url ?? '';
+      // As warm does: the running mirror when one answers (an in-process one over its storage would remove its
+      // fills' temp files at start), else pullgate started in this process.
+      let mirror = options.server?.replace(/\/+$/, '') ?? (await findRunningMirror(listenUrl(config.listen), deps.dispatcher));
+      const local = mirror === undefined ? await startLocalMirror(config, deps) : undefined;
+      mirror ??= local?.url ?? '';
       let code = 0;
       let output: ReturnType<typeof createBundleOutput> | undefined;
       try {
