@@ -22,6 +22,8 @@ export interface ImportOptions {
   route: (name: string) => Route;
   /** Milliseconds, for the tags' validation and import times. */
   now: () => number;
+  /** Keep each imported image's digests out of eviction until `cache unpin REF`. */
+  pin?: boolean;
 }
 
 /** What happened to one image of the bundle. */
@@ -54,6 +56,8 @@ export interface ImportResult {
 interface VerifiedImage {
   outcome: ImageImport;
   route: Route;
+  /** The tag or digest of the reference, as `cache unpin` names it. */
+  reference: string;
   tag: string | undefined;
   /** Children first, the top manifest last. */
   manifests: CachedManifest[];
@@ -120,7 +124,7 @@ async function verifyImage(cache: Cache, staging: StagingArea, entry: { ref: str
     throw new Refused(describeError(err));
   }
   if (looksLikeDigest(reference) && reference !== entry.digest) throw new Refused(`${entry.ref} names ${reference} but index.json points at ${entry.digest}`);
-  const verified: VerifiedImage = { outcome, route: target, tag: looksLikeDigest(reference) ? undefined : reference, manifests: [], blobs: new Set() };
+  const verified: VerifiedImage = { outcome, route: target, reference, tag: looksLikeDigest(reference) ? undefined : reference, manifests: [], blobs: new Set() };
   const seen = new Set<string>();
   const manifestBytes = async (digest: string): Promise<Buffer | undefined> => {
     const bad = staging.bad.get(digest);
@@ -177,7 +181,7 @@ function childTypes(bytes: Buffer): Map<string, string> {
 }
 
 /** Moves a verified image's staged blobs into the cache, links the held ones, stores its manifests (children first), then its tag. */
-function publish(cache: Cache, staging: StagingArea, image: VerifiedImage, now: number): void {
+function publish(cache: Cache, staging: StagingArea, image: VerifiedImage, now: number, pin: boolean): void {
   const { registry, repository } = image.route;
   for (const digest of image.blobs) {
     const staged = staging.staged.get(digest);
@@ -189,6 +193,7 @@ function publish(cache: Cache, staging: StagingArea, image: VerifiedImage, now: 
     }
   }
   for (const manifest of image.manifests) cache.putManifest(manifest, registry, repository);
+  if (pin) cache.index.pin(registry, repository, image.reference, [...image.blobs, ...image.manifests.map((m) => m.digest)]);
   const top = image.manifests[image.manifests.length - 1];
   if (image.tag !== undefined && top !== undefined) cache.putTag(registry, repository, image.tag, { digest: top.digest, media_type: top.mediaType, validated_at: now, imported_at: now });
 }
@@ -223,7 +228,7 @@ export async function importBundle(chunks: AsyncIterable<Buffer>, cache: Cache, 
     const now = options.now();
     for (const image of verified) {
       try {
-        publish(cache, staging, image, now);
+        publish(cache, staging, image, now, options.pin === true);
         image.outcome.imported = true;
       } catch (err) {
         if (!(err instanceof Refused)) throw err;

@@ -20,7 +20,7 @@ export interface IndexSummary {
   newestAccess: number | undefined;
 }
 
-/** The order of a listing: by digest, least recently used first, or most recently used first. */
+/** The order of a listing: by digest, least recently used first (eviction's order: pinned digests left out), or most recently used first. */
 export type RowOrder = 'digest' | 'lru' | 'mru';
 
 /** Where a page of a listing ends, so the next page starts after it (keyset paging). */
@@ -78,6 +78,8 @@ export class CacheIndex {
     tagCount: Statement<[], { count: number }>;
     deleteTag: Statement<[string, string, string]>;
     tagsOf: Statement<[string], TagName>;
+    pin: Statement<[string, string, string, string]>;
+    unpin: Statement<[string, string, string]>;
     usage: Statement<[], { bytes: number; count: number }>;
     takeLease: Statement<[string, number, string, string, number]>;
     renewLease: Statement<[number, string, string]>;
@@ -107,8 +109,10 @@ export class CacheIndex {
       // Keyset pages: each starts after the last row of the one before, through an index, so a page costs
       // the same at any depth and rows may be deleted between pages.
       pageByDigest: db.prepare('SELECT * FROM blobs WHERE digest > ? ORDER BY digest LIMIT ?'),
+      // Eviction's order: pinned digests (`import --pin`) are never offered.
       pageLru: db.prepare(
-        'SELECT * FROM blobs WHERE (last_access, created_at, digest) > (?, ?, ?) ORDER BY last_access, created_at, digest LIMIT ?',
+        `SELECT * FROM blobs WHERE (last_access, created_at, digest) > (?, ?, ?) AND NOT EXISTS (SELECT 1 FROM pins WHERE pins.digest = blobs.digest)
+         ORDER BY last_access, created_at, digest LIMIT ?`,
       ),
       pageMru: db.prepare(
         'SELECT * FROM blobs WHERE (last_access, created_at, digest) < (?, ?, ?) ORDER BY last_access DESC, created_at DESC, digest DESC LIMIT ?',
@@ -125,6 +129,8 @@ export class CacheIndex {
       deleteTag: db.prepare('DELETE FROM tags WHERE registry = ? AND repository = ? AND tag = ?'),
       // No index on tags.digest: a scan, for `cache rm` only (never on a request's path).
       tagsOf: db.prepare('SELECT registry, repository, tag FROM tags WHERE digest = ? ORDER BY registry, repository, tag'),
+      pin: db.prepare('INSERT OR IGNORE INTO pins (registry, repository, reference, digest) VALUES (?, ?, ?, ?)'),
+      unpin: db.prepare('DELETE FROM pins WHERE registry = ? AND repository = ? AND reference = ?'),
       // Kept exact by triggers on blobs (database.ts), so every process over this index reads the host's total.
       usage: db.prepare('SELECT bytes, count FROM usage WHERE id = 1'),
       takeLease: db.prepare('UPDATE leases SET holder = ?, expires_at = ? WHERE name = ? AND (holder IS NULL OR holder = ? OR expires_at <= ?)'),
@@ -269,6 +275,18 @@ export class CacheIndex {
   /** Forgets a tag, so the next pull of it asks upstream again; true when the row was there. */
   deleteTag(registry: string, repository: string, tag: string): boolean {
     return this.statements.deleteTag.run(registry, repository, tag).changes > 0;
+  }
+
+  /** Keeps these digests (stored ones) out of eviction until unpin() of the same image reference, in one transaction. */
+  pin(registry: string, repository: string, reference: string, digests: Iterable<string>): void {
+    this.db.transaction(() => {
+      for (const digest of digests) this.statements.pin.run(registry, repository, reference, digest);
+    })();
+  }
+
+  /** Releases what pin() kept for an image reference; how many digests it had pinned. */
+  unpin(registry: string, repository: string, reference: string): number {
+    return this.statements.unpin.run(registry, repository, reference).changes;
   }
 
   /** Every tag that points at a digest (a scan of the tags: for maintenance, not for requests). */

@@ -77,7 +77,17 @@ const MIGRATIONS: readonly string[] = [
    END;`,
   // `pullgate import`: when a tag was imported from a bundle (NULL for tags learnt from upstream). An imported
   // tag is served when upstream is unreachable however old it is: an air-gapped mirror has no upstream.
-  `ALTER TABLE tags ADD COLUMN imported_at INTEGER;`,
+  // `import --pin`: the digests of an imported image kept out of eviction until `cache unpin REF` (a digest
+  // stays while any image pins it; a row goes with its blob when `cache rm` removes that).
+  `ALTER TABLE tags ADD COLUMN imported_at INTEGER;
+   CREATE TABLE pins (
+     registry   TEXT NOT NULL,
+     repository TEXT NOT NULL,
+     reference  TEXT NOT NULL,
+     digest     TEXT NOT NULL REFERENCES blobs (digest) ON DELETE CASCADE,
+     PRIMARY KEY (registry, repository, reference, digest)
+   ) WITHOUT ROWID;
+   CREATE INDEX pins_digest ON pins (digest);`,
 ];
 
 /** How many migrations this version of pullgate knows; an index at this version is current. */

@@ -110,7 +110,8 @@ export function registerBundleCommands(program: Command, load: (file: string | u
     .command('import <file>')
     .description('verify a bundle (from `pullgate export` or `skopeo copy … oci-archive:`) and publish its images into the cache, served offline however old')
     .option('-c, --config <file>', 'config file (default: $PULLGATE_CONFIG, else the embedded config/pullgate.yaml)')
-    .action(async (file: string, options: { config?: string }) => {
+    .option('--pin', 'keep the imported images out of LRU eviction until `pullgate cache unpin REF`')
+    .action(async (file: string, options: { config?: string; pin?: boolean }) => {
       let config: Config;
       try {
         config = load(options.config);
@@ -134,7 +135,7 @@ export function registerBundleCommands(program: Command, load: (file: string | u
       let code = 0;
       const started = performance.now();
       try {
-        const result = await importBundle(input.chunks, cache, { route: (name) => route(config, name, undefined), now: () => systemClock.now() }, { progress: (bytes) => show.progress(bytes, undefined) });
+        const result = await importBundle(input.chunks, cache, { route: (name) => route(config, name, undefined), now: () => systemClock.now(), pin: options.pin === true }, { progress: (bytes) => show.progress(bytes, undefined) });
         await input.done;
         for (const image of result.images) {
           if (image.imported) {

@@ -89,7 +89,7 @@ export function removalReport(ref: string, removal: Removal, tagTtlMs: number): 
   return lines;
 }
 
-/** `pullgate cache stats|ls|digests|prune|verify|rm`: inspect and maintain the cache of a config. */
+/** `pullgate cache stats|ls|digests|prune|verify|rm|unpin`: inspect and maintain the cache of a config. */
 export function registerCacheCommands(program: Command, load: (file: string | undefined) => Config): void {
   const cache = program.command('cache').description('inspect and maintain the cache');
   const withCache = <T>(file: string | undefined, fn: (store: Cache) => T | Promise<T>): Promise<T> => {
@@ -183,6 +183,25 @@ export function registerCacheCommands(program: Command, load: (file: string | un
         if (unrepaired > 0) process.exitCode = 1;
       }),
     );
+
+  cache
+    .command('unpin <ref>')
+    .description('let eviction take an image imported with `pullgate import --pin` again (REF as it was imported)')
+    .option('-c, --config <file>', 'config file')
+    .action((ref: string, options: { config?: string }) => {
+      const config = load(options.config);
+      const { name, reference } = parseImageRef(ref);
+      const target = route(config, name, undefined);
+      return withCache(options.config, (store) => {
+        const released = store.index.unpin(target.registry, target.repository, reference);
+        if (released === 0) {
+          process.stderr.write(`pullgate: cache unpin: ${ref} is not pinned\n`);
+          process.exitCode = 1;
+          return;
+        }
+        process.stdout.write(`unpinned ${released} digests of ${ref}; eviction may take those no other pinned image keeps\n`);
+      });
+    });
 
   cache
     .command('rm <ref>')

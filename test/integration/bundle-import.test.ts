@@ -53,8 +53,8 @@ async function exportTo(s: Sites, file: string, images: string[], have: Set<stri
   await finished(out);
 }
 
-function importInto(site: Harness, file: string): Promise<ImportResult> {
-  return importBundle(createReadStream(file), site.cache, { route: (name) => route(site.config, name, undefined), now: () => site.clock.now() }, { progress: () => undefined });
+function importInto(site: Harness, file: string, pin = false): Promise<ImportResult> {
+  return importBundle(createReadStream(file), site.cache, { route: (name) => route(site.config, name, undefined), now: () => site.clock.now(), pin }, { progress: () => undefined });
 }
 
 const ACCEPT = [OCI_INDEX, OCI_MANIFEST].join(', ');
@@ -188,5 +188,27 @@ describe('pullgate export → import into an air-gapped mirror', () => {
     expect(result.images[0]?.imported).toBe(false);
     expect(result.images[0]?.reason).toBe(`blob ${left} is neither in the bundle nor in this cache`);
     expect(s.far.cache.tag('reg.example', 'team/app', 'v1')).toBeUndefined();
+  });
+
+  it('--pin keeps an imported image out of eviction until cache unpin of its reference; other content is evicted', async () => {
+    const s = await sites();
+    const pinned = s.fake.add(makeImage('team/pinned', '1', 2, 20_000));
+    const other = s.fake.add(makeImage('team/other', '1', 2, 20_000));
+    const pinnedFile = path.join(s.dir, 'pinned.tar');
+    const otherFile = path.join(s.dir, 'other.tar');
+    await exportTo(s, pinnedFile, ['team/pinned:1']);
+    await exportTo(s, otherFile, ['team/other:1']);
+    await importInto(s.far, pinnedFile, true);
+    await importInto(s.far, otherFile);
+
+    await s.far.cache.evictTo(0);
+    for (const digest of [pinned.digest, ...pinned.blobs.keys()]) expect(s.far.cache.lookup(digest), digest).toBeDefined();
+    for (const digest of [other.digest, ...other.blobs.keys()]) expect(s.far.cache.lookup(digest), digest).toBeUndefined();
+    expect(await pull(s.far, 'team/pinned', '1', [pinned])).toBe(pinned.digest);
+
+    expect(s.far.cache.index.unpin('reg.example', 'team/other', '1')).toBe(0);
+    expect(s.far.cache.index.unpin('reg.example', 'team/pinned', '1')).toBe(pinned.blobs.size + 1);
+    await s.far.cache.evictTo(0);
+    for (const digest of pinned.blobs.keys()) expect(s.far.cache.lookup(digest)).toBeUndefined();
   });
 });
