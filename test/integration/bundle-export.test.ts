@@ -1,6 +1,7 @@
 import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { PassThrough } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -55,7 +56,8 @@ describe('pullgate export', () => {
       for (const [digest, bytes] of fakeImage.blobs) expect(files.get(`blobs/sha256/${digest.slice(7)}`)?.equals(bytes)).toBe(true);
     }
     expect(summary).toMatchObject({ images: 2, manifests: 5, leftOut: 0 });
-    // Through the cache: what was exported is now held by the mirror.
+    // Through the cache: what was exported is now held by the mirror (once its fills are stored).
+    await pg.cache.drain();
     for (const digest of [...image.blobs.keys(), ...arm64.blobs.keys()]) expect(pg.cache.lookup(digest)).toBeDefined();
     expect(lines[0]).toContain('"signatures":1');
   });
@@ -88,5 +90,24 @@ describe('pullgate export', () => {
     expect(summary).toMatchObject({ manifests: 2, blobs: 1, leftOut: 1 });
     // Left out means not fetched either.
     expect(fake.seen.some((s) => s.path.endsWith(armLayer ?? '-'))).toBe(false);
+  });
+
+  it('fails before writing a byte when an image cannot be read, naming it and what the mirror answered', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+    cleanups.push(() => fake.stop());
+    const pg = harness(`defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${fake.origin} }\n`, { clock });
+    cleanups.push(() => pg.close());
+    const url = await pg.listen();
+    const dispatcher = new Agent();
+    cleanups.push(() => dispatcher.close());
+    addSigned(fake, 'team/app', '1.0');
+    const out = new PassThrough();
+    let written = 0;
+    out.on('data', (chunk: Buffer) => (written += chunk.length));
+    await expect(
+      exportBundle(['team/app:1.0', 'team/app:9.9'], out, { mirror: url, authorization: undefined, platforms: 'all', have: new Set(), timeoutMs: 5_000, dispatcher }, quiet()),
+    ).rejects.toThrow(/^team\/app:9\.9: manifest 9\.9: the mirror answered 404 MANIFEST_UNKNOWN/);
+    expect(written).toBe(0);
   });
 });
