@@ -1,5 +1,5 @@
 // Real peers: a bundle exported by pullgate is read by skopeo (oci-archive:), imported into a pullgate whose
-// upstream is unreachable and pulled from it with skopeo; a skopeo-written oci-archive imports too.
+// upstream is unreachable and pulled from it with skopeo and docker; a skopeo-written oci-archive imports too.
 import { readFile, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { logsOf } from '../../support/diagnostics.js';
@@ -7,6 +7,7 @@ import { sha256Digest } from '../../support/oci-layout.js';
 import { PULLGATE_CLI, startPullgate } from '../../support/pullgate.js';
 import { run } from '../../support/proc.js';
 import { skopeoInspectRaw } from '../../support/skopeo.js';
+import { startDockerd } from './support/dockerd.js';
 import { useSuite } from './support/suite.js';
 import { startUpstream } from './support/upstream.js';
 
@@ -83,5 +84,18 @@ describe('air-gap bundles with real skopeo', () => {
     expect(sha256Digest(pulled.stdout)).toBe(up.image.manifestDigest);
     const copied = await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', '--src-no-creds', `docker://${far.host}/${up.repository}:${up.tag}`, `oci:${ws.path('far-copy')}:x`]);
     expect(copied.code, `${copied.stderr}\n${logsOf(far.daemon)}`).toBe(0);
+  });
+
+  it('docker pulls the imported image by tag from the far side, with the exported manifest digest', async () => {
+    const { ws, value } = suite();
+    const { up, far } = value;
+    const daemonJson = ws.path('daemon.json');
+    await writeFile(daemonJson, `${JSON.stringify({ 'insecure-registries': [far.host] })}\n`);
+    const dockerd = await startDockerd(ws, daemonJson);
+    const ref = `${far.host}/${up.repository}:${up.tag}`;
+    const pulled = await dockerd.docker(['pull', ref], { timeoutMs: 120_000 });
+    expect(pulled.code, `docker pull ${ref}\n${pulled.stderr}\n${logsOf(far.daemon, dockerd.daemon)}`).toBe(0);
+    const inspect = await dockerd.dockerOk(['image', 'inspect', '--format', '{{json .RepoDigests}}', ref]);
+    expect(JSON.parse(inspect.stdout.toString('utf8'))).toEqual([`${far.host}/${up.repository}@${up.image.manifestDigest}`]);
   });
 });
