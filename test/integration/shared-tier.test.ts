@@ -133,6 +133,34 @@ describe('local disk in front of a shared store', () => {
     expect(requests(upstream, before)).toEqual([`GET /v2/team/app/blobs/${digest}`]);
   });
 
+  // Issue 20 §1: a ranged client cannot check its bytes, so a range is answered only from verified content.
+  for (const [label, poison] of [
+    ['of the right size', (bytes: Buffer): Buffer => Buffer.concat([Buffer.from('POISONED-BYTES!!'), bytes.subarray(16)])],
+    ['of another size (5,000 bytes)', (): Buffer => Buffer.alloc(5_000, 'POISONED-')],
+    ['of another size (2,000,000 bytes)', (): Buffer => Buffer.alloc(2_000_000, 'POISONED-')],
+  ] as const) {
+    it(`answers a range of a poisoned shared object ${label} with an error, never the planted bytes`, async () => {
+      const { upstream, clock, image } = await setup();
+      const shared = new MemoryContentStore(clock);
+      await pull(await replica(upstream, shared, clock), image, '1');
+      const [digest, bytes] = [...image.blobs][1] ?? ['', Buffer.alloc(0)];
+      await shared.delete(digest);
+      await shared.putBytes(digest, poison(bytes));
+      const b = await replica(upstream, shared, clock);
+      const ranged = await request(`${b.base}/v2/team/app/blobs/${digest}`, { headers: { range: 'bytes=0-15' } });
+      const body = Buffer.from(await ranged.body.arrayBuffer());
+      expect(body.toString('latin1')).not.toContain('POISONED');
+      expect(ranged.statusCode).toBe(502);
+      expect((JSON.parse(body.toString('utf8')) as { errors: { code: string }[] }).errors[0]?.code).toBe('UPSTREAM_ERROR');
+      await b.services.cache.drain();
+      expect(await shared.stat(digest)).toBeUndefined();
+      // The next ranged pull fetches the genuine bytes upstream.
+      const again = await request(`${b.base}/v2/team/app/blobs/${digest}`, { headers: { range: 'bytes=0-15' } });
+      expect(again.statusCode).toBe(206);
+      expect(Buffer.from(await again.body.arrayBuffer()).equals(bytes.subarray(0, 16))).toBe(true);
+    });
+  }
+
   it('cache stats and verify cover the shared store: a corrupt object is deleted, the rest pass', async () => {
     const { upstream, clock, image } = await setup();
     const shared = new MemoryContentStore(clock);
