@@ -1,10 +1,11 @@
+import { RepositoryFilter } from '../access/fetch-policy.js';
 import { chooseChallenge, parseChallenges, type Challenge } from '../auth/challenge.js';
 import { basicAuthorization, basicLogin, clientSafeSource, type Credential, type CredentialSource } from '../auth/credential.js';
 import { realmRefusal } from '../auth/realm.js';
 import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
 import type { TokenCache, TokenRequest } from '../auth/token-cache.js';
 import type { RegistryConfig } from '../config/config.js';
-import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import { FetchRefused, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
 import type { Dispatcher } from 'undici';
 import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './http.js';
 import { deniedHint } from './hints.js';
@@ -57,11 +58,18 @@ export interface RegistryClientDeps {
 export class RegistryClient {
   /** The registry's challenge once learned (from a 401 or the /v2/ ping); null = open registry. */
   private challenge: Challenge | null | undefined;
+  /**
+   * `registries.<host>.repositories`, checked again here before any request: every path to upstream
+   * (client requests, cluster peers, warm, doctor) passes through `request`, so none can go around it.
+   */
+  private readonly filter: RepositoryFilter | undefined;
 
   constructor(
     readonly registry: RegistryConfig,
     private readonly deps: RegistryClientDeps,
-  ) {}
+  ) {
+    this.filter = registry.repositories === undefined ? undefined : new RepositoryFilter(registry.key, registry.repositories);
+  }
 
   /**
    * Sends a pull request upstream with credentials; returns the final response (2xx–5xx).
@@ -69,6 +77,8 @@ export class RegistryClient {
    * be: doctor's second request only reads a refusal's message), so a 403 "expired" is final.
    */
   async request(req: UpstreamRequest, afterExpiry = false): Promise<HttpResponse> {
+    const refused = this.filter?.verdict(req.repository);
+    if (refused !== undefined) throw new FetchRefused(this.registry.key, req.repository, refused);
     // Not through this.credential(): one async frame less per request on the serving path.
     const credential = await this.deps.credentials.get(req.repository);
     req.observe?.({ step: 'credentials', registry: this.registry.key, kind: credential.secret.kind, source: credential.source, origin: credential.origin });
