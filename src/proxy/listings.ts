@@ -13,39 +13,29 @@ export class UpstreamListings {
 
   /** `GET tags/list?n=&last=`; the upstream Link header is re-expressed as `{n,last}` for the caller to rebuild. */
   async tags(route: Route, query: URLSearchParams, signal: AbortSignal): Promise<JsonAnswer & { next: URLSearchParams | undefined }> {
-    const response = await this.upstreams.get(route.registry).request({
-      method: 'GET',
-      repository: route.repository,
-      path: '/tags/list',
-      query: query.toString(),
-      headers: { accept: 'application/json' },
-      signal,
+    const request = { method: 'GET' as const, repository: route.repository, path: '/tags/list', query: query.toString(), headers: { accept: 'application/json' }, signal };
+    return this.upstreams.get(route.registry).fetchWhole(request, `the tag list of ${route.repository}`, async (response) => {
+      if (response.status !== 200) throw await failureFor(route.registry, response, 'name', `repository ${route.repository}`);
+      const body = await readBody(response.body, MAX_LISTING_BYTES);
+      const link = header(response.headers, 'link');
+      const target = link ? /<([^>]*)>/.exec(link)?.[1] : undefined;
+      const next = target === undefined ? undefined : new URL(target, 'http://upstream.invalid').searchParams;
+      return { body, contentType: 'application/json', headers: {}, next };
     });
-    if (response.status !== 200) throw await failureFor(route.registry, response, 'name', `repository ${route.repository}`);
-    const body = await readBody(response.body, MAX_LISTING_BYTES);
-    const link = header(response.headers, 'link');
-    const target = link ? /<([^>]*)>/.exec(link)?.[1] : undefined;
-    const next = target === undefined ? undefined : new URL(target, 'http://upstream.invalid').searchParams;
-    return { body, contentType: 'application/json', headers: {}, next };
   }
 
   /** `GET referrers/<digest>[?artifactType=]`. */
   async referrers(route: Route, digest: string, query: URLSearchParams, signal: AbortSignal): Promise<JsonAnswer> {
-    const response = await this.upstreams.get(route.registry).request({
-      method: 'GET',
-      repository: route.repository,
-      path: `/referrers/${digest}`,
-      query: query.toString(),
-      headers: { accept: 'application/vnd.oci.image.index.v1+json' },
-      signal,
+    const request = { method: 'GET' as const, repository: route.repository, path: `/referrers/${digest}`, query: query.toString(), headers: { accept: 'application/vnd.oci.image.index.v1+json' }, signal };
+    return this.upstreams.get(route.registry).fetchWhole(request, `the referrers of ${digest}`, async (response): Promise<JsonAnswer> => {
+      if (response.status !== 200) throw await failureFor(route.registry, response, 'manifest', `referrers of ${digest}`);
+      const body = await readBody(response.body, MAX_LISTING_BYTES);
+      const filters = header(response.headers, 'oci-filters-applied');
+      return {
+        body,
+        contentType: header(response.headers, 'content-type') ?? 'application/vnd.oci.image.index.v1+json',
+        headers: filters ? { 'oci-filters-applied': filters } : {},
+      };
     });
-    if (response.status !== 200) throw await failureFor(route.registry, response, 'manifest', `referrers of ${digest}`);
-    const body = await readBody(response.body, MAX_LISTING_BYTES);
-    const filters = header(response.headers, 'oci-filters-applied');
-    return {
-      body,
-      contentType: header(response.headers, 'content-type') ?? 'application/vnd.oci.image.index.v1+json',
-      headers: filters ? { 'oci-filters-applied': filters } : {},
-    };
   }
 }

@@ -8,6 +8,7 @@ import type { RegistryConfig } from '../config/config.js';
 import { FetchRefused, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
 import type { Dispatcher } from 'undici';
 import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './http.js';
+import { withinDeadline } from './deadline.js';
 import { deniedHint } from './hints.js';
 import type { PullObserver } from './pull-observer.js';
 import type { RedirectPolicy, RedirectScope } from './redirect-policy.js';
@@ -45,6 +46,8 @@ export interface RegistryClientDeps {
   tokens: TokenCache;
   credentials: CredentialSource;
   timeoutMs: number;
+  /** `upstream.deadline`: the total time of an exchange read whole (`fetchWhole`); 0 for none. */
+  deadlineMs: number;
   maxRedirects: number;
   /** Decides which redirect targets may be followed. */
   redirectPolicy: RedirectPolicy;
@@ -110,6 +113,15 @@ export class RegistryClient {
       throw this.denied(403, credential, message, req, url);
     }
     return this.followRedirects(response, req);
+  }
+
+  /**
+   * `request`, then `read` of its answer, within `upstream.deadline` in all: for answers read whole
+   * (manifests, tag lists, referrers). Past it the exchange is aborted and UpstreamUnavailable names
+   * the registry; blobs, streamed and large, use `request` and the idle timeout only.
+   */
+  fetchWhole<T>(req: UpstreamRequest, what: string, read: (response: HttpResponse) => Promise<T>): Promise<T> {
+    return withinDeadline(this.registry.key, what, this.deps.deadlineMs, req.signal, async (signal) => read(await this.request({ ...req, signal })));
   }
 
   /** The credential for a repository, as `request` uses it; the observer learns its kind and origin (never the secret). */

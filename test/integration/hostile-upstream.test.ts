@@ -303,3 +303,81 @@ describe('hostile upstream: ranges of a blob whose bytes do not match its digest
   });
 });
 
+describe('hostile upstream: answers that trickle (issue 20 §3)', () => {
+  const DEADLINE = 'upstream: { deadline: 300ms }\n';
+
+  /** Answers `path` with headers at once, then one byte of `body` every 40 ms; `closed` resolves when pullgate hangs up. */
+  function trickle(fake: FakeRegistry, path: string, headers: Record<string, string>, body: Buffer): { closed: Promise<void>; sent: () => number } {
+    let sent = 0;
+    let closed: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (closed = resolve));
+    fake.routes.set(path, (_req, res) => {
+      res.writeHead(200, { 'content-length': String(body.length), ...headers });
+      const timer = setInterval(() => {
+        if (sent < body.length) res.write(body.subarray(sent, ++sent));
+        if (sent >= body.length) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 40);
+      res.on('close', () => {
+        clearInterval(timer);
+        closed();
+      });
+    });
+    return { closed: done, sent: () => sent };
+  }
+
+  it('answers a manifest whose body trickles with 502 naming the registry at the deadline, and aborts the upstream request', async () => {
+    const s = await setup(() => DEADLINE);
+    const slow = trickle(s.fake, TAG_PATH, { 'content-type': OCI_MANIFEST }, s.image.manifest);
+    const started = Date.now();
+    const res = await s.pg.app.inject({ url: TAG_URL });
+    const error = upstreamError(res);
+    expect(error.message).toContain('reg.example');
+    expect(error.message).toContain('upstream.deadline');
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await slow.closed;
+    expect(slow.sent()).toBeLessThan(s.image.manifest.length);
+    await recoversWithoutCache(s);
+  });
+
+  it('gives tag lists the same deadline', async () => {
+    const s = await setup(() => DEADLINE);
+    const list = Buffer.from(JSON.stringify({ name: 'team/app', tags: ['1.0'] }));
+    const slow = trickle(s.fake, '/v2/team/app/tags/list', { 'content-type': 'application/json' }, list);
+    const res = await s.pg.app.inject({ url: '/v2/reg.example/team/app/tags/list' });
+    expect(upstreamError(res).message).toContain('upstream.deadline');
+    await slow.closed;
+    expect(slow.sent()).toBeLessThan(list.length);
+  });
+
+  it('gives token answers the same deadline', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'bearer', users: {}, anonymous: true, expiresIn: 300, crossScope403: false }, clock).start();
+    cleanups.push(() => fake.stop());
+    const image = fake.add(makeImage('team/app', '1.0', 1, 4096));
+    const pg = harness(`defaultRegistry: reg.example\nregistries:\n  reg.example:\n    url: ${fake.origin}\n${DEADLINE}`, { clock });
+    cleanups.push(() => pg.close());
+    const token = Buffer.from(JSON.stringify({ token: 'x'.repeat(64) }));
+    const slow = trickle(fake, '/token', { 'content-type': 'application/json' }, token);
+    const res = await pg.app.inject({ url: TAG_URL });
+    const error = upstreamError(res);
+    expect(error.message).toMatch(/reg\.example did not finish answering/);
+    await slow.closed;
+    expect(slow.sent()).toBeLessThan(token.length);
+    expect(image.digest).toMatch(/^sha256:/);
+  });
+
+  it('lets a blob body take longer than the deadline: blobs have the idle timeout only', async () => {
+    const s = await setup(() => DEADLINE);
+    const bytes = randomBytes(16);
+    const digest = sha256(bytes);
+    s.image.blobs.set(digest, bytes);
+    trickle(s.fake, `/v2/team/app/blobs/${digest}`, { 'content-type': 'application/octet-stream' }, bytes);
+    const res = await s.pg.app.inject({ url: `/v2/reg.example/team/app/blobs/${digest}` });
+    expect(res.statusCode).toBe(200);
+    expect(res.rawPayload.equals(bytes)).toBe(true);
+  });
+});
+
