@@ -74,11 +74,12 @@ export function buildServices(
   const cluster = config.cluster === undefined ? undefined : new ClusterNode(config.cluster, deps, { timeoutMs: config.upstream.timeoutMs });
   const sendBuffers = new SendBuffers();
   const blobs = new BlobProxy(upstreams, new UpstreamBlobs(upstreams), cache, metrics, cluster);
+  const access = buildAccessControl(config, options.exposed);
   return {
     config,
     router: new Router(config),
     sendBuffers,
-    access: buildAccessControl(config, options.exposed),
+    access,
     upstreams,
     cache,
     metrics,
@@ -92,7 +93,9 @@ export function buildServices(
     start: async () => {
       if (cluster === undefined) return;
       const owned = (route: Route, digest: string, signal: AbortSignal): Promise<BlobAnswer> => blobs.get({ route, digest, method: 'GET', range: undefined, signal, fromPeer: true });
-      await cluster.start(owned, (registry) => config.registries.has(registry), sendBuffers);
+      // A peer's request passes the registry's fetch policy as a client's does (the preflight's check).
+      const registries = { knownRegistry: (registry: string) => config.registries.has(registry), fetchVerdict: (route: Route) => access.filters.get(route.registry)?.verdict(route.repository) };
+      await cluster.start(owned, registries, sendBuffers);
     },
     close: async () => {
       await cluster?.close();

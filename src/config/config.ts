@@ -44,7 +44,11 @@ export interface Config {
   /** `path`/`maxSizeBytes`: the local tier; `s3`: the shared store in front of which the local tier sits, when configured. */
   storage: { path: string; maxSizeBytes: number; s3: S3Config | undefined };
   cache: { tagTtlMs: number; staleIfErrorMs: number };
-  upstream: { timeoutMs: number; maxRedirects: number };
+  /**
+   * `timeoutMs`: the longest silence of an upstream connection (blobs have only this); `deadlineMs`: the
+   * longest a manifest, tag list, referrers or token answer may take in all (0: none).
+   */
+  upstream: { timeoutMs: number; deadlineMs: number; maxRedirects: number };
   /** Registry for names without a registry prefix; undefined when none is configured (such names get a 404). */
   defaultRegistry: string | undefined;
   registries: Map<string, RegistryConfig>;

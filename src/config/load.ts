@@ -110,6 +110,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
     },
     upstream: {
       timeoutMs: parse('upstream.timeout', () => parseDuration(raw.upstream.timeout), 0),
+      deadlineMs: parse('upstream.deadline', () => parseDuration(raw.upstream.deadline), 0),
       maxRedirects: raw.upstream.maxRedirects,
     },
     defaultRegistry,

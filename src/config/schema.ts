@@ -41,7 +41,7 @@ export interface RawConfig {
   listen: string;
   storage: { path: string; maxSize: string; s3?: RawS3 };
   cache: { tagTTL: string; staleIfError: string };
-  upstream: { timeout: string; maxRedirects: number };
+  upstream: { timeout: string; deadline: string; maxRedirects: number };
   defaultRegistry?: string;
   registries: Record<string, RawRegistry | null>;
   aliases: Record<string, string>;
@@ -118,6 +118,7 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       properties: {
         timeout: { type: 'string', pattern: DURATION, default: '30s' },
+        deadline: { type: 'string', pattern: DURATION, default: '30s' },
         maxRedirects: { type: 'integer', minimum: 0, maximum: 10, default: 5 },
       },
     },

@@ -1,12 +1,14 @@
+import { RepositoryFilter } from '../access/fetch-policy.js';
 import { chooseChallenge, parseChallenges, type Challenge } from '../auth/challenge.js';
 import { basicAuthorization, basicLogin, clientSafeSource, type Credential, type CredentialSource } from '../auth/credential.js';
 import { realmRefusal } from '../auth/realm.js';
 import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
 import type { TokenCache, TokenRequest } from '../auth/token-cache.js';
 import type { RegistryConfig } from '../config/config.js';
-import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import { FetchRefused, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
 import type { Dispatcher } from 'undici';
 import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './http.js';
+import { withinDeadline } from './deadline.js';
 import { deniedHint } from './hints.js';
 import type { PullObserver } from './pull-observer.js';
 import type { RedirectPolicy, RedirectScope } from './redirect-policy.js';
@@ -44,6 +46,8 @@ export interface RegistryClientDeps {
   tokens: TokenCache;
   credentials: CredentialSource;
   timeoutMs: number;
+  /** `upstream.deadline`: the total time of an exchange read whole (`fetchWhole`); 0 for none. */
+  deadlineMs: number;
   maxRedirects: number;
   /** Decides which redirect targets may be followed. */
   redirectPolicy: RedirectPolicy;
@@ -57,11 +61,18 @@ export interface RegistryClientDeps {
 export class RegistryClient {
   /** The registry's challenge once learned (from a 401 or the /v2/ ping); null = open registry. */
   private challenge: Challenge | null | undefined;
+  /**
+   * `registries.<host>.repositories`, checked again here before any request: every path to upstream
+   * (client requests, cluster peers, warm, doctor) passes through `request`, so none can go around it.
+   */
+  private readonly filter: RepositoryFilter | undefined;
 
   constructor(
     readonly registry: RegistryConfig,
     private readonly deps: RegistryClientDeps,
-  ) {}
+  ) {
+    this.filter = registry.repositories === undefined ? undefined : new RepositoryFilter(registry.key, registry.repositories);
+  }
 
   /**
    * Sends a pull request upstream with credentials; returns the final response (2xx–5xx).
@@ -69,6 +80,8 @@ export class RegistryClient {
    * be: doctor's second request only reads a refusal's message), so a 403 "expired" is final.
    */
   async request(req: UpstreamRequest, afterExpiry = false): Promise<HttpResponse> {
+    const refused = this.filter?.verdict(req.repository);
+    if (refused !== undefined) throw new FetchRefused(this.registry.key, req.repository, refused);
     // Not through this.credential(): one async frame less per request on the serving path.
     const credential = await this.deps.credentials.get(req.repository);
     req.observe?.({ step: 'credentials', registry: this.registry.key, kind: credential.secret.kind, source: credential.source, origin: credential.origin });
@@ -100,6 +113,15 @@ export class RegistryClient {
       throw this.denied(403, credential, message, req, url);
     }
     return this.followRedirects(response, req);
+  }
+
+  /**
+   * `request`, then `read` of its answer, within `upstream.deadline` in all: for answers read whole
+   * (manifests, tag lists, referrers). Past it the exchange is aborted and UpstreamUnavailable names
+   * the registry; blobs, streamed and large, use `request` and the idle timeout only.
+   */
+  fetchWhole<T>(req: UpstreamRequest, what: string, read: (response: HttpResponse) => Promise<T>): Promise<T> {
+    return withinDeadline(this.registry.key, what, this.deps.deadlineMs, req.signal, async (signal) => read(await this.request({ ...req, signal })));
   }
 
   /** The credential for a repository, as `request` uses it; the observer learns its kind and origin (never the secret). */

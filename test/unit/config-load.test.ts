@@ -33,7 +33,7 @@ describe('loadConfigText: defaults', () => {
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 5000 });
     expect(config.storage).toEqual({ path: path.join(BASE, 'data'), maxSizeBytes: 20 * 1024 ** 3 });
     expect(config.cache).toEqual({ tagTtlMs: 300_000, staleIfErrorMs: 86_400_000 });
-    expect(config.upstream).toEqual({ timeoutMs: 30_000, maxRedirects: 5 });
+    expect(config.upstream).toEqual({ timeoutMs: 30_000, deadlineMs: 30_000, maxRedirects: 5 });
     expect(config.defaultRegistry).toBe('docker.io');
     expect(config.clients).toEqual({
       anonymous: undefined,
