@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
-import { throttleKey } from '../auth/login-throttle.js';
-import type { Clock } from '../deps.js';
+import { throttleKey } from '../client-auth/login-throttle.js';
+import type { Clock } from '../core/deps.js';
 
 /** `clients.limits` as loaded: each limit is off when undefined. */
 export interface LimitSettings {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fdatasyncSync, mkdirSync, openSync, readSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
 import { unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { StorageUnavailable } from '../errors.js';
+import { StorageUnavailable } from '../core/errors.js';
 
 /** Virtual file systems that cannot hold a cache (and where Node's recursive mkdir spins forever under /proc). */
 const VIRTUAL_ROOTS = ['/proc', '/sys'];

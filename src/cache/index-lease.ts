@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 import type { CacheIndex } from './cache-index.js';
 
 /**

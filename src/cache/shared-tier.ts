@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { PerKeyInterval } from '../util/per-key-interval.js';
 import type { Config } from '../config/config.js';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 import { digestAlgorithm } from '../routing/reference.js';
 import { type ContentStore, keepsLinks, presigns } from '../storage/content-store.js';
 import { createContentStore, storeSpecs } from '../storage/factory.js';

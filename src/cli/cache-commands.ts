@@ -8,9 +8,9 @@ import { removeImage, type Removal } from '../cache/remove-image.js';
 import { parseImageRef } from '../doctor/image-ref.js';
 import { looksLikeDigest } from '../routing/reference.js';
 import { route } from '../routing/route.js';
-import { systemClock } from '../clock.js';
-import { createLogger } from '../logging.js';
-import { Metrics } from '../metrics.js';
+import { systemClock } from '../core/clock.js';
+import { createLogger } from '../core/logging.js';
+import { Metrics } from '../core/metrics.js';
 
 function openCache(config: Config, level = 'warn'): Cache {
   const logger = createLogger(level, { write: (line: string) => process.stderr.write(line) });

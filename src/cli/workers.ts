@@ -6,7 +6,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { openDatabase } from '../cache/database.js';
 import type { Config } from '../config/config.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { MetricsAggregator } from './worker-metrics.js';
 import type { WorkerChoice } from './worker-count.js';
 

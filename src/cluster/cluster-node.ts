@@ -1,8 +1,8 @@
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../config/cluster-config.js';
-import type { Clock } from '../deps.js';
-import { OwnerUnavailable } from '../errors.js';
+import type { Clock } from '../core/deps.js';
+import { OwnerUnavailable } from '../core/errors.js';
 import type { SendBuffers } from '../http/send-chunks.js';
 import { Membership, type Every, type Resolve } from './membership.js';
 import { PeerClient, type OwnerBlob } from './peer-client.js';

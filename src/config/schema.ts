@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
-import { AUTH_FIELD_SCHEMAS, AUTH_TYPES, type RawAuth } from '../auth/auth-types.js';
+import { AUTH_FIELD_SCHEMAS, AUTH_TYPES, type RawAuth } from './auth-fields.js';
 
-export { AUTH_TYPES, type AuthType, type RawAuth } from '../auth/auth-types.js';
+export { AUTH_TYPES, type AuthType, type RawAuth } from './auth-fields.js';
 
 export interface RawRegistry {
   url?: string;

@@ -3,7 +3,7 @@ import { AUTH_TYPE_TABLE } from '../auth/auth-types.js';
 import { basicLogin, type Credential } from '../auth/credential.js';
 import type { Config, RegistryConfig } from '../config/config.js';
 import type { UnsetReference } from '../config/interpolate.js';
-import { FetchRefused, IdentityRefused, NoDefaultRegistry, RegistryNotConfigured, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import { FetchRefused, IdentityRefused, NoDefaultRegistry, RegistryNotConfigured, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../core/errors.js';
 import { DEFAULT_MANIFEST_ACCEPT } from '../proxy/manifests.js';
 import { parseManifestReference } from '../routing/reference.js';
 import { route, type Route } from '../routing/route.js';

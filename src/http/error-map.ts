@@ -21,7 +21,7 @@ import {
   UpstreamProtocolError,
   UpstreamRateLimited,
   UpstreamUnavailable,
-} from '../errors.js';
+} from '../core/errors.js';
 
 /** The one table of error codes pullgate answers with, and their HTTP status. */
 export const ERROR_CODES = {

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { UpstreamDenied } from '../errors.js';
+import { UpstreamDenied } from '../core/errors.js';
 import { ERROR_CODES, errorBody, toOciError, type ErrorCode, type OciError } from './error-map.js';
 
 /** Fastify's own errors (bad framing, unsupported media type, body too large) carry a 4xx statusCode. */

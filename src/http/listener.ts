@@ -4,7 +4,7 @@ import type { SecureContextOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Config } from '../config/config.js';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 import { errorBody, type ErrorCode } from './error-map.js';
 
 /** A request's whole body must arrive within this (or headersTimeout, if longer); pull requests have none. */

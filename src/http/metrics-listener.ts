@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import { errorBody, toOciError } from './error-map.js';
 import type { Services } from './services.js';
 

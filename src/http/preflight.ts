@@ -4,10 +4,10 @@ import { type AccessControl, safeDefaultRefusal } from '../access/resolve.js';
 import type { Subject } from '../access/policy.js';
 import { describeRule } from '../access/policy.js';
 import type { ClientLimits } from '../access/client-limits.js';
-import { AccessDenied, ClientLimited, ClientUnauthorized, FetchRefused, LoginThrottled, NotFound, Unsupported, type DenialReason } from '../errors.js';
-import type { Metrics } from '../metrics.js';
+import { AccessDenied, ClientLimited, ClientUnauthorized, FetchRefused, LoginThrottled, NotFound, Unsupported, type DenialReason } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Route, Router } from '../routing/route.js';
-import type { ClientAuth } from './client-auth.js';
+import type { ClientAuth } from '../client-auth/client-auth.js';
 import type { RequestFacts } from './services.js';
 import { READ_ONLY_MESSAGE, parseV2Path, type V2Target } from './v2-path.js';
 

@@ -5,7 +5,7 @@ import type { BlobAnswer, BlobRequest, JsonAnswer, ManifestAnswer, ManifestReque
 import type { Route, Router } from '../routing/route.js';
 import type { SendBuffers } from './send-chunks.js';
 import type { AccessControl } from '../access/resolve.js';
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Passed } from './preflight.js';
 
 /** The services the routes call; the proxy layer implements them, tests may fake them. */

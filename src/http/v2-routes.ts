@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidParameter } from '../errors.js';
+import { InvalidParameter } from '../core/errors.js';
 import { assertDigest, parseManifestReference } from '../routing/reference.js';
 import type { Route } from '../routing/route.js';
 import type { RequestFacts } from './services.js';

@@ -1,7 +1,7 @@
 import type { Cache, CachedManifest } from '../cache/cache.js';
-import type { Clock } from '../deps.js';
-import { DigestMismatch, UpstreamRateLimited, UpstreamUnavailable } from '../errors.js';
-import type { Metrics } from '../metrics.js';
+import type { Clock } from '../core/deps.js';
+import { DigestMismatch, UpstreamRateLimited, UpstreamUnavailable } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
 import { AcceptDecisions, widenAccept } from './accept.js';
 import { DEFAULT_MANIFEST_ACCEPT, type UpstreamManifests } from './manifests.js';
 import type { UpstreamHealth } from './upstream-health.js';

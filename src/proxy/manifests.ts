@@ -1,4 +1,4 @@
-import { DigestMismatch, ManifestRejected } from '../errors.js';
+import { DigestMismatch, ManifestRejected } from '../core/errors.js';
 import { assertDigest } from '../routing/reference.js';
 import { BodyTooLarge, drain, header, readBody, type HttpResponse } from '../upstream/http.js';
 import { failureFor } from '../upstream/status.js';

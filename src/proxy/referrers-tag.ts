@@ -1,4 +1,4 @@
-import { NotFound, UpstreamProtocolError } from '../errors.js';
+import { NotFound, UpstreamProtocolError } from '../core/errors.js';
 import type { Route } from '../routing/route.js';
 import { isRecord } from '../util/is-record.js';
 import type { UpstreamManifests } from './manifests.js';

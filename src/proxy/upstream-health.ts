@@ -1,4 +1,4 @@
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 
 /** After a registry fails to answer, stale answers are served without asking it again for this long. */
 export const DOWN_WINDOW_MS = 30_000;

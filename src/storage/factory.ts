@@ -1,6 +1,6 @@
 import type { Config, S3Config } from '../config/config.js';
 import type { Logger } from 'pino';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 import type { ContentStore } from './content-store.js';
 import { FsContentStore } from './fs-store.js';
 import { MemoryContentStore } from './memory-store.js';

@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type LinkStore, type PutOutcome, splitDigest } from './content-store.js';
 
 /** A rejection for a malformed digest (as the other stores give), else undefined. */

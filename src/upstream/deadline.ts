@@ -1,5 +1,5 @@
 import { formatDuration } from '../config/units.js';
-import { UpstreamUnavailable } from '../errors.js';
+import { UpstreamUnavailable } from '../core/errors.js';
 
 /**
  * Runs one upstream exchange whose answer is read whole (a manifest, tag list, referrers index or

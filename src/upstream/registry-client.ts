@@ -5,7 +5,7 @@ import { realmRefusal } from '../auth/realm.js';
 import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
 import type { TokenCache, TokenRequest } from '../auth/token-cache.js';
 import type { RegistryConfig } from '../config/config.js';
-import { FetchRefused, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import { FetchRefused, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../core/errors.js';
 import type { Dispatcher } from 'undici';
 import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './http.js';
 import { withinDeadline } from './deadline.js';

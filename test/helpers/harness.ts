@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent } from 'undici';
 import type { FastifyInstance } from 'fastify';
-import { buildApp, buildServices } from '../../src/app.js';
+import { buildApp, buildServices } from '../../src/app/app.js';
 import type { Cache } from '../../src/cache/cache.js';
 import type { Config } from '../../src/config/config.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { createLogger, type Deps } from '../../src/deps.js';
+import { createLogger, type Deps } from '../../src/core/deps.js';
 import { FakeClock } from './fake-clock.js';
 
 export interface Harness {

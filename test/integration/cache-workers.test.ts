@@ -8,8 +8,8 @@ import { Cache } from '../../src/cache/cache.js';
 import { CacheIndex } from '../../src/cache/cache-index.js';
 import { openDatabase, SCHEMA_VERSION } from '../../src/cache/database.js';
 import { IndexLease } from '../../src/cache/index-lease.js';
-import { createLogger } from '../../src/logging.js';
-import { Metrics } from '../../src/metrics.js';
+import { createLogger } from '../../src/core/logging.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 // Two Cache instances over one storage directory in one process stand for two workers of `serve --workers`:

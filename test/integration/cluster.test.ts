@@ -5,13 +5,13 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import type { FastifyInstance } from 'fastify';
-import { buildApp, buildServices } from '../../src/app.js';
+import { buildApp, buildServices } from '../../src/app/app.js';
 import { PEER_HEADER, signPeerRequest } from '../../src/cluster/peer-auth.js';
 import { peerBlobPath } from '../../src/cluster/peer-listener.js';
 import { ownerOf } from '../../src/cluster/rendezvous.js';
-import { FetchRefused } from '../../src/errors.js';
+import { FetchRefused } from '../../src/core/errors.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { createLogger, type Deps } from '../../src/deps.js';
+import { createLogger, type Deps } from '../../src/core/deps.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { FakeRegistry, makeImage, type FakeImage } from '../helpers/fake-registry.js';
 

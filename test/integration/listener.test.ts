@@ -1,6 +1,6 @@
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/deps.js';
+import { createLogger } from '../../src/core/deps.js';
 import { createListener } from '../../src/http/listener.js';
 import { FakeRegistry, makeImage, sha256 } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';

@@ -5,10 +5,10 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildApp, buildServices } from '../../src/app.js';
+import { buildApp, buildServices } from '../../src/app/app.js';
 import { cacheStats, verifyCache } from '../../src/cache/maintenance.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { createLogger, type Deps } from '../../src/deps.js';
+import { createLogger, type Deps } from '../../src/core/deps.js';
 import type { ByteRange, ContentInfo, ContentPage, ContentStore, PutOutcome } from '../../src/storage/content-store.js';
 import { listAll } from '../../src/storage/content-store.js';
 import { MemoryContentStore } from '../../src/storage/memory-store.js';
@@ -16,7 +16,7 @@ import { FakeClock } from '../helpers/fake-clock.js';
 import { FakeRegistry, makeImage, sha256, type FakeImage } from '../helpers/fake-registry.js';
 import { Cache } from '../../src/cache/cache.js';
 import { SharedTier } from '../../src/cache/shared-tier.js';
-import { Metrics } from '../../src/metrics.js';
+import { Metrics } from '../../src/core/metrics.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {

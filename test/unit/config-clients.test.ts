@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exposureWarnings, isLoopback } from '../../src/config/exposure.js';
+import { exposureWarnings, isLoopback } from '../../src/access/exposure.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { renderConfig } from '../../src/config/mask.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { thrownAs } from './support.js';
 
 const load = (text: string): ReturnType<typeof loadConfigText> => loadConfigText(text, {}, 'test.yaml', path.resolve('/srv/pullgate'));

@@ -5,7 +5,7 @@ import type { Config, RegistryConfig } from '../../src/config/config.js';
 import { DEFAULT_CONFIG_PATH, loadConfigText, parseListen } from '../../src/config/load.js';
 import { renderConfig } from '../../src/config/mask.js';
 import { configWarnings } from '../../src/config/warnings.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { thrownAs } from './support.js';
 
 const BASE = path.resolve('/srv/pullgate');

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/config.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { renderConfig } from '../../src/config/mask.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { storeSpecs } from '../../src/storage/factory.js';
 import { thrownAs } from './support.js';
 

@@ -1,4 +1,4 @@
-import type { Clock } from '../../deps.js';
+import type { Clock } from '../../core/deps.js';
 
 /** A token with its expiry (epoch ms). */
 export interface Expiring<T> {

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
-import type { Clock } from '../../deps.js';
-import { IdentityRefused, UpstreamProtocolError, UpstreamUnavailable } from '../../errors.js';
+import type { Clock } from '../../core/deps.js';
+import { IdentityRefused, UpstreamProtocolError, UpstreamUnavailable } from '../../core/errors.js';
 import { jwtClaims, jwtExpiry } from '../jwt.js';
 import { CachedToken } from './cached-token.js';
 import { fetchJson, stringField } from './http-json.js';

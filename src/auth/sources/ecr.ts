@@ -1,4 +1,4 @@
-import type { Clock } from '../../deps.js';
+import type { Clock } from '../../core/deps.js';
 import { decodeAuthField } from '../docker-config/parse.js';
 import { CachedToken } from './cached-token.js';
 import type { Found, Lookup, Target } from './lookup.js';

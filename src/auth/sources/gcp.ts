@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import type { Clock } from '../../deps.js';
+import type { Clock } from '../../core/deps.js';
 import { SecretFile } from '../secret-file.js';
 import { CachedToken } from './cached-token.js';
 import { fetchJson, numberField, stringField } from './http-json.js';

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
-import type { Clock } from '../../deps.js';
-import { PullgateError } from '../../errors.js';
+import type { Clock } from '../../core/deps.js';
+import { PullgateError } from '../../core/errors.js';
 import { ANONYMOUS_SECRET, credential, type Credential, type CredentialOrigin, type CredentialSource, type Secret } from '../credential.js';
 import type { HelperRunner } from './credential-helper.js';
 import type { EcrApi } from './ecr.js';

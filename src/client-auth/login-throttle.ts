@@ -1,6 +1,6 @@
 import { isIPv6 } from 'node:net';
 import { LRUCache } from 'lru-cache';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 
 /** `clients.loginThrottle`: failures allowed per address, the first lockout (doubling) and its cap. */
 export interface ThrottleSettings {

@@ -1,11 +1,11 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { LRUCache } from 'lru-cache';
-import { BcryptPool } from '../auth/bcrypt-pool.js';
-import type { Htpasswd } from '../auth/htpasswd.js';
-import { LoginThrottle, type ThrottleSettings } from '../auth/login-throttle.js';
-import { systemClock, type Clock } from '../deps.js';
-import { ClientUnauthorized, LoginThrottled } from '../errors.js';
+import { BcryptPool } from './bcrypt-pool.js';
+import type { Htpasswd } from './htpasswd.js';
+import { LoginThrottle, type ThrottleSettings } from './login-throttle.js';
+import { systemClock, type Clock } from '../core/deps.js';
+import { ClientUnauthorized, LoginThrottled } from '../core/errors.js';
 
 /** A verified Authorization header is trusted this long, so bcrypt runs once per client, not per request. */
 const VERIFIED_TTL_MS = 5 * 60_000;

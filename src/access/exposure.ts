@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
-import type { Config } from './config.js';
-import { hasConfiguredCredentials, resolveAccess } from '../access/resolve.js';
+import type { Config } from '../config/config.js';
+import { hasConfiguredCredentials, resolveAccess } from './resolve.js';
 
 /** True when a listen host accepts connections from this machine only. */
 export function isLoopback(host: string): boolean {

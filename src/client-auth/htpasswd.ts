@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import bcrypt from 'bcryptjs';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 
 /** bcrypt (cost 10) of a random string nobody knows: the decoy when the file has no users. */
 const DECOY_HASH = '$2b$10$14GNlMoE.Vy6yDG9zjsoz.1W4H62XzLZVmS1FvI/Q3BJWZTiYORqy';

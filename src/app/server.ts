@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import { buildApp, buildServices } from './app.js';
-import type { Config } from './config/config.js';
-import type { Deps } from './deps.js';
-import { configWarnings } from './config/warnings.js';
-import { exposureWarnings } from './config/exposure.js';
-import { TlsFiles } from './http/tls-files.js';
-import { Metrics } from './metrics.js';
+import type { Config } from '../config/config.js';
+import type { Deps } from '../core/deps.js';
+import { configWarnings } from '../config/warnings.js';
+import { exposureWarnings } from '../access/exposure.js';
+import { TlsFiles } from '../http/tls-files.js';
+import { Metrics } from '../core/metrics.js';
 
 /** How long in-flight pulls may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
