@@ -5,8 +5,8 @@
 // between requests, with colder caches.
 import { join } from 'node:path';
 import { BlobStore } from '../../src/cache/blob-store.js';
-import { CacheIndex, TOUCH_BATCH } from '../../src/cache/cache-index.js';
-import { openDatabase } from '../../src/cache/database.js';
+import { CacheIndex, TOUCH_BATCH } from '../../src/storage/cache-index.js';
+import { openDatabase } from '../../src/storage/database.js';
 import type { SyntheticIndex } from './synthetic-index.js';
 
 export interface LookupFloor {

@@ -1,4 +1,4 @@
-import type { BlobRow, IndexSummary, RowOrder, TagRow } from '../cache/cache-index.js';
+import type { BlobRow, IndexSummary, RowOrder, TagRow } from './cache-index.js';
 import type { ContentIndex, RepositoryLink } from './content-index.js';
 
 function key(...parts: string[]): string {
