@@ -8,7 +8,6 @@ import type { Clock } from '../deps.js';
 import { DigestMismatch, StorageUnavailable } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import { BlobFill, RingPool } from './blob-fill.js';
-import { BlobStore } from './blob-store.js';
 import { type ChunkSource, FileRange } from './chunk-source.js';
 import { CacheIndex, TOUCH_RESOLUTION_MS, type BlobRow, type RowPosition, type TagRow } from '../storage/cache-index.js';
 import { openDatabase, type Db } from '../storage/database.js';
@@ -19,7 +18,7 @@ import { isFull, isMissing, isStorageError, storageErrorCode, storageReason } fr
 import { StorageHealth, type StorageOp, type StorageStatus } from './storage-health.js';
 import type { SharedTier } from './shared-tier.js';
 import type { ContentIndex } from '../storage/content-index.js';
-import type { ContentStore } from '../storage/content-store.js';
+import type { LocalContentStore } from '../storage/content-store.js';
 import { FsContentStore } from '../storage/fs-store.js';
 import { SqliteContentIndex } from '../storage/sqlite-index.js';
 
@@ -124,7 +123,7 @@ interface HeldManifest {
  * index.db) when a write or a probe meets it.
  */
 export class Cache {
-  readonly store: BlobStore;
+  readonly store: LocalContentStore;
   readonly health: StorageHealth;
   private db: Db;
   private currentIndex: CacheIndex;
@@ -170,7 +169,7 @@ export class Cache {
 
   constructor(private readonly options: CacheOptions) {
     this.shared = options.shared;
-    this.store = new BlobStore(options.root);
+    this.store = new FsContentStore(options.root);
     this.indexPath = path.join(options.root, 'index.db');
     this.health = new StorageHealth(options.root, options.clock, options.logger, options.metrics);
     this.db = this.openAtStart();
@@ -203,8 +202,8 @@ export class Cache {
   }
 
   /** The local disk's content through the ContentStore interface, for maintenance. */
-  get localStore(): ContentStore {
-    return new FsContentStore(this.options.root);
+  get localStore(): LocalContentStore {
+    return this.store;
   }
 
   /**
@@ -620,7 +619,7 @@ export class Cache {
   /** Removes a stored file that could not be indexed, so no file is left that nothing accounts for. */
   private removeFile(digest: string): void {
     try {
-      this.store.remove(digest);
+      this.store.deleteSync(digest);
     } catch {
       // storage is failing; `cache verify` adopts or removes what is left
     }
@@ -649,7 +648,7 @@ export class Cache {
     // A row written here has this access time; a row already there has an older one, which the next hit notes.
     let notedAt = Number.NEGATIVE_INFINITY;
     if (known === undefined || !this.store.exists(digest)) {
-      if (!this.wrote('manifest', () => this.store.put(digest, manifest.bytes), { digest })) return;
+      if (!this.wrote('manifest', () => this.store.putBytesSync(digest, manifest.bytes), { digest })) return;
       const now = this.options.clock.now();
       const indexed = this.wrote('index', () => {
         this.index.addBlob({ digest, size: manifest.bytes.length, kind: 'manifest', media_type: manifest.mediaType, created_at: now }, { registry, repository });
@@ -900,7 +899,7 @@ export class Cache {
     const lane = async (): Promise<void> => {
       for (let i = next++; i < rows.length; i = next++) {
         const row = rows[i] as BlobRow;
-        outcomes[i] = await this.store.removeInBackground(row.digest).then(
+        outcomes[i] = await this.store.delete(row.digest).then(
           (): PromiseSettledResult<void> => ({ status: 'fulfilled', value: undefined }),
           (reason: unknown): PromiseSettledResult<void> => ({ status: 'rejected', reason }),
         );
