@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { openDatabase } from '../cache/database.js';
+import { openDatabase } from '../storage/database.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../core/errors.js';
 import { MetricsAggregator } from './worker-metrics.js';

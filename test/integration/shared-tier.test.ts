@@ -11,7 +11,7 @@ import { loadConfigText } from '../../src/config/load.js';
 import { createLogger, type Deps } from '../../src/core/deps.js';
 import type { ByteRange, ContentInfo, ContentPage, ContentStore, PutOutcome } from '../../src/storage/content-store.js';
 import { listAll } from '../../src/storage/content-store.js';
-import { MemoryContentStore } from '../../src/storage/memory-store.js';
+import { MemoryContentStore } from '../helpers/memory-store.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { FakeRegistry, makeImage, sha256, type FakeImage } from '../helpers/fake-registry.js';
 import { Cache } from '../../src/cache/cache.js';

@@ -1,7 +1,7 @@
 import { readFile, rm } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { Clock } from '../core/deps.js';
-import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type LinkStore, type PutOutcome, splitDigest } from './content-store.js';
+import type { Clock } from '../../src/core/deps.js';
+import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type LinkStore, type PutOutcome, splitDigest } from '../../src/storage/content-store.js';
 
 /** A rejection for a malformed digest (as the other stores give), else undefined. */
 function refuse(digest: string): Promise<never> | undefined {
