@@ -1,18 +1,10 @@
 import { LRUCache } from 'lru-cache';
 import { throttleKey } from '../client-auth/login-throttle.js';
 import type { Clock } from '../core/deps.js';
+import { type LimitSettings, defaultBurst } from '../config/limits.js';
 
-/** `clients.limits` as loaded: each limit is off when undefined. */
-export interface LimitSettings {
-  /** Requests per second per client, refilled continuously (token bucket). */
-  rate: number | undefined;
-  /** Requests a client may make at once after being idle (the bucket's size). */
-  burst: number;
-  /** Requests of one client in flight at once. */
-  concurrency: number | undefined;
-  /** Clients remembered at most; the least recently seen one starts afresh when forgotten. */
-  clients: number;
-}
+export { type LimitSettings, defaultBurst };
+
 
 /** The outcome of one admission: a release to call when the response ends, or how long to wait. */
 export type Admission = { ok: true; release: () => void } | { ok: false; retryAfterSeconds: number; limit: 'rate' | 'concurrency' };
@@ -23,10 +15,6 @@ interface ClientState {
   inFlight: number;
 }
 
-/** The default bucket size for a rate: two seconds' worth (a pull asks for every layer at once), at least 1. */
-export function defaultBurst(rate: number): number {
-  return Math.max(1, Math.ceil(rate * 2));
-}
 
 /** The key a client is counted under: its user name when logged in, else its address (IPv6 by /64). */
 export function limitKey(user: string | undefined, address: string): string {

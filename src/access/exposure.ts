@@ -1,14 +1,8 @@
-import { isIP } from 'node:net';
 import type { Config } from '../config/config.js';
+import { isLoopback } from '../util/loopback.js';
 import { hasConfiguredCredentials, resolveAccess } from './resolve.js';
 
-/** True when a listen host accepts connections from this machine only. */
-export function isLoopback(host: string): boolean {
-  const bare = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (bare === 'localhost' || bare.endsWith('.localhost') || bare === '::1') return true;
-  if (isIP(bare) === 4) return bare.startsWith('127.');
-  return /^::ffff:127\./.test(bare);
-}
+export { isLoopback };
 
 /**
  * What the listener exposes, for the start-up log and `pullgate config check`; empty when the setup is

@@ -1,20 +1,14 @@
 import { Memo } from '../util/memo.js';
-import { RepositoryPattern } from './pattern.js';
+import type { AccessRule } from '../config/config.js';
+import { RepositoryPattern } from '../util/repository-pattern.js';
+
+export type { AccessRule };
 
 /** Who is asking: a user from clients.htpasswd, or nobody (anonymous). */
 export interface Subject {
   user: string | undefined;
 }
 
-/** One rule of `clients.access`, or one pullgate added (`clients.anonymous`, the safe default). */
-export interface AccessRule {
-  /** User names, group names, `anonymous`, `authenticated`. */
-  subjects: string[];
-  effect: 'allow' | 'deny';
-  patterns: string[];
-  /** Where the rule comes from, for errors and logs: `clients.access[2]`, `clients.anonymous: true` … */
-  origin: string;
-}
 
 /** The outcome for one (subject, name): the rule that decided it, or none (denied: nothing matched). */
 export interface AccessDecision {

@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/deps.js';
-import type { PullObserver } from '../upstream/pull-observer.js';
+import type { PullObserver } from './pull-observer.js';
 import type { Credential } from './credential.js';
 import { refreshMargin, type IssuedToken } from './token-response.js';
 

@@ -1,10 +1,30 @@
 import type { ClusterConfig } from './cluster-config.js';
 import type { AuthType, RawAuth } from './schema.js';
-import type { TlsConfig } from '../http/tls-files.js';
 import type { UnsetReference } from './interpolate.js';
-import type { RepositoryLists } from '../access/fetch-policy.js';
-import type { AccessRule } from '../access/policy.js';
-import type { LimitSettings } from '../access/client-limits.js';
+import type { LimitSettings } from './limits.js';
+
+/** `tls:` as resolved: PEM files; `cert` may hold the whole chain, `clientCA` turns on mutual TLS. */
+export interface TlsConfig {
+  cert: string;
+  key: string;
+  clientCA: string | undefined;
+}
+
+/** `registries.<host>.repositories` as configured: patterns over the repository name on that registry. */
+export interface RepositoryLists {
+  allow?: string[];
+  deny?: string[];
+}
+
+/** One rule of `clients.access`, or one pullgate added (`clients.anonymous`, the safe default). */
+export interface AccessRule {
+  /** User names, group names, `anonymous`, `authenticated`. */
+  subjects: string[];
+  effect: 'allow' | 'deny';
+  patterns: string[];
+  /** Where the rule comes from, for errors and logs: `clients.access[2]`, `clients.anonymous: true` … */
+  origin: string;
+}
 
 /** One upstream registry as pullgate uses it. */
 export interface RegistryConfig {

@@ -11,9 +11,9 @@ import { applyProfile } from './registry-profiles.js';
 import { interpolate, type UnsetReference } from './interpolate.js';
 import { checkSchema, type RawAuth, type RawConfig, type RawRegistry, type RawS3 } from './schema.js';
 import { parseDuration, parseSize } from './units.js';
-import { patternProblem } from '../access/pattern.js';
-import type { AccessRule } from '../access/policy.js';
-import { type LimitSettings, defaultBurst } from '../access/client-limits.js';
+import { patternProblem } from '../util/repository-pattern.js';
+import type { AccessRule } from './config.js';
+import { type LimitSettings, defaultBurst } from './limits.js';
 import type { RawAccessRule } from './schema.js';
 
 /** The embedded default config shipped in the package. */

@@ -8,7 +8,7 @@ import { DEFAULT_MANIFEST_ACCEPT } from '../proxy/manifests.js';
 import { parseManifestReference } from '../routing/reference.js';
 import { route, type Route } from '../routing/route.js';
 import { drain, header, upstreamErrorMessage, type HttpResponse } from '../upstream/http.js';
-import type { PullEvent, PullObserver } from '../upstream/pull-observer.js';
+import type { PullEvent, PullObserver } from '../auth/pull-observer.js';
 import type { RegistryClient } from '../upstream/registry-client.js';
 import { createRegistryClient, createTokenCache, type ClientDeps } from '../upstream/upstreams.js';
 import { explainDenied, explainNetworkError, explainUnset, sudoWarning, type Explanation } from './explain.js';

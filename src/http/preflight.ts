@@ -8,7 +8,7 @@ import { AccessDenied, ClientLimited, ClientUnauthorized, FetchRefused, LoginThr
 import type { Metrics } from '../core/metrics.js';
 import type { Route, Router } from '../routing/route.js';
 import type { ClientAuth } from '../client-auth/client-auth.js';
-import type { RequestFacts } from './services.js';
+import type { RequestFacts } from './request-facts.js';
 import { READ_ONLY_MESSAGE, parseV2Path, type V2Target } from './v2-path.js';
 
 /** What a request carries that the preflight reads; the same from node:http and from Fastify. */

@@ -7,6 +7,9 @@ import type { SendBuffers } from './send-chunks.js';
 import type { AccessControl } from '../access/resolve.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Passed } from './preflight.js';
+import type { RequestFacts } from './request-facts.js';
+
+export type { RequestFacts };
 
 /** The services the routes call; the proxy layer implements them, tests may fake them. */
 export interface Services {
@@ -50,19 +53,6 @@ export interface Readiness {
   shared?: SharedStatus;
 }
 
-/** Per-request facts for the access log line. */
-export interface RequestFacts {
-  endpoint: string;
-  registry?: string;
-  repository?: string;
-  source?: string;
-  bytes?: number;
-  /** The authenticated user (never a password); undefined = anonymous. */
-  user?: string | undefined;
-  /** Why the request was refused before any upstream work, and the rule or registry policy that did it. */
-  denied?: string;
-  rule?: string;
-}
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -10,7 +10,7 @@ import type { Dispatcher } from 'undici';
 import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './http.js';
 import { withinDeadline } from './deadline.js';
 import { deniedHint } from './hints.js';
-import type { PullObserver } from './pull-observer.js';
+import type { PullObserver } from '../auth/pull-observer.js';
 import type { RedirectPolicy, RedirectScope } from './redirect-policy.js';
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);

@@ -6,7 +6,7 @@ import type { Clock } from '../core/deps.js';
 import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../core/errors.js';
 import { withinDeadline } from './deadline.js';
 import { drain, readBody, send, type HttpResponse } from './http.js';
-import type { TokenGrant } from './pull-observer.js';
+import type { TokenGrant } from '../auth/pull-observer.js';
 
 /** Largest token response accepted (as ggcr). */
 const MAX_TOKEN_BODY = 64 * 1024;

@@ -1,7 +1,10 @@
 import type { Clock } from '../../core/deps.js';
 import { decodeAuthField } from '../docker-config/parse.js';
 import { CachedToken } from './cached-token.js';
+import type { EcrApi, EcrToken } from './ecr-api.js';
 import type { Found, Lookup, Target } from './lookup.js';
+
+export type { EcrApi, EcrToken };
 
 /** An ECR registry host: account, region, and whether it is a FIPS endpoint. */
 export interface EcrHost {
@@ -25,14 +28,6 @@ export function parseEcrHost(host: string): EcrHost | undefined {
   return { account: match[1] ?? '', region: match[3] ?? '', fips: match[2] !== undefined };
 }
 
-/** An ECR authorization token: base64 of `AWS:<password>`, and when it expires (epoch ms). */
-export interface EcrToken {
-  token: string;
-  expiresAt: number;
-}
-
-/** GetAuthorizationToken for a private registry (region set) or ECR Public (`public: true`, us-east-1). */
-export type EcrApi = (request: { region: string; fips: boolean; public: boolean; env: NodeJS.ProcessEnv }) => Promise<EcrToken>;
 
 /** Static keys when the injected env has them; otherwise undefined, so the SDK's default chain (profiles, SSO, IMDS …) applies. */
 function staticCredentials(env: NodeJS.ProcessEnv): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined {

@@ -3,7 +3,7 @@ import type { Clock } from '../../core/deps.js';
 import { PullgateError } from '../../core/errors.js';
 import { ANONYMOUS_SECRET, credential, type Credential, type CredentialOrigin, type CredentialSource, type Secret } from '../credential.js';
 import type { HelperRunner } from './credential-helper.js';
-import type { EcrApi } from './ecr.js';
+import type { EcrApi } from './ecr-api.js';
 
 /** Credentials one place holds for a registry, with a description of that place (never the secret). */
 export interface Found {

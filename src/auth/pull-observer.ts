@@ -1,5 +1,5 @@
-import type { Challenge } from '../auth/challenge.js';
-import type { CredentialOrigin, Secret } from '../auth/credential.js';
+import type { Challenge } from './challenge.js';
+import type { CredentialOrigin, Secret } from './credential.js';
 
 /** How a token was asked for at a Bearer challenge's realm. */
 export type TokenGrant = 'refresh-token' | 'basic' | 'anonymous';
