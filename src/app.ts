@@ -108,6 +108,8 @@ export interface AppOptions {
   tls?: TlsFiles | undefined;
   /** How often the TLS files are re-read (default TLS_RELOAD_INTERVAL_MS); tests shorten it. */
   tlsReloadMs?: number;
+  /** Put after `req-` in every request id, so processes logging side by side (`serve --workers`) never share one: `w1-` gives `req-w1-2s`. */
+  requestIdPrefix?: string | undefined;
 }
 
 /** Builds the Fastify app (not listening): wiring only. */
@@ -127,7 +129,8 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     limits: config.clients.limits === undefined ? undefined : new ClientLimits(config.clients.limits, deps.clock),
   });
   let requests = 0;
-  const requestId = (): string => `req-${(requests++).toString(36)}`;
+  const idPrefix = `req-${options.requestIdPrefix ?? ''}`;
+  const requestId = (): string => `${idPrefix}${(requests++).toString(36)}`;
   let closing = false;
   let server: Server | undefined;
   const tls = options.tls;
@@ -144,6 +147,8 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     routerOptions: { maxParamLength: 2048 },
     frameworkErrors,
     clientErrorHandler: clientErrorHandler(logger),
+    // The server is the factory's below; this only tells Fastify its scheme, for "Server listening at https://…" and listen()'s answer.
+    ...(tls === undefined ? {} : { https: {} }),
     // The manifest hot path in front of Fastify's handler; timeouts and limits from clients.connections.
     serverFactory: (handler) => {
       server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options });
