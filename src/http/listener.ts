@@ -11,6 +11,8 @@ import { errorBody, type ErrorCode } from './error-map.js';
 const REQUEST_TIMEOUT_FLOOR_MS = 60_000;
 /** How often Node checks the header and request timeouts; a silent connection lives at most headersTimeout + this. */
 const TIMEOUT_CHECK_MS = 1_000;
+/** `/`: a request target in origin-form starts with it. */
+const SLASH = 0x2f;
 /** At most one "connection refused" warning per this interval, however many are refused. */
 const DROP_WARNING_INTERVAL_MS = 10_000;
 
@@ -39,6 +41,24 @@ function sendError(res: ServerResponse, status: number, code: ErrorCode, message
   const body = errorBody({ code, message, detail: undefined });
   res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), connection: 'close' });
   res.end(method === 'HEAD' ? undefined : body);
+}
+
+/** `http://authority` or `https://authority` at the start of an absolute-form request target (RFC 9112 §3.2.2). */
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)/i;
+
+/**
+ * The origin-form (`/v2/…?query`) of a request target: unchanged when it is one already; for the
+ * absolute-form (`http://mirror/v2/`) its path and query, so every later step sees one form; undefined
+ * for anything else (`*`, a bare word, an authority with user info), which is answered 400.
+ */
+export function originForm(target: string): { path: string; authority: string | undefined } | undefined {
+  if (target.startsWith('/')) return { path: target, authority: undefined };
+  const absolute = ABSOLUTE_FORM.exec(target);
+  const authority = absolute?.[1];
+  if (absolute === null || authority === undefined || authority === '' || authority.includes('@')) return undefined;
+  const rest = target.slice(absolute[0].length);
+  if (rest.startsWith('#')) return undefined;
+  return { path: rest.startsWith('/') ? rest : `/${rest}`, authority };
 }
 
 /** What Node's HTTP server knows of a socket's response in flight (not in its typings). */
@@ -90,6 +110,18 @@ export function createListener(handler: (req: IncomingMessage, res: ServerRespon
     if (!open()) {
       sendError(res, 503, 'UNAVAILABLE', 'pullgate is shutting down; retry shortly', req.method);
       return;
+    }
+    // The absolute-form is rewritten here, before the hot path and Fastify, so both see the path alone
+    // (and the authority replaces Host, as RFC 9112 asks of a server).
+    const url = req.url ?? '';
+    if (url.charCodeAt(0) !== SLASH) {
+      const origin = originForm(url);
+      if (origin === undefined) {
+        sendError(res, 400, 'UNSUPPORTED', 'the request target must be a path (/v2/…) or an absolute http(s) URL', req.method);
+        return;
+      }
+      req.url = origin.path;
+      if (origin.authority !== undefined) req.headers.host = origin.authority;
     }
     if (!fast(req, res)) handler(req, res);
   };

@@ -98,6 +98,37 @@ describe('the listener: Node-level errors, timeouts and the connection limit', (
     expect(fake.seen).toHaveLength(0);
   });
 
+  it('answers an absolute-form request target as its path (RFC 9112), and any other non-path target 400 OCI JSON, never a 500', async () => {
+    const { port, fake, pg } = await setup('');
+    const image = fake.add(makeImage('team/app', '1'));
+    const json = 'application/json; charset=utf-8';
+    const ok = (text: string): string => {
+      expect(text).toMatch(/^HTTP\/1\.1 200 /);
+      return text.slice(text.indexOf('\r\n\r\n') + 4);
+    };
+    expect(ok(await exchange(port, 'GET http://x/v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))).toBe('{}');
+    expect(ok(await exchange(port, 'GET HTTPS://127.0.0.1:1/v2/ HTTP/1.1\r\nConnection: close\r\n\r\n'))).toBe('{}');
+    // Through the ordinary path (a cold tag), then the hot path (now cached): the same manifest both times.
+    // (On a connection left open: a client that half-closes counts as gone once pullgate must wait for upstream.)
+    const socket = await open(port);
+    for (let i = 0; i < 2; i++) {
+      socket.write('GET http://mirror.example:5000/v2/team/app/manifests/1?ns=reg.example HTTP/1.1\r\nHost: other\r\n\r\n');
+      const text = await oneResponse(socket);
+      expect(text).toContain(`docker-content-digest: ${image.digest}`);
+      expect(ok(text)).toBe(image.manifest.toString());
+    }
+    expect(ociError(await exchange(port, 'GET http://x/v2/%zz/manifests/1 HTTP/1.1\r\nHost: x\r\n\r\n'))).toEqual({ status: 400, code: 'NAME_INVALID', contentType: json });
+    expect(ociError(await exchange(port, 'GET http://x HTTP/1.1\r\nHost: x\r\n\r\n'))).toEqual({ status: 404, code: 'NOT_FOUND', contentType: json });
+    for (const target of ['*', 'v2/', 'http://user:pw@x/v2/', 'http:///v2/', 'ftp://x/v2/', 'x']) {
+      expect(ociError(await exchange(port, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`)), target).toMatchObject({ status: 400, contentType: json });
+    }
+    // Fastify's inject() does not pass the listener: the router and the preflight still agree there.
+    const injected = await pg.app.inject({ url: 'http://x/v2/team/app/manifests/1' });
+    expect(injected.statusCode).not.toBe(500);
+    expect(pg.logs.filter((line) => (JSON.parse(line) as { level: number }).level >= 50)).toEqual([]);
+    expect(pg.logs.join('\n')).not.toContain('preflight did not run');
+  });
+
   it('closes a connection that sends nothing, or only part of its headers, after headersTimeout with a 408', async () => {
     const { port } = await setup('clients: { connections: { headersTimeout: 300ms, idle: 30s } }\n');
     const silent = await open(port);

@@ -87,6 +87,17 @@ describe('HTTPS listener (tls:)', () => {
       await res.body.dump();
       expect(res.statusCode, pathname).toBe(200);
     }
+    // An absolute-form target over TLS is answered as its path, like over plain HTTP (not 500).
+    const rawTls = (text: string): Promise<string> =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: Number(new URL(url).port), ca: readFileSync(ca.cert), servername: 'localhost' }, () => socket.write(text));
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.once('error', reject);
+        socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      });
+    expect(await rawTls('GET https://localhost/v2/team/app/manifests/1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
+    expect(await rawTls('GET * HTTP/1.1\r\nHost: localhost\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 [^]*"code":"UNSUPPORTED"/);
     await expect(request(url.replace('https:', 'http:') + '/healthz').then((r) => r.body.dump())).rejects.toThrow();
   });
 
