@@ -125,7 +125,9 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     access: services.access,
     auth,
     metrics: services.metrics,
-    challengeBase: auth !== undefined && config.clients.anonymous !== true,
+    // docker sends its login only after /v2/ asked for one: ask when a login could let it pull more than
+    // anonymous clients may; when they may pull something and a login adds nothing, /v2/ answers 200.
+    challengeBase: auth !== undefined && services.access.policy.loginMayWiden(),
     limits: config.clients.limits === undefined ? undefined : new ClientLimits(config.clients.limits, deps.clock),
   });
   let requests = 0;
