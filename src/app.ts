@@ -153,7 +153,7 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     ...(tls === undefined ? {} : { https: {} }),
     // The manifest hot path in front of Fastify's handler; timeouts and limits from clients.connections.
     serverFactory: (handler) => {
-      server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options });
+      server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options, metrics: services.metrics });
       return server;
     },
   });
