@@ -50,7 +50,15 @@ export function buildServices(
    */
   options: { sharedStore?: ContentStore; exposed?: boolean } = {},
 ): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
-  const upstreams = new Upstreams(config, deps);
+  const health = new UpstreamHealth(deps.clock);
+  // Every upstream request's end: failures counted by registry and reason, and each registry's state for /readyz.
+  const upstreams = new Upstreams(config, deps, undefined, {
+    answered: (registry) => health.answered(registry),
+    failed: (registry, reason) => {
+      metrics.upstreamFailures.inc({ registry, reason });
+      health.failed(registry, reason);
+    },
+  });
   const shared = sharedTierFor(config.storage, deps, options.sharedStore);
   // Storage that cannot be written at start degrades to pass-through (with /readyz 503) rather than refusing to serve.
   const cache = new Cache({
@@ -64,7 +72,6 @@ export function buildServices(
   });
   // Read when /metrics is collected: the host's cache size (shared by every worker) and this process's exchanges.
   metrics.readAtScrape({ cacheBytes: () => cache.sizeBytes, tokenExchanges: () => upstreams.tokens.exchanges });
-  const health = new UpstreamHealth(deps.clock);
   const policy = {
     tagTtlMs: config.cache.tagTtlMs,
     staleIfErrorMs: config.cache.staleIfErrorMs,
@@ -87,7 +94,8 @@ export function buildServices(
     listings: new UpstreamListings(upstreams),
     ready: async () => {
       const [storage, shared] = await Promise.all([cache.probeStorage(), cache.shared?.probe()]);
-      return { ready: storage.writable, storage, ...(shared === undefined ? {} : { shared }) };
+      // Upstreams down do not make pullgate unready: it serves what it holds; /readyz says which are failing.
+      return { ready: storage.writable, storage, ...(shared === undefined ? {} : { shared }), upstreams: health.report() };
     },
     start: async () => {
       if (cluster === undefined) return;
