@@ -88,6 +88,7 @@ describe('upstream failures: counted by registry and reason, and shown by /ready
     expect(res.statusCode).toBe(200);
     expect(res.headers['docker-content-digest']).toBe(image.digest);
     const after = (await pg.app.inject({ url: '/readyz' })).json<Ready>();
+    expect(after.status).toBe('upstream failing'); // the others still fail
     expect(after.upstreams?.['open.example']).toMatchObject({ state: 'ok' });
     expect((await failures(pg))['open.example 5xx']).toBe(1);
   });
