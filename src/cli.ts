@@ -79,6 +79,8 @@ program
       deps.logger = deps.logger.child({ worker: plan.index });
       await serve(workerConfig(config, plan), deps, {
         beforeListen: builtAndWaitForListen,
+        // Request ids count per process: the worker's index keeps them unique on the host.
+        requestIdPrefix: `w${plan.index}-`,
         hostMetrics: (registry) => {
           const host = new WorkerMetrics(registry);
           return () => host.text();

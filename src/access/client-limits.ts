@@ -70,3 +70,41 @@ export class ClientLimits {
     };
   }
 }
+
+/**
+ * Open connections per client address (IPv4, or the IPv6 /64, as `clients.loginThrottle` keys them),
+ * so one host holding idle connections cannot take every slot of `clients.connections.max`. Memory is
+ * bounded by the open connections: an address with none left is forgotten.
+ */
+export class AddressConnections {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly perAddress: number) {}
+
+  /** Addresses with a connection open now (for tests: nothing is kept for closed ones). */
+  get addresses(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Counts a new connection from `address`: the release to call once when it closes, or, when the address
+   * already holds `perAddress` connections, the key it is counted under (refuse the connection).
+   */
+  admit(address: string): { ok: true; release: () => void } | { ok: false; key: string } {
+    const key = throttleKey(address);
+    const count = this.open.get(key) ?? 0;
+    if (count >= this.perAddress) return { ok: false, key };
+    this.open.set(key, count + 1);
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = (this.open.get(key) ?? 1) - 1;
+        if (left <= 0) this.open.delete(key);
+        else this.open.set(key, left);
+      },
+    };
+  }
+}

@@ -66,6 +66,35 @@ export class AccessPolicy {
     return this.compiled.some(({ rule, patterns }) => rule.effect === 'allow' && rule.subjects.some((s) => s !== ANONYMOUS) && patterns.some((p) => p.matches(name)));
   }
 
+  /**
+   * What anonymous clients may pull: `none`, `some` names, or `all` (an allow `**` for anonymous that no
+   * earlier deny for anonymous narrows). Decides whether `/v2/` asks for a login (see loginMayWiden).
+   */
+  anonymousScope(): 'none' | 'some' | 'all' {
+    let scope: 'none' | 'some' = 'none';
+    let narrowed = false;
+    for (const { rule } of this.compiled) {
+      if (!rule.subjects.includes(ANONYMOUS)) continue;
+      if (rule.effect === 'deny') {
+        narrowed = true;
+        continue;
+      }
+      if (!narrowed && rule.patterns.includes('**')) return 'all';
+      scope = 'some';
+    }
+    return scope;
+  }
+
+  /**
+   * True when logging in could let a client pull more than it may anonymously: anonymous clients may
+   * pull nothing, or not everything while some rule allows users, groups or `authenticated` something.
+   */
+  loginMayWiden(): boolean {
+    const scope = this.anonymousScope();
+    if (scope === 'none') return true;
+    return scope === 'some' && this.compiled.some(({ rule }) => rule.effect === 'allow' && rule.subjects.some((s) => s !== ANONYMOUS));
+  }
+
   private evaluate(subject: Subject, name: string): AccessDecision {
     for (const { rule, patterns } of this.compiled) {
       if (!this.covers(rule, subject)) continue;

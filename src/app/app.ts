@@ -50,7 +50,15 @@ export function buildServices(
    */
   options: { sharedStore?: ContentStore; exposed?: boolean } = {},
 ): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
-  const upstreams = new Upstreams(config, deps);
+  const health = new UpstreamHealth(deps.clock);
+  // Every upstream request's end: failures counted by registry and reason, and each registry's state for /readyz.
+  const upstreams = new Upstreams(config, deps, undefined, {
+    answered: (registry) => health.answered(registry),
+    failed: (registry, reason) => {
+      metrics.upstreamFailures.inc({ registry, reason });
+      health.failed(registry, reason);
+    },
+  });
   const shared = sharedTierFor(config.storage, deps, options.sharedStore);
   // Storage that cannot be written at start degrades to pass-through (with /readyz 503) rather than refusing to serve.
   const cache = new Cache({
@@ -64,7 +72,6 @@ export function buildServices(
   });
   // Read when /metrics is collected: the host's cache size (shared by every worker) and this process's exchanges.
   metrics.readAtScrape({ cacheBytes: () => cache.sizeBytes, tokenExchanges: () => upstreams.tokens.exchanges });
-  const health = new UpstreamHealth(deps.clock);
   const policy = {
     tagTtlMs: config.cache.tagTtlMs,
     staleIfErrorMs: config.cache.staleIfErrorMs,
@@ -88,7 +95,8 @@ export function buildServices(
     listings: new UpstreamListings(upstreams),
     ready: async () => {
       const [storage, shared] = await Promise.all([cache.probeStorage(), cache.shared?.probe()]);
-      return { ready: storage.writable, storage, ...(shared === undefined ? {} : { shared }) };
+      // Upstreams down do not make pullgate unready: it serves what it holds; /readyz says which are failing.
+      return { ready: storage.writable, storage, ...(shared === undefined ? {} : { shared }), upstreams: health.report() };
     },
     start: async () => {
       if (cluster === undefined) return;
@@ -111,6 +119,8 @@ export interface AppOptions {
   tls?: TlsFiles | undefined;
   /** How often the TLS files are re-read (default TLS_RELOAD_INTERVAL_MS); tests shorten it. */
   tlsReloadMs?: number;
+  /** Put after `req-` in every request id, so processes logging side by side (`serve --workers`) never share one: `w1-` gives `req-w1-2s`. */
+  requestIdPrefix?: string | undefined;
 }
 
 /** Builds the Fastify app (not listening): wiring only. */
@@ -126,11 +136,14 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     access: services.access,
     auth,
     metrics: services.metrics,
-    challengeBase: auth !== undefined && config.clients.anonymous !== true,
+    // docker sends its login only after /v2/ asked for one: ask when a login could let it pull more than
+    // anonymous clients may; when they may pull something and a login adds nothing, /v2/ answers 200.
+    challengeBase: auth !== undefined && services.access.policy.loginMayWiden(),
     limits: config.clients.limits === undefined ? undefined : new ClientLimits(config.clients.limits, deps.clock),
   });
   let requests = 0;
-  const requestId = (): string => `req-${(requests++).toString(36)}`;
+  const idPrefix = `req-${options.requestIdPrefix ?? ''}`;
+  const requestId = (): string => `${idPrefix}${(requests++).toString(36)}`;
   let closing = false;
   let server: Server | undefined;
   const tls = options.tls;
@@ -147,9 +160,11 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     routerOptions: { maxParamLength: 2048 },
     frameworkErrors,
     clientErrorHandler: clientErrorHandler(logger),
+    // The server is the factory's below; this only tells Fastify its scheme, for "Server listening at https://…" and listen()'s answer.
+    ...(tls === undefined ? {} : { https: {} }),
     // The manifest hot path in front of Fastify's handler; timeouts and limits from clients.connections.
     serverFactory: (handler) => {
-      server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options });
+      server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options, metrics: services.metrics });
       return server;
     },
   });

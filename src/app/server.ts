@@ -19,8 +19,14 @@ export async function serve(
    * `beforeListen`: awaited once the app is built, before it listens (workers wait for one another there).
    * `hostMetrics`: given this process's registry, what /metrics answers instead of it (a worker: every
    * worker's figures, summed by the primary). `startup`: fields for the start-up line (workers and why).
+   * `requestIdPrefix`: see AppOptions (a worker's index, so request ids are unique on the host).
    */
-  options: { beforeListen?: () => Promise<void>; hostMetrics?: (registry: Registry) => () => Promise<{ contentType: string; body: string }>; startup?: Record<string, unknown> } = {},
+  options: {
+    beforeListen?: () => Promise<void>;
+    hostMetrics?: (registry: Registry) => () => Promise<{ contentType: string; body: string }>;
+    startup?: Record<string, unknown>;
+    requestIdPrefix?: string;
+  } = {},
 ): Promise<{ app: FastifyInstance; address: string }> {
   // Unreadable or mismatched certificate files stop the start here (the CLI exits 2 with the file at fault).
   const tls = config.tls === undefined ? undefined : new TlsFiles(config.tls, deps.logger);
@@ -28,11 +34,10 @@ export async function serve(
   const metrics = new Metrics();
   const services = buildServices(config, deps, metrics);
   const hostMetrics = options.hostMetrics?.(metrics.registry);
-  const app = buildApp(config, deps, hostMetrics === undefined ? services : { ...services, metricsText: hostMetrics }, { tls });
+  const app = buildApp(config, deps, hostMetrics === undefined ? services : { ...services, metricsText: hostMetrics }, { tls, requestIdPrefix: options.requestIdPrefix });
   await options.beforeListen?.();
-  const listening = await app.listen({ host: config.listen.host, port: config.listen.port });
-  // Fastify names the address http:// whatever the server: with tls: it is https.
-  const address = tls === undefined ? listening : listening.replace(/^http:/, 'https:');
+  // With tls:, buildApp tells Fastify the scheme: the address (and Fastify's own line) say https://.
+  const address = await app.listen({ host: config.listen.host, port: config.listen.port });
   deps.logger.info(
     {
       address,

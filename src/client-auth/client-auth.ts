@@ -26,6 +26,18 @@ function credentialsOf(header: string): { user: string; password: string } | und
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
+/**
+ * The Authorization header as a login, or undefined when it carries none: absent, blank, or HTTP Basic
+ * with an empty user and password (`Basic Og==`, what skopeo and podman send after a challenge when they
+ * hold no login). Such a client is anonymous, not a failed login.
+ */
+export function loginHeader(header: string | undefined): string | undefined {
+  if (header === undefined || header.trim() === '') return undefined;
+  if (header.slice(0, 6).toLowerCase() !== 'basic ') return header;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  return decoded === '' || decoded === ':' ? undefined : header;
+}
+
 export interface ClientAuthOptions {
   clock?: Clock;
   throttle?: ThrottleSettings;

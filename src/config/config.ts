@@ -85,8 +85,11 @@ export interface Config {
     loginThrottle: { failures: number; lockoutMs: number; maxLockoutMs: number };
     /** `clients.limits`: per-client request rate and concurrency (by user, else address); undefined = no limit. */
     limits: LimitSettings | undefined;
-    /** Open connections at most; time for a request's headers; keep-alive idle; a response making no progress. */
-    connections: { max: number; headersTimeoutMs: number; keepAliveMs: number; idleMs: number };
+    /**
+     * Open connections at most, and from one client address (IPv4, or the IPv6 /64); time for a request's
+     * headers; keep-alive idle; a response making no progress.
+     */
+    connections: { max: number; perAddress: number; headersTimeoutMs: number; keepAliveMs: number; idleMs: number };
   };
   log: { level: string };
   /** `/metrics` requires a client login (`auth`), and/or is served on a listener of its own (`listen`) instead of the main one. */

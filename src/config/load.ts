@@ -129,6 +129,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
       limits: resolveLimits(raw.clients.limits),
       connections: {
         max: raw.clients.connections.max,
+        perAddress: raw.clients.connections.perAddress,
         headersTimeoutMs: parse('clients.connections.headersTimeout', () => parseDuration(raw.clients.connections.headersTimeout), 20_000),
         keepAliveMs: parse('clients.connections.keepAlive', () => parseDuration(raw.clients.connections.keepAlive), 75_000),
         idleMs: parse('clients.connections.idle', () => parseDuration(raw.clients.connections.idle), 60_000),

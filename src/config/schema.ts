@@ -54,7 +54,7 @@ export interface RawConfig {
     loginThrottle: { failures: number; lockout: string; maxLockout: string };
     /** Per-client request rate and concurrency; off unless set. */
     limits?: { rate?: number; burst?: number; concurrency?: number; clients: number };
-    connections: { max: number; headersTimeout: string; keepAlive: string; idle: string };
+    connections: { max: number; perAddress: number; headersTimeout: string; keepAlive: string; idle: string };
   };
   log: { level: string };
   /** `/metrics` behind a login, or on a listener of its own. */
@@ -214,6 +214,7 @@ export const CONFIG_SCHEMA = {
           additionalProperties: false,
           properties: {
             max: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1024 },
+            perAddress: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 128 },
             headersTimeout: { type: 'string', pattern: DURATION, default: '20s' },
             keepAlive: { type: 'string', pattern: DURATION, default: '75s' },
             idle: { type: 'string', pattern: DURATION, default: '60s' },

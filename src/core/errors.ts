@@ -174,6 +174,8 @@ export class UpstreamUnavailable extends PullgateError {
     readonly registry: string,
     message: string,
     readonly reachable: boolean,
+    /** True when it did not answer within `upstream.timeout` (rather than refusing the connection). */
+    readonly timedOut = false,
   ) {
     super(message);
   }

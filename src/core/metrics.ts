@@ -49,6 +49,12 @@ export class Metrics {
     // One storage for every worker: 0 as soon as one of them finds it failing.
     aggregator: 'min',
   });
+  readonly connectionsRefused = new Counter({
+    name: 'pullgate_connections_refused_total',
+    help: 'Client connections closed on accept: limit="address" (clients.connections.perAddress) or "total" (clients.connections.max)',
+    labelNames: ['limit'],
+    registers: [this.registry],
+  });
   readonly requestsDenied = new Counter({ name: 'pullgate_requests_denied_total', help: 'Client requests refused before any upstream work, by reason (rule, no_rule, registry_policy, unauthenticated, throttled, limited)', labelNames: ['reason'], registers: [this.registry] });
   readonly tokenExchanges: Gauge = new Gauge({
     name: 'pullgate_token_exchanges',

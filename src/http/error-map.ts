@@ -105,6 +105,52 @@ export function toOciError(err: unknown): OciError {
   return oci('UNKNOWN', 'internal error; see the pullgate log');
 }
 
+/**
+ * What kind of failure an error is, for the log line the error handler writes: pullgate refusing the
+ * client (access rules, logins, limits) is not an upstream outage, nor a malformed request.
+ */
+export type FailureKind = 'refused' | 'invalid' | 'not_found' | 'upstream' | 'unavailable' | 'internal';
+
+/** The message of the log line for each kind of failure (the access-log line follows it). */
+export const FAILURE_LOG_MESSAGES: Record<FailureKind, string> = {
+  refused: 'request refused',
+  invalid: 'request invalid',
+  not_found: 'not found',
+  upstream: 'upstream failed',
+  unavailable: 'mirror unavailable',
+  internal: 'request failed',
+};
+
+/** The kind of a thrown value (see FailureKind); anything unknown is `internal`. */
+export function failureKind(err: unknown): FailureKind {
+  if (err instanceof AccessDenied || err instanceof FetchRefused || err instanceof ClientUnauthorized || err instanceof ClientLimited || err instanceof LoginThrottled) return 'refused';
+  if (
+    err instanceof InvalidName ||
+    err instanceof InvalidReference ||
+    err instanceof InvalidParameter ||
+    err instanceof RegistryNotConfigured ||
+    err instanceof NoDefaultRegistry ||
+    err instanceof Unsupported ||
+    err instanceof RangeNotSatisfiable
+  ) {
+    return 'invalid';
+  }
+  if (err instanceof NotFound) return 'not_found';
+  if (
+    err instanceof UpstreamDenied ||
+    err instanceof UpstreamRateLimited ||
+    err instanceof UpstreamUnavailable ||
+    err instanceof UpstreamProtocolError ||
+    err instanceof OwnerUnavailable ||
+    err instanceof DigestMismatch ||
+    err instanceof ManifestRejected
+  ) {
+    return 'upstream';
+  }
+  if (err instanceof StorageUnavailable || err instanceof ConfigError) return 'unavailable';
+  return 'internal';
+}
+
 /** The JSON body of an OCI error response. */
 export function errorBody(error: Pick<OciError, 'code' | 'message' | 'detail'>): string {
   return JSON.stringify({ errors: [{ code: error.code, message: error.message, detail: error.detail ?? {} }] });

@@ -7,7 +7,7 @@ import type { ClientLimits } from '../access/client-limits.js';
 import { AccessDenied, ClientLimited, ClientUnauthorized, FetchRefused, LoginThrottled, NotFound, Unsupported, type DenialReason } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
 import type { Route, Router } from '../routing/route.js';
-import type { ClientAuth } from '../client-auth/client-auth.js';
+import { loginHeader, type ClientAuth } from '../client-auth/client-auth.js';
 import type { RequestFacts } from './request-facts.js';
 import { READ_ONLY_MESSAGE, parseV2Path, type V2Target } from './v2-path.js';
 
@@ -97,7 +97,7 @@ export class Preflight {
    * login that needs bcrypt) or when they refuse: the ordinary path then answers, logs and counts.
    */
   now(req: PreflightRequest): Passed | undefined {
-    const header = this.options.auth !== undefined ? req.headers.authorization : undefined;
+    const header = this.options.auth !== undefined ? loginHeader(req.headers.authorization) : undefined;
     let subject: Subject;
     if (header !== undefined) {
       const user = this.options.auth?.userOf(header);
@@ -135,7 +135,8 @@ export class Preflight {
   async run(req: PreflightRequest, facts: RequestFacts): Promise<Passed> {
     try {
       const { auth } = this.options;
-      const header = auth !== undefined ? req.headers.authorization : undefined;
+      // Empty Basic credentials (`Basic Og==`) are no login: the client is anonymous.
+      const header = auth !== undefined ? loginHeader(req.headers.authorization) : undefined;
       const user = header !== undefined && auth !== undefined ? await auth.check(header, req.address) : certificateUser(req.socket);
       facts.user = user;
       const admission = this.options.limits?.admit(user, req.address);

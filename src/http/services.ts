@@ -1,5 +1,6 @@
 import type { SharedStatus } from '../cache/shared-tier.js';
 import type { StorageStatus } from '../cache/storage-health.js';
+import type { UpstreamState } from '../proxy/upstream-health.js';
 import type { Config } from '../config/config.js';
 import type { BlobAnswer, BlobRequest, JsonAnswer, ManifestAnswer, ManifestRequest } from '../proxy/types.js';
 import type { Route, Router } from '../routing/route.js';
@@ -51,6 +52,11 @@ export interface Readiness {
    * pullgate unready (pulls go on from upstream and the local disk), but /readyz says so.
    */
   shared?: SharedStatus;
+  /**
+   * Each registry asked since start and how its last request ended. A registry failing does not make
+   * pullgate unready (cached content is served, stale tags within staleIfError), but /readyz says so.
+   */
+  upstreams?: Record<string, UpstreamState>;
 }
 
 

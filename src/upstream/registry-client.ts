@@ -11,11 +11,21 @@ import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './
 import { withinDeadline } from './deadline.js';
 import { deniedHint } from './hints.js';
 import type { PullObserver } from '../auth/pull-observer.js';
+import { failureReason, statusFailure, type UpstreamOutcomes } from './upstream-outcomes.js';
 import type { RedirectPolicy, RedirectScope } from './redirect-policy.js';
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Headers that may be forwarded to a redirect target (never Authorization). */
 const REDIRECT_SAFE_HEADERS = ['accept', 'range', 'user-agent'];
+
+/** undici's and AbortSignal.timeout's errors for a time limit reached (headers, body, connect). */
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+function isTimeout(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  return err.name === 'TimeoutError' || (code !== undefined && TIMEOUT_CODES.has(code));
+}
 
 /** True when the request was aborted by its client, as opposed to by a time limit. */
 function clientGone(signal: AbortSignal | undefined): boolean {
@@ -51,6 +61,8 @@ export interface RegistryClientDeps {
   maxRedirects: number;
   /** Decides which redirect targets may be followed. */
   redirectPolicy: RedirectPolicy;
+  /** Told how each request ended (metrics and /readyz); absent for doctor. */
+  outcomes?: UpstreamOutcomes | undefined;
 }
 
 /**
@@ -80,8 +92,25 @@ export class RegistryClient {
    * be: doctor's second request only reads a refusal's message), so a 403 "expired" is final.
    */
   async request(req: UpstreamRequest, afterExpiry = false): Promise<HttpResponse> {
+    // Checked before any request (and before the outcome counter: a refusal is no failure of the registry).
     const refused = this.filter?.verdict(req.repository);
     if (refused !== undefined) throw new FetchRefused(this.registry.key, req.repository, refused);
+    const outcomes = this.deps.outcomes;
+    if (outcomes === undefined) return this.requestOnce(req, afterExpiry);
+    try {
+      const response = await this.requestOnce(req, afterExpiry);
+      const failure = statusFailure(response.status);
+      if (failure === undefined) outcomes.answered(this.registry.key);
+      else outcomes.failed(this.registry.key, failure);
+      return response;
+    } catch (err) {
+      // A client that went away is no failure of the registry.
+      if (!clientGone(req.signal)) outcomes.failed(this.registry.key, failureReason(err));
+      throw err;
+    }
+  }
+
+  private async requestOnce(req: UpstreamRequest, afterExpiry: boolean): Promise<HttpResponse> {
     // Not through this.credential(): one async frame less per request on the serving path.
     const credential = await this.deps.credentials.get(req.repository);
     req.observe?.({ step: 'credentials', registry: this.registry.key, kind: credential.secret.kind, source: credential.source, origin: credential.origin });
@@ -108,7 +137,7 @@ export class RegistryClient {
       if (message && /authorization token has expired/i.test(message)) {
         // ECR: the registry password itself expired; fetch a new one and try once more.
         this.deps.credentials.invalidate();
-        if (!afterExpiry) return this.request(req, true);
+        if (!afterExpiry) return this.requestOnce(req, true);
       }
       throw this.denied(403, credential, message, req, url);
     }
@@ -177,7 +206,7 @@ export class RegistryClient {
     } catch (err) {
       if (clientGone(req.signal)) throw err;
       req.observe?.({ step: 'unreachable', method: req.method, url, error: err });
-      throw new UpstreamUnavailable(this.registry.key, `${failure}: ${describeError(err)}`, false);
+      throw new UpstreamUnavailable(this.registry.key, `${failure}: ${describeError(err)}`, false, isTimeout(err));
     }
   }
 

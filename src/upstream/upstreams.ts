@@ -8,6 +8,7 @@ import { ConfigError } from '../core/errors.js';
 import { RedirectPolicy, systemResolve, type Resolve } from './redirect-policy.js';
 import { RegistryClient } from './registry-client.js';
 import { exchangeToken } from './token-exchange.js';
+import type { UpstreamOutcomes } from './upstream-outcomes.js';
 
 /** The dispatcher for one registry: the shared one, or an Agent with its `ca` / `insecure` TLS settings. */
 export function dispatcherFor(registry: RegistryConfig, shared: Dispatcher): Dispatcher {
@@ -33,7 +34,14 @@ export type ClientDeps = KeychainDeps & { dispatcher: Dispatcher };
  * The RegistryClient for one configured registry, as the server uses it (and doctor, which
  * drives this same client): its TLS settings, credential source, redirect policy and Agent.
  */
-export function createRegistryClient(registry: RegistryConfig, config: Config, deps: ClientDeps, tokens: TokenCache, resolve: Resolve = systemResolve): RegistryClient {
+export function createRegistryClient(
+  registry: RegistryConfig,
+  config: Config,
+  deps: ClientDeps,
+  tokens: TokenCache,
+  resolve: Resolve = systemResolve,
+  outcomes?: UpstreamOutcomes,
+): RegistryClient {
   const redirectPolicy = new RedirectPolicy(registry.key, registry.url, registry.redirects, resolve);
   return new RegistryClient(registry, {
     dispatcher: dispatcherFor(registry, deps.dispatcher),
@@ -45,6 +53,7 @@ export function createRegistryClient(registry: RegistryConfig, config: Config, d
     deadlineMs: config.upstream.deadlineMs,
     maxRedirects: config.upstream.maxRedirects,
     redirectPolicy,
+    outcomes,
   });
 }
 
@@ -58,11 +67,14 @@ export class Upstreams {
   readonly tokens: TokenCache;
   private readonly clients = new Map<string, RegistryClient>();
 
-  /** `resolve` looks up redirect targets' addresses (the system resolver unless a test injects one). */
-  constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve) {
+  /**
+   * `resolve` looks up redirect targets' addresses (the system resolver unless a test injects one);
+   * `outcomes` hears how every request to a registry ended (failure metrics, /readyz).
+   */
+  constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve, outcomes?: UpstreamOutcomes) {
     this.tokens = createTokenCache(config, deps);
     for (const registry of config.registries.values()) {
-      this.clients.set(registry.key, createRegistryClient(registry, config, deps, this.tokens, resolve));
+      this.clients.set(registry.key, createRegistryClient(registry, config, deps, this.tokens, resolve, outcomes));
     }
   }
 

@@ -15,10 +15,10 @@ const WITH_CREDENTIALS = 'registries:\n  docker.io: {}\n  ghcr.io: { auth: { typ
 describe('clients.loginThrottle and clients.connections', () => {
   it('reads durations and limits, and config check prints them', () => {
     const config = load(
-      'registries:\n  docker.io: {}\nclients:\n  loginThrottle: { failures: 3, lockout: 2s, maxLockout: 1h }\n  connections: { max: 64, headersTimeout: 5s, keepAlive: 10s, idle: "0" }\n',
+      'registries:\n  docker.io: {}\nclients:\n  loginThrottle: { failures: 3, lockout: 2s, maxLockout: 1h }\n  connections: { max: 64, perAddress: 32, headersTimeout: 5s, keepAlive: 10s, idle: "0" }\n',
     );
     expect(config.clients.loginThrottle).toEqual({ failures: 3, lockoutMs: 2_000, maxLockoutMs: 3_600_000 });
-    expect(config.clients.connections).toEqual({ max: 64, headersTimeoutMs: 5_000, keepAliveMs: 10_000, idleMs: 0 });
+    expect(config.clients.connections).toEqual({ max: 64, perAddress: 32, headersTimeoutMs: 5_000, keepAliveMs: 10_000, idleMs: 0 });
     const printed = renderConfig(config);
     expect(printed).toContain('maxLockout: 1h');
     expect(printed).toContain('headersTimeout: 5s');

@@ -41,7 +41,7 @@ describe('loadConfigText: defaults', () => {
       groups: new Map(),
       access: undefined,
       loginThrottle: { failures: 5, lockoutMs: 1_000, maxLockoutMs: 900_000 },
-      connections: { max: 1024, headersTimeoutMs: 20_000, keepAliveMs: 75_000, idleMs: 60_000 },
+      connections: { max: 1024, perAddress: 128, headersTimeoutMs: 20_000, keepAliveMs: 75_000, idleMs: 60_000 },
     });
     expect(config.log).toEqual({ level: 'info' });
     expect(config.aliases.size).toBe(0);
