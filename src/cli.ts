@@ -75,6 +75,7 @@ program
       deps.logger = deps.logger.child({ worker: plan.index });
       await serve(workerConfig(config, plan), deps, {
         beforeListen: builtAndWaitForListen,
+        keepTemps: plan.replacement === true,
         hostMetrics: (registry) => {
           const host = new WorkerMetrics(registry);
           return () => host.text();

@@ -19,14 +19,20 @@ export async function serve(
    * `beforeListen`: awaited once the app is built, before it listens (workers wait for one another there).
    * `hostMetrics`: given this process's registry, what /metrics answers instead of it (a worker: every
    * worker's figures, summed by the primary). `startup`: fields for the start-up line (workers and why).
+   * `keepTemps`: a worker replacing a dead one leaves the temp files of the others' fills.
    */
-  options: { beforeListen?: () => Promise<void>; hostMetrics?: (registry: Registry) => () => Promise<{ contentType: string; body: string }>; startup?: Record<string, unknown> } = {},
+  options: {
+    beforeListen?: () => Promise<void>;
+    hostMetrics?: (registry: Registry) => () => Promise<{ contentType: string; body: string }>;
+    startup?: Record<string, unknown>;
+    keepTemps?: boolean;
+  } = {},
 ): Promise<{ app: FastifyInstance; address: string }> {
   // Unreadable or mismatched certificate files stop the start here (the CLI exits 2 with the file at fault).
   const tls = config.tls === undefined ? undefined : new TlsFiles(config.tls, deps.logger);
   await tls?.load();
   const metrics = new Metrics();
-  const services = buildServices(config, deps, metrics);
+  const services = buildServices(config, deps, metrics, { keepTemps: options.keepTemps === true });
   const hostMetrics = options.hostMetrics?.(metrics.registry);
   const app = buildApp(config, deps, hostMetrics === undefined ? services : { ...services, metricsText: hostMetrics }, { tls });
   await options.beforeListen?.();

@@ -34,6 +34,8 @@ export interface CacheOptions {
    * of throwing StorageUnavailable (the default, for the `cache` commands).
    */
   passThroughIfUnwritable?: boolean;
+  /** Leave the temp files at start: other processes' fills write there (a worker replacing a dead one). */
+  keepTemps?: boolean;
   /** The shared store behind the local disk (`storage.s3`), if any. */
   shared?: SharedTier;
 }
@@ -217,7 +219,7 @@ export class Cache {
     try {
       this.store.ensureLayout();
       this.store.probeSync();
-      const removed = this.store.removeTemps();
+      const removed = this.options.keepTemps === true ? 0 : this.store.removeTemps();
       if (removed > 0) logger.info({ removed }, 'removed partial downloads left by an earlier crash');
       return openDatabase(this.indexPath);
     } catch (err) {
