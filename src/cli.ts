@@ -23,6 +23,7 @@ import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
 import { VERSION } from './version.js';
 import { builtAndWaitForListen, runPrimary, workerConfig, workerPlan } from './cli/workers.js';
 import { WorkerMetrics } from './cli/worker-metrics.js';
+import { WorkerTokens } from './cli/worker-tokens.js';
 import { chooseWorkers } from './cli/worker-count.js';
 
 function load(file: string | undefined): Config {
@@ -73,6 +74,8 @@ program
       }
       const deps = defaultDeps(config.log.level);
       deps.logger = deps.logger.child({ worker: plan.index });
+      // Tokens come from the primary, fetched once for every worker.
+      deps.hostTokens = new WorkerTokens();
       await serve(workerConfig(config, plan), deps, {
         beforeListen: builtAndWaitForListen,
         keepTemps: plan.replacement === true,

@@ -11,6 +11,8 @@ import { ConfigError } from '../errors.js';
 import { MetricsAggregator } from './worker-metrics.js';
 import type { WorkerChoice } from './worker-count.js';
 import { RestartBackoff } from './restart-backoff.js';
+import { TokenBroker } from './worker-tokens.js';
+import { systemClock } from '../clock.js';
 
 /** Environment a worker finds its part in: its index, every worker's socket, and the secret they share. */
 const WORKER_ENV = 'PULLGATE_WORKER';
@@ -105,6 +107,8 @@ export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger)
   const own = primaryMetrics();
   // A scrape that reaches any worker answers with every worker's figures (and the primary's).
   const aggregator = new MetricsAggregator([], own.registry);
+  // Every token is fetched by one worker and shared with the others (see worker-tokens.ts).
+  const tokens = new TokenBroker(systemClock);
   const backoff = new RestartBackoff();
   /** The live (or starting) worker at each index, when it started, and the replacements waiting for their back-off. */
   const current = new Map<number, { worker: Worker; startedAt: number }>();
@@ -118,6 +122,7 @@ export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger)
     const worker = cluster.fork({ [WORKER_ENV]: JSON.stringify({ ...plan, index, replacement } satisfies WorkerPlan) });
     current.set(index, { worker, startedAt: Date.now() });
     aggregator.add(worker);
+    tokens.add(worker);
     worker.on('message', (message: unknown) => {
       if (!isWorkerMessage(message) || message.pullgate !== 'built') return;
       // A replacement listens at once; the first workers wait until every one has built its services.

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { freePort } from '../../support/ports.js';
 import { tmpdir } from 'node:os';
@@ -38,11 +40,11 @@ function linesWith(output: string[], text: string, count: number, child: ChildPr
  * A `pullgate serve` child on `configFile` (killed after the tests), with its stdout and stderr collected. It
  * listens on a port the kernel picks (every worker gets the same one through node:cluster): see listeningPort().
  */
-function serveChild(configFile: string, extraArgs: readonly string[]): { child: ChildProcess; output: string[] } {
+function serveChild(configFile: string, extraArgs: readonly string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; output: string[] } {
   const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'serve', '--config', configFile, '--listen', '127.0.0.1:0', ...extraArgs], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PULLGATE_CONFIG: '' },
+    env: { ...process.env, PULLGATE_CONFIG: '', ...env },
   });
   cleanups.push(() => {
     child.kill('SIGKILL');
@@ -265,6 +267,70 @@ describe('pullgate serve --workers', () => {
     for (let i = 0; i < 6; i++) expect((await getAlone(`http://127.0.0.1:${port}/v2/team/app/blobs/${digest}`)).body.equals(bytes)).toBe(true);
     const metrics = (await getAlone(`http://127.0.0.1:${port}/metrics`)).body.toString('utf8');
     expect(metrics).toMatch(/^pullgate_worker_restarts_total 1$/m);
+    await expectCleanExit(child);
+  });
+  it('asks for each token once for the host: one token request per scope and one ECR GetAuthorizationToken for three pulls over two workers', { timeout: 120_000 }, async () => {
+    const clock = new FakeClock();
+    const bearer = await new FakeRegistry({ kind: 'bearer', users: {}, anonymous: true, expiresIn: 300, crossScope403: false }, clock).start();
+    cleanups.push(() => bearer.stop());
+    bearer.add(makeImage('team/new', '1', 1, 1024));
+    const ecrRegistry = await new FakeRegistry({ kind: 'basic', username: 'AWS', password: 'ecr-pw' }, clock).start();
+    cleanups.push(() => ecrRegistry.stop());
+    ecrRegistry.add(makeImage('team/app', '1', 1, 1024));
+    // The ECR API (AWS_ENDPOINT_URL_ECR): counts GetAuthorizationToken calls.
+    const ecrCalls: string[] = [];
+    const ecrApi = createServer((req: IncomingMessage, res) => {
+      req.resume();
+      req.on('end', () => {
+        ecrCalls.push(String(req.headers['x-amz-target']));
+        const text = JSON.stringify({ authorizationData: [{ authorizationToken: Buffer.from('AWS:ecr-pw').toString('base64'), expiresAt: (Date.now() + 12 * 3_600_000) / 1000, proxyEndpoint: 'https://x' }] });
+        res.writeHead(200, { 'content-type': 'application/x-amz-json-1.1', 'content-length': Buffer.byteLength(text) });
+        res.end(text);
+      });
+    });
+    await new Promise<void>((resolve) => ecrApi.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => ecrApi.close(() => resolve())));
+    const ecrHost = '123456789012.dkr.ecr.eu-west-1.amazonaws.com';
+    const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-workers-test-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const configFile = path.join(dir, 'pullgate.yaml');
+    writeFileSync(
+      configFile,
+      `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${bearer.origin} }\n  ${ecrHost}: { url: ${ecrRegistry.origin}, auth: { type: ecr } }\nstorage: { path: ${JSON.stringify(path.join(dir, 'data'))} }\n`,
+    );
+    const { child, output } = serveChild(configFile, ['--workers', '2'], {
+      AWS_ENDPOINT_URL_ECR: `http://127.0.0.1:${(ecrApi.address() as AddressInfo).port}`,
+      AWS_ACCESS_KEY_ID: 'AKIDEXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'dummy-secret-key',
+      AWS_REGION: 'eu-west-1',
+    });
+    await linesWith(output, 'pullgate listening', 2, child);
+    const port = listeningPort(output);
+    const accept = 'application/vnd.oci.image.manifest.v1+json';
+    // Three pulls at once, each on a connection of its own (the primary hands them to both workers).
+    const pull = async (url: string): Promise<number> => {
+      const dispatcher = new Agent({ pipelining: 0 });
+      try {
+        const res = await request(url, { dispatcher, headers: { accept } });
+        await res.body.dump();
+        return res.statusCode;
+      } finally {
+        await dispatcher.close();
+      }
+    };
+    expect(await Promise.all([1, 2, 3].map(() => pull(`http://127.0.0.1:${port}/v2/team/new/manifests/1`)))).toEqual([200, 200, 200]);
+    expect(await Promise.all([1, 2, 3].map(() => pull(`http://127.0.0.1:${port}/v2/${ecrHost}/team/app/manifests/1`)))).toEqual([200, 200, 200]);
+    await linesWith(output, '"status":200', 6, child);
+    const served = output.join('').split('\n').filter((line) => line.includes('/manifests/1') && line.includes('"status":200'));
+    const servedBy = new Set(served.map((line) => /"worker":(\d)/.exec(line)?.[1]));
+    if (servedBy.size < 2) console.log('serve-workers: every pull landed on one worker this time: the count below does not show the sharing');
+    const scopeRequests = bearer.tokenRequests().filter((seen) => seen.path === '/token');
+    console.log(`serve-workers: 3 pulls of a new repository over ${servedBy.size} worker(s): ${scopeRequests.length} token request(s); 3 ECR pulls: ${ecrCalls.length} GetAuthorizationToken call(s)`);
+    expect(servedBy.size).toBe(2);
+    expect(scopeRequests).toHaveLength(1);
+    expect(ecrCalls).toHaveLength(1);
+    expect(ecrCalls[0]).toMatch(/GetAuthorizationToken/);
+    expect(output.join('')).not.toMatch(/ecr-pw|dummy-secret-key/);
     await expectCleanExit(child);
   });
   it('runs one worker per core by default, says so, and a kill -9 of the primary takes the workers down', { timeout: 120_000 }, async () => {

@@ -2,6 +2,7 @@ import type { Clock } from '../../deps.js';
 import { decodeAuthField } from '../docker-config/parse.js';
 import { CachedToken } from './cached-token.js';
 import type { Found, Lookup, Target } from './lookup.js';
+import type { HostTokens } from '../host-tokens.js';
 
 /** An ECR registry host: account, region, and whether it is a FIPS endpoint. */
 export interface EcrHost {
@@ -81,13 +82,14 @@ export const sdkEcrApi: EcrApi = async ({ region, fips, public: isPublic, env })
  */
 export class EcrLookup implements Lookup {
   readonly name: string;
-  private readonly token: CachedToken<string>;
+  private readonly token: CachedToken;
 
   constructor(
     private readonly host: string,
     api: EcrApi,
     env: NodeJS.ProcessEnv,
     clock: Clock,
+    hostTokens?: HostTokens,
   ) {
     const parsed = parseEcrHost(host);
     const region = parsed?.region ?? 'us-east-1';
@@ -96,7 +98,7 @@ export class EcrLookup implements Lookup {
     this.token = new CachedToken(async () => {
       const answer = await api({ region, fips: parsed?.fips ?? false, public: isPublic, env });
       return { value: answer.token, expiresAt: answer.expiresAt };
-    }, clock);
+    }, clock, hostTokens && { tokens: hostTokens, key: `ecr ${host}` });
   }
 
   async find(_target: Target, notes: string[]): Promise<Found | undefined> {
