@@ -143,7 +143,7 @@ describe('tokens shared by the workers of a host', () => {
           w.tokens,
         ),
     );
-    const request = { registry: 'reg.example', realm: 'https://auth.example/token', service: 'reg', scopes: ['repository:team/app:pull'], credential: credential({ kind: 'anonymous' }, 'anonymous', { kind: 'none' }) };
+    const request = { registry: 'reg.example', realm: 'https://auth.example/token', service: 'reg', scopes: ['repository:team/app:pull'], credential: credential({ kind: 'anonymous' }, 'anonymous', { kind: 'none', chain: 'test', searched: [], problems: [] }) };
     const got = await Promise.all(caches.map((cache) => cache.get(request)));
     expect(exchanges).toBe(1);
     expect(new Set(got)).toEqual(new Set(['bearer-1']));
