@@ -7,6 +7,7 @@ import { configWarnings } from './config/warnings.js';
 import { exposureWarnings } from './config/exposure.js';
 import { TlsFiles } from './http/tls-files.js';
 import { Metrics } from './metrics.js';
+import { processRuntime, reportRuntime } from './runtime-flags.js';
 
 /** How long in-flight pulls may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
@@ -56,6 +57,7 @@ export async function serve(
   }
   for (const warning of configWarnings(config)) deps.logger.warn(warning);
   for (const warning of exposureWarnings(config)) deps.logger.warn({ exposure: true }, warning);
+  reportRuntime(deps.logger, metrics, processRuntime());
   // Start-up lines go out now, not when the buffer fills: `kubectl logs` must show a running server.
   deps.logger.flush();
   const crash = (err: unknown): void => {

@@ -13,6 +13,7 @@ import type { WorkerChoice } from './worker-count.js';
 import { RestartBackoff } from './restart-backoff.js';
 import { TokenBroker } from './worker-tokens.js';
 import { systemClock } from '../clock.js';
+import { workerExecArgv } from '../runtime-flags.js';
 
 /** Environment a worker finds its part in: its index, every worker's socket, and the secret they share. */
 const WORKER_ENV = 'PULLGATE_WORKER';
@@ -177,6 +178,8 @@ export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger)
     pendingRestarts.add(timer);
   };
 
+  // Workers get the V8 settings however the primary was started (`node dist/cli.js serve` has none).
+  cluster.setupPrimary({ execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS) });
   for (let index = 0; index < workers; index++) fork(index, false);
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGTERM'));
