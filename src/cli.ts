@@ -25,6 +25,7 @@ import { VERSION } from './core/version.js';
 import { builtAndWaitForListen, runPrimary, tellPrimaryListening, workerConfig, workerPlan } from './cli/workers.js';
 import { printStartSummary } from './cli/start-summary.js';
 import { WorkerMetrics } from './cli/worker-metrics.js';
+import { WorkerTokens } from './cli/worker-tokens.js';
 import { chooseWorkers } from './cli/worker-count.js';
 
 function load(file: string | undefined): Config {
@@ -77,10 +78,13 @@ program
       }
       const deps = defaultDeps(config.log.level);
       deps.logger = deps.logger.child({ worker: plan.index });
+      // Tokens come from the primary, fetched once for every worker.
+      deps.hostTokens = new WorkerTokens();
       await serve(workerConfig(config, plan), deps, {
         beforeListen: builtAndWaitForListen,
         // Request ids count per process: the worker's index keeps them unique on the host.
         requestIdPrefix: `w${plan.index}-`,
+        keepTemps: plan.replacement === true,
         hostMetrics: (registry) => {
           const host = new WorkerMetrics(registry);
           return () => host.text();

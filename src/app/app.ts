@@ -46,9 +46,10 @@ export function buildServices(
   /**
    * `sharedStore`: the store behind the local disk instead of the one `storage.s3` names (tests).
    * `exposed`: whether the listener is reachable from other machines, for the safe default of the
-   * access rules (default: its host is not loopback; tests inject it).
+   * access rules (default: its host is not loopback; tests inject it). `keepTemps`: leave the temp files
+   * at start (a worker started in place of a dead one: the other workers' fills are writing there).
    */
-  options: { sharedStore?: ContentStore; exposed?: boolean } = {},
+  options: { sharedStore?: ContentStore; exposed?: boolean; keepTemps?: boolean } = {},
 ): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
   const health = new UpstreamHealth(deps.clock);
   // Every upstream request's end: failures counted by registry and reason, and each registry's state for /readyz.
@@ -68,6 +69,7 @@ export function buildServices(
     logger: deps.logger,
     metrics,
     passThroughIfUnwritable: true,
+    ...(options.keepTemps === true ? { keepTemps: true } : {}),
     ...(shared === undefined ? {} : { shared }),
   });
   // Read when /metrics is collected: the host's cache size (shared by every worker) and this process's exchanges.

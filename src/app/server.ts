@@ -7,6 +7,7 @@ import { configWarnings } from '../config/warnings.js';
 import { exposureWarnings } from '../access/exposure.js';
 import { TlsFiles } from '../http/tls-files.js';
 import { Metrics } from '../core/metrics.js';
+import { processRuntime, reportRuntime } from '../core/runtime-flags.js';
 
 /** How long in-flight pulls may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
@@ -20,19 +21,21 @@ export async function serve(
    * `hostMetrics`: given this process's registry, what /metrics answers instead of it (a worker: every
    * worker's figures, summed by the primary). `startup`: fields for the start-up line (workers and why).
    * `requestIdPrefix`: see AppOptions (a worker's index, so request ids are unique on the host).
+   * `keepTemps`: a worker replacing a dead one leaves the temp files of the others' fills.
    */
   options: {
     beforeListen?: () => Promise<void>;
     hostMetrics?: (registry: Registry) => () => Promise<{ contentType: string; body: string }>;
     startup?: Record<string, unknown>;
     requestIdPrefix?: string;
+    keepTemps?: boolean;
   } = {},
 ): Promise<{ app: FastifyInstance; address: string }> {
   // Unreadable or mismatched certificate files stop the start here (the CLI exits 2 with the file at fault).
   const tls = config.tls === undefined ? undefined : new TlsFiles(config.tls, deps.logger);
   await tls?.load();
   const metrics = new Metrics();
-  const services = buildServices(config, deps, metrics);
+  const services = buildServices(config, deps, metrics, { keepTemps: options.keepTemps === true });
   const hostMetrics = options.hostMetrics?.(metrics.registry);
   const app = buildApp(config, deps, hostMetrics === undefined ? services : { ...services, metricsText: hostMetrics }, { tls, requestIdPrefix: options.requestIdPrefix });
   await options.beforeListen?.();
@@ -55,6 +58,7 @@ export async function serve(
   }
   for (const warning of configWarnings(config)) deps.logger.warn(warning);
   for (const warning of exposureWarnings(config)) deps.logger.warn({ exposure: true }, warning);
+  reportRuntime(deps.logger, metrics, processRuntime());
   // Start-up lines go out now, not when the buffer fills: `kubectl logs` must show a running server.
   deps.logger.flush();
   const crash = (err: unknown): void => {

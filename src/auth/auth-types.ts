@@ -62,17 +62,17 @@ export const AUTH_TYPE_TABLE: Record<AuthType, AuthTypeSpec> = {
   },
   ecr: {
     description: 'Amazon ECR GetAuthorizationToken with the AWS default credential chain, refreshed at half its 12 h life',
-    lookups: (registry, context, host) => [new EcrLookup(host ?? ecrHost(registry), context.ecrApi ?? sdkEcrApi, context.env, context.clock)],
+    lookups: (registry, context, host) => [new EcrLookup(host ?? ecrHost(registry), context.ecrApi ?? sdkEcrApi, context.env, context.clock, context.hostTokens)],
     inferred: (host) => parseEcrHost(host) !== undefined,
   },
   gcp: {
     description: 'GCR / Artifact Registry: a service-account key (GOOGLE_APPLICATION_CREDENTIALS) or the metadata server',
-    lookups: (_registry, context) => [new GcpLookup(context.env, context.clock, context.dispatcher)],
+    lookups: (_registry, context) => [new GcpLookup(context.env, context.clock, context.dispatcher, context.hostTokens)],
     inferred: (host) => isGoogleHost(host),
   },
   acr: {
     description: 'Azure Container Registry: an Azure AD token (client credentials or managed identity) exchanged for an ACR refresh token',
-    lookups: (registry, context, host) => [new AcrLookup(host ?? registry.key, registry.url, context.env, context.clock, context.dispatcher)],
+    lookups: (registry, context, host) => [new AcrLookup(host ?? registry.key, registry.url, context.env, context.clock, context.dispatcher, context.hostTokens)],
     inferred: (host, env) => isAcrHost(host) && Boolean(env.AZURE_CLIENT_ID || env.AZURE_TENANT_ID || env.IDENTITY_ENDPOINT),
   },
   github: {

@@ -40,6 +40,8 @@ export interface CacheOptions {
    * of throwing StorageUnavailable (the default, for the `cache` commands).
    */
   passThroughIfUnwritable?: boolean;
+  /** Leave the temp files at start: other processes' fills write there (a worker replacing a dead one). */
+  keepTemps?: boolean;
   /** The shared store behind the local disk (`storage.s3`), if any. */
   shared?: SharedTier;
 }
@@ -77,7 +79,7 @@ export class Cache {
     const store = this.store;
     const health = new StorageHealth(root, clock, logger, metrics);
     this.health = health;
-    const handle = new IndexHandle({ root, store, health, background, logger, metrics, ...(options.passThroughIfUnwritable === undefined ? {} : { passThroughIfUnwritable: options.passThroughIfUnwritable }) });
+    const handle = new IndexHandle({ root, store, health, background, logger, metrics, ...(options.passThroughIfUnwritable === undefined ? {} : { passThroughIfUnwritable: options.passThroughIfUnwritable }), ...(options.keepTemps === undefined ? {} : { keepTemps: options.keepTemps }) });
     this.handle = handle;
     metrics.cacheBytes.set(handle.lastUsage);
     const guard = new StorageGuard(root, store, health, handle);

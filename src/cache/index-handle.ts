@@ -45,6 +45,8 @@ export interface IndexHandleOptions {
   metrics: Metrics;
   /** When storage cannot be written at start: an in-memory index instead of throwing StorageUnavailable. */
   passThroughIfUnwritable?: boolean;
+  /** Leave the temp files at start: other processes' fills write there (a worker replacing a dead one). */
+  keepTemps?: boolean;
 }
 
 /** Memo key of a tag or a link: one name (tag or digest) within one repository of one registry. */
@@ -120,7 +122,7 @@ export class IndexHandle {
     try {
       store.ensureLayout();
       store.probeSync();
-      const removed = store.removeTemps();
+      const removed = this.options.keepTemps === true ? 0 : store.removeTemps();
       if (removed > 0) logger.info({ removed }, 'removed partial downloads left by an earlier crash');
       return openDatabase(this.indexPath);
     } catch (err) {

@@ -2,6 +2,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { createLogger } from './logging.js';
 import { type Clock, systemClock } from './clock.js';
+import type { HostTokens } from '../auth/host-tokens.js';
 
 export { createLogger } from './logging.js';
 // In a module of its own so that commands without network (the `cache` ones) can have the clock without undici.
@@ -15,6 +16,8 @@ export interface Deps {
   logger: Logger;
   /** Process environment, injected so credential lookups are testable. */
   env: NodeJS.ProcessEnv;
+  /** Tokens shared by the processes of the host (a worker of `serve --workers`); each process fetches its own when absent. */
+  hostTokens?: HostTokens;
 }
 
 /** Builds the production dependencies: system clock, a keep-alive undici Agent and a pino JSON logger. */

@@ -55,6 +55,7 @@ export class Metrics {
     labelNames: ['limit'],
     registers: [this.registry],
   });
+  readonly runtimeTrickRefused = new Counter({ name: 'pullgate_runtime_trick_refused_total', help: 'Runtime tricks the runtime refused at start (minor-collection: the gc extension of young-sweep.ts)', labelNames: ['trick'], registers: [this.registry] });
   readonly requestsDenied = new Counter({ name: 'pullgate_requests_denied_total', help: 'Client requests refused before any upstream work, by reason (rule, no_rule, registry_policy, unauthenticated, throttled, limited)', labelNames: ['reason'], registers: [this.registry] });
   readonly tokenExchanges: Gauge = new Gauge({
     name: 'pullgate_token_exchanges',

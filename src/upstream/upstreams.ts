@@ -59,7 +59,7 @@ export function createRegistryClient(
 
 /** The token cache of one server (or one doctor run): exchanges through the shared dispatcher. */
 export function createTokenCache(config: Config, deps: ClientDeps): TokenCache {
-  return new TokenCache((request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs, deadlineMs: config.upstream.deadlineMs }), deps.clock);
+  return new TokenCache((request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs, deadlineMs: config.upstream.deadlineMs }), deps.clock, deps.hostTokens);
 }
 
 /** One RegistryClient per configured registry, sharing one token cache. */

@@ -3,6 +3,7 @@ import { decodeAuthField } from '../docker-config/parse.js';
 import { CachedToken } from './cached-token.js';
 import type { EcrApi, EcrToken } from './ecr-api.js';
 import type { Found, Lookup, Target } from './lookup.js';
+import type { HostTokens } from '../host-tokens.js';
 
 export type { EcrApi, EcrToken };
 
@@ -76,13 +77,14 @@ export const sdkEcrApi: EcrApi = async ({ region, fips, public: isPublic, env })
  */
 export class EcrLookup implements Lookup {
   readonly name: string;
-  private readonly token: CachedToken<string>;
+  private readonly token: CachedToken;
 
   constructor(
     private readonly host: string,
     api: EcrApi,
     env: NodeJS.ProcessEnv,
     clock: Clock,
+    hostTokens?: HostTokens,
   ) {
     const parsed = parseEcrHost(host);
     const region = parsed?.region ?? 'us-east-1';
@@ -91,7 +93,7 @@ export class EcrLookup implements Lookup {
     this.token = new CachedToken(async () => {
       const answer = await api({ region, fips: parsed?.fips ?? false, public: isPublic, env });
       return { value: answer.token, expiresAt: answer.expiresAt };
-    }, clock);
+    }, clock, hostTokens && { tokens: hostTokens, key: `ecr ${host}` });
   }
 
   async find(_target: Target, notes: string[]): Promise<Found | undefined> {
