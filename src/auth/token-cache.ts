@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import type { Clock } from '../core/deps.js';
 import type { PullObserver } from './pull-observer.js';
 import type { Credential } from './credential.js';
-import type { HostTokens } from './host-tokens.js';
+import type { HostTokens } from '../core/host-tokens.js';
 import { refreshMargin, type IssuedToken } from './token-response.js';
 
 /** What a token is for: one registry, realm, service, scope set and credential. */

@@ -1,4 +1,4 @@
-import type { HostTokens, SharedToken } from '../auth/host-tokens.js';
+import type { HostTokens, SharedToken } from '../core/host-tokens.js';
 import type { Clock } from '../core/clock.js';
 import { processChannel, type PrimaryChannel } from './worker-metrics.js';
 

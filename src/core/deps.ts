@@ -2,7 +2,7 @@ import { Agent, type Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { createLogger } from './logging.js';
 import { type Clock, systemClock } from './clock.js';
-import type { HostTokens } from '../auth/host-tokens.js';
+import type { HostTokens } from './host-tokens.js';
 
 export { createLogger } from './logging.js';
 // In a module of its own so that commands without network (the `cache` ones) can have the clock without undici.

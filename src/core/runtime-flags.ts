@@ -1,5 +1,6 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import type { Logger } from 'pino';
-import { minorCollection } from '../cache/young-sweep.js';
 import type { Metrics } from './metrics.js';
 
 /**
@@ -47,4 +48,27 @@ export function reportRuntime(logger: Logger, metrics: Metrics, runtime: { execA
 /** This process's runtime, for reportRuntime. */
 export function processRuntime(): { execArgv: readonly string[]; nodeOptions: string | undefined; minorCollection: () => (() => void) | undefined } {
   return { execArgv: process.execArgv, nodeOptions: process.env.NODE_OPTIONS, minorCollection };
+}
+
+/** V8's collector as the gc extension exposes it (`type: 'minor'` is a scavenge of the young generation only). */
+type Collect = (options: { type: 'minor' | 'major' }) => void;
+
+function isCollect(value: unknown): value is Collect {
+  return typeof value === 'function';
+}
+
+/**
+ * V8's minor collection, taken from a fresh context with the gc extension switched on for that moment
+ * only (the main context never gets a global `gc`); undefined where the runtime refuses.
+ */
+export function minorCollection(): (() => void) | undefined {
+  try {
+    setFlagsFromString('--expose-gc');
+    const gc: unknown = runInNewContext('gc');
+    return isCollect(gc) ? () => gc({ type: 'minor' }) : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    setFlagsFromString('--no-expose-gc');
+  }
 }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { minorCollection } from '../../src/cache/young-sweep.js';
+import { minorCollection } from '../../src/core/runtime-flags.js';
 import { createLogger } from '../../src/core/logging.js';
 import { Metrics } from '../../src/core/metrics.js';
 import { V8_FLAGS, missingV8Flags, reportRuntime, workerExecArgv } from '../../src/core/runtime-flags.js';

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import type { SharedToken } from '../../src/auth/host-tokens.js';
+import type { SharedToken } from '../../src/core/host-tokens.js';
 import { TokenCache } from '../../src/auth/token-cache.js';
 import { CachedToken } from '../../src/auth/sources/cached-token.js';
 import { credential } from '../../src/auth/credential.js';

@@ -4,7 +4,7 @@ import { jwtExpiry } from '../jwt.js';
 import { CachedToken } from './cached-token.js';
 import { fetchJson, numberField, stringField } from './http-json.js';
 import type { Found, Lookup, Target } from './lookup.js';
-import type { HostTokens } from '../host-tokens.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 /** Azure Container Registry hosts, public and sovereign clouds. */
 const ACR_HOST = /^[a-z0-9]+\.azurecr\.(?:io|cn|us|de)(?::\d+)?$/i;

@@ -1,5 +1,5 @@
 import type { Clock } from '../../core/deps.js';
-import type { HostTokens } from '../host-tokens.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 /** A token with its expiry (epoch ms). */
 export interface Expiring<T> {

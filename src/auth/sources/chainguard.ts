@@ -7,7 +7,7 @@ import { fetchJson, stringField } from './http-json.js';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Found, KeychainDeps, Lookup, Target } from './lookup.js';
 import { noTokenSourceHint, oidcTokenSource, type OidcTokenSource } from './oidc-token.js';
-import type { HostTokens } from '../host-tokens.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 /** Chainguard's issuer, whose STS exchanges workload OIDC tokens for registry tokens. */
 export const CHAINGUARD_ISSUER = 'https://issuer.enforce.dev';

@@ -3,7 +3,7 @@ import { decodeAuthField } from '../docker-config/parse.js';
 import { CachedToken } from './cached-token.js';
 import type { EcrApi, EcrToken } from './ecr-api.js';
 import type { Found, Lookup, Target } from './lookup.js';
-import type { HostTokens } from '../host-tokens.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 export type { EcrApi, EcrToken };
 

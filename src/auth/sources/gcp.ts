@@ -4,7 +4,7 @@ import { SecretFile } from '../secret-file.js';
 import { CachedToken } from './cached-token.js';
 import { fetchJson, numberField, stringField } from './http-json.js';
 import type { Found, Lookup, Target } from './lookup.js';
-import type { HostTokens } from '../host-tokens.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 /** gcr.io and its regional hosts, and Artifact Registry's `<location>-docker.pkg.dev`. */
 const GOOGLE_HOST = /^(?:(?:[a-z0-9-]+\.)?gcr\.io|[a-z0-9-]+-docker\.pkg\.dev)(?::\d+)?$/i;

@@ -4,7 +4,7 @@ import { PullgateError } from '../../core/errors.js';
 import { ANONYMOUS_SECRET, credential, type Credential, type CredentialOrigin, type CredentialSource, type Secret } from '../credential.js';
 import type { HelperRunner } from './credential-helper.js';
 import type { EcrApi } from './ecr-api.js';
-import type { HostTokens } from '../host-tokens.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 /** Credentials one place holds for a registry, with a description of that place (never the secret). */
 export interface Found {
