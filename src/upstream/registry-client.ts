@@ -10,6 +10,7 @@ import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './
 import { deniedHint } from './hints.js';
 import type { PullObserver } from './pull-observer.js';
 import type { RedirectPolicy, RedirectScope } from './redirect-policy.js';
+import type { RegistryWatch } from './registry-watch.js';
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Headers that may be forwarded to a redirect target (never Authorization). */
@@ -47,6 +48,8 @@ export interface RegistryClientDeps {
   maxRedirects: number;
   /** Decides which redirect targets may be followed. */
   redirectPolicy: RedirectPolicy;
+  /** Told every answer and failure, for the status page and the rate-limit gauges (absent for doctor). */
+  watch?: RegistryWatch | undefined;
 }
 
 /**
@@ -69,8 +72,20 @@ export class RegistryClient {
    * be: doctor's second request only reads a refusal's message), so a 403 "expired" is final.
    */
   async request(req: UpstreamRequest, afterExpiry = false): Promise<HttpResponse> {
+    const watch = this.deps.watch;
+    if (watch === undefined) return this.attempt(req, afterExpiry);
+    try {
+      return await this.attempt(req, afterExpiry);
+    } catch (err) {
+      if (!clientGone(req.signal)) watch.recordFailure(this.registry.key, describeError(err));
+      throw err;
+    }
+  }
+
+  private async attempt(req: UpstreamRequest, afterExpiry: boolean): Promise<HttpResponse> {
     // Not through this.credential(): one async frame less per request on the serving path.
     const credential = await this.deps.credentials.get(req.repository);
+    this.deps.watch?.recordCredential(this.registry.key, credential.origin);
     req.observe?.({ step: 'credentials', registry: this.registry.key, kind: credential.secret.kind, source: credential.source, origin: credential.origin });
     const url = `${this.registry.url}/v2/${req.repository}${req.path}${req.query ? `?${req.query}` : ''}`;
     let auth = await this.authorize(req.repository, credential, req.observe);
@@ -95,7 +110,7 @@ export class RegistryClient {
       if (message && /authorization token has expired/i.test(message)) {
         // ECR: the registry password itself expired; fetch a new one and try once more.
         this.deps.credentials.invalidate();
-        if (!afterExpiry) return this.request(req, true);
+        if (!afterExpiry) return this.attempt(req, true);
       }
       throw this.denied(403, credential, message, req, url);
     }
@@ -138,6 +153,7 @@ export class RegistryClient {
   private async send(url: string, req: UpstreamRequest, authorization: string | undefined): Promise<HttpResponse> {
     const headers = { ...req.headers, ...(authorization ? { authorization } : {}) };
     const response = await this.sendVia(url, req, headers, this.deps.dispatcher, `${this.registry.key} is unreachable`);
+    this.deps.watch?.recordAnswer(this.registry.key, response.status, response.headers);
     req.observe?.({
       step: 'response',
       method: req.method,

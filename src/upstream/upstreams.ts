@@ -8,6 +8,8 @@ import { ConfigError } from '../errors.js';
 import { RedirectPolicy, systemResolve, type Resolve } from './redirect-policy.js';
 import { RegistryClient } from './registry-client.js';
 import { exchangeToken } from './token-exchange.js';
+import { RegistryWatch } from './registry-watch.js';
+import type { RecentEvents } from '../util/recent-events.js';
 
 /** The dispatcher for one registry: the shared one, or an Agent with its `ca` / `insecure` TLS settings. */
 export function dispatcherFor(registry: RegistryConfig, shared: Dispatcher): Dispatcher {
@@ -33,7 +35,14 @@ export type ClientDeps = KeychainDeps & { dispatcher: Dispatcher };
  * The RegistryClient for one configured registry, as the server uses it (and doctor, which
  * drives this same client): its TLS settings, credential source, redirect policy and Agent.
  */
-export function createRegistryClient(registry: RegistryConfig, config: Config, deps: ClientDeps, tokens: TokenCache, resolve: Resolve = systemResolve): RegistryClient {
+export function createRegistryClient(
+  registry: RegistryConfig,
+  config: Config,
+  deps: ClientDeps,
+  tokens: TokenCache,
+  resolve: Resolve = systemResolve,
+  watch?: RegistryWatch,
+): RegistryClient {
   const redirectPolicy = new RedirectPolicy(registry.key, registry.url, registry.redirects, resolve);
   return new RegistryClient(registry, {
     dispatcher: dispatcherFor(registry, deps.dispatcher),
@@ -44,6 +53,7 @@ export function createRegistryClient(registry: RegistryConfig, config: Config, d
     timeoutMs: config.upstream.timeoutMs,
     maxRedirects: config.upstream.maxRedirects,
     redirectPolicy,
+    watch,
   });
 }
 
@@ -52,16 +62,22 @@ export function createTokenCache(config: Config, deps: ClientDeps): TokenCache {
   return new TokenCache((request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs }), deps.clock);
 }
 
-/** One RegistryClient per configured registry, sharing one token cache. */
+/** One RegistryClient per configured registry, sharing one token cache and one RegistryWatch. */
 export class Upstreams {
   readonly tokens: TokenCache;
+  /** What the registries' answers said (health, rate limits), for the status page and the gauges. */
+  readonly watch: RegistryWatch;
   private readonly clients = new Map<string, RegistryClient>();
 
-  /** `resolve` looks up redirect targets' addresses (the system resolver unless a test injects one). */
-  constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve) {
+  /**
+   * `resolve` looks up redirect targets' addresses (the system resolver unless a test injects one);
+   * `recent` receives upstream failures for the status page.
+   */
+  constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve, recent?: RecentEvents) {
     this.tokens = createTokenCache(config, deps);
+    this.watch = new RegistryWatch(deps.clock, recent);
     for (const registry of config.registries.values()) {
-      this.clients.set(registry.key, createRegistryClient(registry, config, deps, this.tokens, resolve));
+      this.clients.set(registry.key, createRegistryClient(registry, config, deps, this.tokens, resolve, this.watch));
     }
   }
 
