@@ -130,7 +130,7 @@ describe('status page and /api/status', () => {
   });
 
   describe('who may see it on an exposed listener', () => {
-    async function exposed(statusYaml: string): Promise<Harness> {
+    function exposed(statusYaml: string): Harness {
       const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-status-'));
       cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
       const file = path.join(dir, 'htpasswd');
@@ -143,7 +143,7 @@ describe('status page and /api/status', () => {
     const remote = '10.1.2.3';
 
     it('refuses the page and the JSON to anonymous clients when status.allow is not set, and shows them to loopback peers', async () => {
-      const pg = await exposed('');
+      const pg = exposed('');
       for (const url of ['/', '/api/status']) {
         const res = await pg.app.inject({ url, remoteAddress: remote });
         expect(res.statusCode).toBe(403);
@@ -156,7 +156,7 @@ describe('status page and /api/status', () => {
     });
 
     it('asks anonymous clients to log in when status.allow names users, and lets listed subjects (and groups) in', async () => {
-      const pg = await exposed('status:\n  allow: [ops]\n');
+      const pg = exposed('status:\n  allow: [ops]\n');
       const anonymous = await pg.app.inject({ url: '/', remoteAddress: remote });
       expect(anonymous.statusCode).toBe(401);
       expect(anonymous.headers['www-authenticate']).toBe('Basic realm="pullgate"');
@@ -170,7 +170,7 @@ describe('status page and /api/status', () => {
     });
 
     it('lets anyone in with status.allow: [anonymous]', async () => {
-      const pg = await exposed('status:\n  allow: [anonymous]\n');
+      const pg = exposed('status:\n  allow: [anonymous]\n');
       expect((await pg.app.inject({ url: '/api/status', remoteAddress: remote })).statusCode).toBe(200);
     });
   });
