@@ -24,6 +24,7 @@ import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
 import { VERSION } from './version.js';
 import { builtAndWaitForListen, runPrimary, workerConfig, workerPlan } from './cli/workers.js';
 import { WorkerMetrics } from './cli/worker-metrics.js';
+import { WorkerStatus } from './cli/worker-status.js';
 import { chooseWorkers } from './cli/worker-count.js';
 
 function load(file: string | undefined): Config {
@@ -79,6 +80,10 @@ program
         hostMetrics: (registry) => {
           const host = new WorkerMetrics(registry);
           return () => host.text();
+        },
+        hostStatus: (collector) => {
+          const host = new WorkerStatus(() => collector.processFacts());
+          collector.joinHost(`worker-${plan.index}`, host.gather);
         },
       });
     } catch (err) {

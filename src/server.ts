@@ -7,6 +7,7 @@ import { configWarnings } from './config/warnings.js';
 import { exposureWarnings } from './config/exposure.js';
 import { TlsFiles } from './http/tls-files.js';
 import { Metrics } from './metrics.js';
+import type { StatusCollector } from './status/collector.js';
 
 /** How long in-flight pulls may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
@@ -18,9 +19,15 @@ export async function serve(
   /**
    * `beforeListen`: awaited once the app is built, before it listens (workers wait for one another there).
    * `hostMetrics`: given this process's registry, what /metrics answers instead of it (a worker: every
-   * worker's figures, summed by the primary). `startup`: fields for the start-up line (workers and why).
+   * worker's figures, summed by the primary). `hostStatus`: given this process's status collector, joins it
+   * to the host's (a worker: the status page shows every worker). `startup`: fields for the start-up line.
    */
-  options: { beforeListen?: () => Promise<void>; hostMetrics?: (registry: Registry) => () => Promise<{ contentType: string; body: string }>; startup?: Record<string, unknown> } = {},
+  options: {
+    beforeListen?: () => Promise<void>;
+    hostMetrics?: (registry: Registry) => () => Promise<{ contentType: string; body: string }>;
+    hostStatus?: (collector: StatusCollector) => void;
+    startup?: Record<string, unknown>;
+  } = {},
 ): Promise<{ app: FastifyInstance; address: string }> {
   // Unreadable or mismatched certificate files stop the start here (the CLI exits 2 with the file at fault).
   const tls = config.tls === undefined ? undefined : new TlsFiles(config.tls, deps.logger);
@@ -28,6 +35,7 @@ export async function serve(
   const metrics = new Metrics();
   const services = buildServices(config, deps, metrics);
   const hostMetrics = options.hostMetrics?.(metrics.registry);
+  if (services.status !== undefined) options.hostStatus?.(services.status);
   const app = buildApp(config, deps, hostMetrics === undefined ? services : { ...services, metricsText: hostMetrics }, { tls });
   await options.beforeListen?.();
   const listening = await app.listen({ host: config.listen.host, port: config.listen.port });

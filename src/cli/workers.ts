@@ -8,6 +8,7 @@ import { openDatabase } from '../cache/database.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../errors.js';
 import { MetricsAggregator } from './worker-metrics.js';
+import { StatusAggregator } from './worker-status.js';
 import type { WorkerChoice } from './worker-count.js';
 
 /** Environment a worker finds its part in: its index, every worker's socket, and the secret they share. */
@@ -95,6 +96,8 @@ export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger)
   const children = Array.from({ length: workers }, (_, index) => cluster.fork({ [WORKER_ENV]: JSON.stringify({ ...plan, index }) }));
   // A scrape that reaches any worker answers with every worker's figures.
   new MetricsAggregator(children);
+  // A status page that reaches any worker shows every worker's figures.
+  new StatusAggregator(children);
   for (const child of children) {
     child.on('message', (message: unknown) => {
       if (!isWorkerMessage(message) || message.pullgate !== 'built') return;

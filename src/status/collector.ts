@@ -43,16 +43,16 @@ export class StatusCollector {
   readonly startedAt: number;
   private gather: GatherParts = (own) => Promise.resolve([own]);
 
-  constructor(
-    private readonly sources: StatusSources,
-    /** `main`, or `worker-<index>`. */
-    private readonly id = 'main',
-  ) {
+  /** `main`, or `worker-<index>` under `serve --workers`. */
+  private id = 'main';
+
+  constructor(private readonly sources: StatusSources) {
     this.startedAt = sources.clock.now();
   }
 
-  /** Under `serve --workers`: how to reach the other workers' facts. */
-  gatherWith(gather: GatherParts): void {
+  /** Under `serve --workers`: this worker's name, and how to reach every worker's facts. */
+  joinHost(id: string, gather: GatherParts): void {
+    this.id = id;
     this.gather = gather;
   }
 
