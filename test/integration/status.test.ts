@@ -129,6 +129,20 @@ describe('status page and /api/status', () => {
     expect(fake.seen).toHaveLength(0);
   });
 
+  it('is served on metrics.listen too, and that listener still answers 404 for the rest', async () => {
+    const port = await closedPort();
+    const pg = harness(`registries:\n  docker.io: {}\nmetrics: { listen: 127.0.0.1:${port} }\n`);
+    cleanups.push(() => pg.close());
+    await pg.listen();
+    const api = await fetch(`http://127.0.0.1:${port}/api/status`);
+    expect(api.status).toBe(200);
+    expect(((await api.json()) as StatusReport).registries.map((r) => r.name)).toEqual(['docker.io']);
+    const page = await fetch(`http://127.0.0.1:${port}/`);
+    expect(page.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(await page.text()).toContain('data-registry="docker.io"');
+    expect((await fetch(`http://127.0.0.1:${port}/v2/`)).status).toBe(404);
+  });
+
   describe('who may see it on an exposed listener', () => {
     function exposed(statusYaml: string): Harness {
       const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-status-'));
