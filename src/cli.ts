@@ -26,6 +26,7 @@ import { builtAndWaitForListen, runPrimary, tellPrimaryListening, workerConfig, 
 import { printStartSummary } from './cli/start-summary.js';
 import { WorkerMetrics } from './cli/worker-metrics.js';
 import { WorkerTokens } from './cli/worker-tokens.js';
+import { WorkerStatus } from './cli/worker-status.js';
 import { chooseWorkers } from './cli/worker-count.js';
 
 function load(file: string | undefined): Config {
@@ -88,6 +89,10 @@ program
         hostMetrics: (registry) => {
           const host = new WorkerMetrics(registry);
           return () => host.text();
+        },
+        hostStatus: (collector) => {
+          const host = new WorkerStatus(() => collector.processFacts());
+          collector.joinHost(`worker-${plan.index}`, host.gather);
         },
       });
       tellPrimaryListening();

@@ -34,6 +34,13 @@ import { SendBuffers } from '../http/send-chunks.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
 import { sharedTierFor } from '../cache/shared-tier.js';
 import type { ContentStore } from '../storage/content-store.js';
+import { isLoopback } from '../access/exposure.js';
+import { RecentEvents } from '../util/recent-events.js';
+import { StatusCollector } from '../status/collector.js';
+import { countingServices, PullsInProgress } from '../status/counting-services.js';
+import { StatusAccess } from '../status/status-access.js';
+import { registerStatusRoutes, statusHandler } from '../status/status-routes.js';
+import { Traffic } from '../status/traffic.js';
 
 /** Longest wait for the HEAD that revalidates a stale tag before the stale answer is served. */
 const REVALIDATE_TIMEOUT_MS = 5_000;
@@ -50,16 +57,24 @@ export function buildServices(
    * at start (a worker started in place of a dead one: the other workers' fills are writing there).
    */
   options: { sharedStore?: ContentStore; exposed?: boolean; keepTemps?: boolean } = {},
-): Services & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
+): Services & StatusServices & { upstreams: Upstreams; cache: Cache; metrics: Metrics } {
   const health = new UpstreamHealth(deps.clock);
-  // Every upstream request's end: failures counted by registry and reason, and each registry's state for /readyz.
-  const upstreams = new Upstreams(config, deps, undefined, {
-    answered: (registry) => health.answered(registry),
-    failed: (registry, reason) => {
-      metrics.upstreamFailures.inc({ registry, reason });
-      health.failed(registry, reason);
+  const recent = new RecentEvents(deps.clock);
+  // Every upstream request's end: failures counted by registry and reason, and each registry's state for /readyz;
+  // `recent` gets the failures for the status page.
+  const upstreams = new Upstreams(
+    config,
+    deps,
+    undefined,
+    {
+      answered: (registry) => health.answered(registry),
+      failed: (registry, reason) => {
+        metrics.upstreamFailures.inc({ registry, reason });
+        health.failed(registry, reason);
+      },
     },
-  });
+    recent,
+  );
   const shared = sharedTierFor(config.storage, deps, options.sharedStore);
   // Storage that cannot be written at start degrades to pass-through (with /readyz 503) rather than refusing to serve.
   const cache = new Cache({
@@ -73,7 +88,7 @@ export function buildServices(
     ...(shared === undefined ? {} : { shared }),
   });
   // Read when /metrics is collected: the host's cache size (shared by every worker) and this process's exchanges.
-  metrics.readAtScrape({ cacheBytes: () => cache.sizeBytes, tokenExchanges: () => upstreams.tokens.exchanges });
+  metrics.readAtScrape({ cacheBytes: () => cache.sizeBytes, tokenExchanges: () => upstreams.tokens.exchanges, rateLimits: () => upstreams.watch.rateLimits() });
   const policy = {
     tagTtlMs: config.cache.tagTtlMs,
     staleIfErrorMs: config.cache.staleIfErrorMs,
@@ -84,6 +99,11 @@ export function buildServices(
   const sendBuffers = new SendBuffers();
   const blobs = new BlobProxy(upstreams, new UpstreamBlobs(upstreams), cache, metrics, cluster);
   const access = buildAccessControl(config, options.exposed);
+  // The status page counts what the proxies answer to clients (cluster peers' requests are their clients' already).
+  const traffic = new Traffic(deps.clock);
+  const pulls = new PullsInProgress(cache);
+  const counted = countingServices({ manifests: new ManifestProxy(new UpstreamManifests(upstreams), cache, health, metrics, policy, deps.clock), blobs }, traffic, pulls);
+  const status = new StatusCollector({ config, clock: deps.clock, cache, watch: upstreams.watch, recent, traffic, pulls, cluster: cluster?.membership });
   return {
     config,
     router: new Router(config),
@@ -92,8 +112,11 @@ export function buildServices(
     upstreams,
     cache,
     metrics,
-    manifests: new ManifestProxy(new UpstreamManifests(upstreams), cache, health, metrics, policy, deps.clock),
-    blobs,
+    manifests: counted.manifests,
+    blobs: counted.blobs,
+    status,
+    recent,
+    exposed: options.exposed ?? !isLoopback(config.listen.host),
     listings: new UpstreamListings(upstreams),
     ready: async () => {
       const [storage, shared] = await Promise.all([cache.probeStorage(), cache.shared?.probe()]);
@@ -115,6 +138,15 @@ export function buildServices(
   };
 }
 
+/** What buildServices adds for the status page; absent from services a test fakes (then there is no status page). */
+export interface StatusServices {
+  status?: StatusCollector | undefined;
+  /** Refusals and upstream errors of this process, newest first. */
+  recent?: RecentEvents | undefined;
+  /** Whether the listener is reachable from other machines (default: its host is not loopback). */
+  exposed?: boolean | undefined;
+}
+
 /** Options of buildApp that need I/O before it (the caller loads them). */
 export interface AppOptions {
   /** HTTPS on the listener: the loaded files (TlsFiles.load), watched for changes while listening. */
@@ -126,7 +158,7 @@ export interface AppOptions {
 }
 
 /** Builds the Fastify app (not listening): wiring only. */
-export function buildApp(config: Config, deps: Deps, services: Services = buildServices(config, deps), options: AppOptions = {}): FastifyInstance {
+export function buildApp(config: Config, deps: Deps, services: Services & StatusServices = buildServices(config, deps), options: AppOptions = {}): FastifyInstance {
   const logger: FastifyBaseLogger = deps.logger;
   // Client logins are checked whenever an htpasswd file is configured; clients.access decides what they allow.
   const auth =
@@ -142,6 +174,7 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
     // anonymous clients may; when they may pull something and a login adds nothing, /v2/ answers 200.
     challengeBase: auth !== undefined && services.access.policy.loginMayWiden(),
     limits: config.clients.limits === undefined ? undefined : new ClientLimits(config.clients.limits, deps.clock),
+    recent: services.recent,
   });
   let requests = 0;
   const idPrefix = `req-${options.requestIdPrefix ?? ''}`;
@@ -199,11 +232,14 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
           }
         }
       : undefined;
+  const status = services.status;
+  const statusAccess = (exposed: boolean): StatusAccess => new StatusAccess({ exposed, allow: config.status.allow, groups: config.clients.groups, auth });
   const metricsListen = config.metrics.listen;
   if (metricsListen !== undefined) {
     let metricsServer: Server | undefined;
+    const extra = status === undefined ? undefined : statusHandler(status, statusAccess(!isLoopback(metricsListen.host)));
     app.addHook('onListen', async () => {
-      metricsServer = await startMetricsListener(metricsListen, services, logger, checkMetrics);
+      metricsServer = await startMetricsListener(metricsListen, services, logger, checkMetrics, extra);
     });
     app.addHook('onClose', () => new Promise<void>((resolve) => (metricsServer === undefined ? resolve() : metricsServer.close(() => resolve()))));
   }
@@ -211,6 +247,7 @@ export function buildApp(config: Config, deps: Deps, services: Services = buildS
   registerAccessLog(app);
   registerHealthRoutes(app);
   if (metricsListen === undefined) registerMetricsRoute(app, checkMetrics && ((request) => checkMetrics(request.headers.authorization, request.ip)));
+  if (status !== undefined) registerStatusRoutes(app, status, statusAccess(services.exposed ?? !isLoopback(config.listen.host)));
   registerV2Routes(app, preflight);
   return app;
 }

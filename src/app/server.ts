@@ -8,6 +8,7 @@ import { exposureWarnings } from '../access/exposure.js';
 import { TlsFiles } from '../http/tls-files.js';
 import { Metrics } from '../core/metrics.js';
 import { processRuntime, reportRuntime } from '../core/runtime-flags.js';
+import type { StatusCollector } from '../status/collector.js';
 
 /** How long in-flight pulls may take to finish after SIGTERM before the process exits anyway. */
 const SHUTDOWN_GRACE_MS = 25_000;
@@ -22,10 +23,13 @@ export async function serve(
    * worker's figures, summed by the primary). `startup`: fields for the start-up line (workers and why).
    * `requestIdPrefix`: see AppOptions (a worker's index, so request ids are unique on the host).
    * `keepTemps`: a worker replacing a dead one leaves the temp files of the others' fills.
+   * `hostStatus`: given this process's status collector, joins it to the host's (a worker: the status page
+   * shows every worker).
    */
   options: {
     beforeListen?: () => Promise<void>;
     hostMetrics?: (registry: Registry) => () => Promise<{ contentType: string; body: string }>;
+    hostStatus?: (collector: StatusCollector) => void;
     startup?: Record<string, unknown>;
     requestIdPrefix?: string;
     keepTemps?: boolean;
@@ -37,6 +41,7 @@ export async function serve(
   const metrics = new Metrics();
   const services = buildServices(config, deps, metrics, { keepTemps: options.keepTemps === true });
   const hostMetrics = options.hostMetrics?.(metrics.registry);
+  if (services.status !== undefined) options.hostStatus?.(services.status);
   const app = buildApp(config, deps, hostMetrics === undefined ? services : { ...services, metricsText: hostMetrics }, { tls, requestIdPrefix: options.requestIdPrefix });
   await options.beforeListen?.();
   // With tls:, buildApp tells Fastify the scheme: the address (and Fastify's own line) say https://.

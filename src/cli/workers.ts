@@ -9,6 +9,7 @@ import { openDatabase } from '../storage/database.js';
 import type { Config } from '../config/config.js';
 import { ConfigError } from '../core/errors.js';
 import { MetricsAggregator } from './worker-metrics.js';
+import { StatusAggregator } from './worker-status.js';
 import type { WorkerChoice } from './worker-count.js';
 import { RestartBackoff } from './restart-backoff.js';
 import { TokenBroker } from './worker-tokens.js';
@@ -116,6 +117,8 @@ export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger,
   const aggregator = new MetricsAggregator([], own.registry);
   // Every token is fetched by one worker and shared with the others (see worker-tokens.ts).
   const tokens = new TokenBroker(systemClock);
+  // A status page that reaches any worker shows every worker's figures.
+  const status = new StatusAggregator();
   const backoff = new RestartBackoff();
   /** The live (or starting) worker at each index, when it started, and the replacements waiting for their back-off. */
   const current = new Map<number, { worker: Worker; startedAt: number }>();
@@ -131,6 +134,7 @@ export function runPrimary(config: Config, choice: WorkerChoice, logger: Logger,
     current.set(index, { worker, startedAt: Date.now() });
     aggregator.add(worker);
     tokens.add(worker);
+    status.add(worker);
     worker.on('message', (message: unknown) => {
       if (!isWorkerMessage(message)) return;
       if (message.pullgate === 'listening') {

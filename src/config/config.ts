@@ -94,6 +94,11 @@ export interface Config {
   log: { level: string };
   /** `/metrics` requires a client login (`auth`), and/or is served on a listener of its own (`listen`) instead of the main one. */
   metrics: { auth: boolean; listen: { host: string; port: number } | undefined };
+  /**
+   * `status.allow`: the subjects (users, groups, `authenticated`, `anonymous`) that may see `/` and
+   * `/api/status` on an exposed listener; undefined = nobody but loopback peers. A loopback listener shows them to anyone.
+   */
+  status: { allow: string[] | undefined };
   /** HTTPS on the listener (files re-read when they change); undefined = plain HTTP. */
   tls: TlsConfig | undefined;
   /** Replicas sharing one store; undefined = a single process. */

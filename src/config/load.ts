@@ -141,6 +141,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
       auth: raw.metrics.auth ?? raw.clients.anonymous === false,
       listen: raw.metrics.listen === undefined ? undefined : parse('metrics.listen', () => parseListen(raw.metrics.listen ?? ''), undefined),
     },
+    status: { allow: raw.status.allow },
     tls:
       raw.tls === undefined
         ? undefined

@@ -68,6 +68,7 @@ export function renderConfig(config: Config): string {
     },
     log: config.log,
     metrics: { auth: config.metrics.auth, ...(config.metrics.listen !== undefined ? { listen: `${config.metrics.listen.host}:${config.metrics.listen.port}` } : {}) },
+    ...(config.status.allow !== undefined ? { status: { allow: config.status.allow } } : {}),
     ...(config.tls !== undefined ? { tls: { cert: config.tls.cert, key: config.tls.key, ...(config.tls.clientCA !== undefined ? { clientCA: config.tls.clientCA } : {}) } } : {}),
     ...(config.cluster !== undefined
       ? {

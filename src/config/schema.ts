@@ -59,6 +59,8 @@ export interface RawConfig {
   log: { level: string };
   /** `/metrics` behind a login, or on a listener of its own. */
   metrics: { auth?: boolean; listen?: string };
+  /** Who may see the status page and /api/status on an exposed listener. */
+  status: { allow?: string[] };
   /** PEM files for HTTPS on the listener; `clientCA` turns on mutual TLS. */
   tls?: { cert: string; key: string; clientCA?: string };
   /** Replicas that share one store and one upstream fetch per blob. */
@@ -229,6 +231,14 @@ export const CONFIG_SCHEMA = {
       properties: {
         auth: { type: 'boolean' },
         listen: { type: 'string', pattern: LISTEN },
+      },
+    },
+    status: {
+      type: 'object',
+      default: {},
+      additionalProperties: false,
+      properties: {
+        allow: { type: 'array', items: { type: 'string', pattern: SUBJECT } },
       },
     },
     tls: {

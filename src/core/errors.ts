@@ -123,6 +123,9 @@ export class AccessDenied extends PullgateError {
   }
 }
 
+/** `status.allow` does not list this client: the status page and /api/status are refused it (403). */
+export class StatusRefused extends PullgateError {}
+
 /** `registries.<host>.repositories` refuses the repository: the mirror does not fetch it for anyone. */
 export class FetchRefused extends PullgateError {
   constructor(

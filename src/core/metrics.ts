@@ -6,6 +6,8 @@ export interface ScrapeSources {
   cacheBytes(): number;
   /** Token exchanges this process performed since start. */
   tokenExchanges(): number;
+  /** Each registry's rate limit as its last answer stated it (Docker Hub's `ratelimit-*` headers). */
+  rateLimits(): [registry: string, limit: { limit: number | undefined; remaining: number | undefined }][];
 }
 
 /**
@@ -66,9 +68,36 @@ export class Metrics {
     },
   });
 
+  readonly rateLimitLimit: Gauge = new Gauge({
+    name: 'pullgate_upstream_ratelimit_limit',
+    help: 'Pulls the registry allows per window, from the ratelimit-limit header of its last answer',
+    labelNames: ['registry'],
+    registers: [this.registry],
+    // Every worker reads the same registry's allowance.
+    aggregator: 'max',
+    collect: () => this.readRateLimits(),
+  });
+  readonly rateLimitRemaining: Gauge = new Gauge({
+    name: 'pullgate_upstream_ratelimit_remaining',
+    help: 'Pulls left in the window, from the ratelimit-remaining header of the registry\'s last answer',
+    labelNames: ['registry'],
+    registers: [this.registry],
+    // The worker that asked last saw the fewest left.
+    aggregator: 'min',
+    collect: () => this.readRateLimits(),
+  });
+
   constructor() {
     // Process figures (RSS, heap, event-loop lag, open fds) beside pullgate's own counters.
     collectDefaultMetrics({ register: this.registry, prefix: 'pullgate_' });
+  }
+
+  private readRateLimits(): void {
+    if (this.sources === undefined) return;
+    for (const [registry, { limit, remaining }] of this.sources.rateLimits()) {
+      if (limit !== undefined) this.rateLimitLimit.set({ registry }, limit);
+      if (remaining !== undefined) this.rateLimitRemaining.set({ registry }, remaining);
+    }
   }
 
   /** Reads these figures afresh whenever the registry is collected (a scrape here, or the primary asking this worker). */

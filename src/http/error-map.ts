@@ -15,6 +15,7 @@ import {
   RangeNotSatisfiable,
   NoDefaultRegistry,
   RegistryNotConfigured,
+  StatusRefused,
   StorageUnavailable,
   Unsupported,
   UpstreamDenied,
@@ -80,6 +81,7 @@ export function toOciError(err: unknown): OciError {
       : oci('DENIED', err.message, { rule: err.rule });
   }
   if (err instanceof FetchRefused) return oci('DENIED', err.message, { registry: err.registry });
+  if (err instanceof StatusRefused) return oci('DENIED', err.message);
   if (err instanceof ClientUnauthorized) return oci('UNAUTHORIZED', err.message, undefined, { 'www-authenticate': 'Basic realm="pullgate"' });
   if (err instanceof ClientLimited) return oci('TOOMANYREQUESTS', err.message, { limit: err.limit }, { 'retry-after': String(err.retryAfterSeconds) });
   if (err instanceof LoginThrottled) return oci('TOOMANYREQUESTS', err.message, undefined, { 'retry-after': String(err.retryAfterSeconds) });

@@ -10,6 +10,7 @@ import type { Route, Router } from '../routing/route.js';
 import { loginHeader, type ClientAuth } from '../client-auth/client-auth.js';
 import type { RequestFacts } from './request-facts.js';
 import { READ_ONLY_MESSAGE, parseV2Path, type V2Target } from './v2-path.js';
+import type { RecentEvents } from '../util/recent-events.js';
 
 /** What a request carries that the preflight reads; the same from node:http and from Fastify. */
 export interface PreflightRequest {
@@ -50,6 +51,8 @@ export interface PreflightOptions {
   challengeBase: boolean;
   /** `clients.limits`; undefined when no limit is configured. */
   limits?: ClientLimits | undefined;
+  /** Told every refusal, for the status page's recent events. */
+  recent?: RecentEvents | undefined;
 }
 
 /** The user named by a verified client certificate (mutual TLS), or undefined. */
@@ -150,6 +153,7 @@ export class Preflight {
         if (err instanceof AccessDenied) facts.rule = err.rule;
         if (err instanceof FetchRefused) facts.rule = err.why;
         this.options.metrics.requestsDenied.inc({ reason });
+        this.options.recent?.add({ kind: 'refused', reason, registry: facts.registry, repository: facts.repository, user: facts.user });
       }
       throw err;
     }

@@ -13,6 +13,7 @@ import { deniedHint } from './hints.js';
 import type { PullObserver } from '../auth/pull-observer.js';
 import { failureReason, statusFailure, type UpstreamOutcomes } from './upstream-outcomes.js';
 import type { RedirectPolicy, RedirectScope } from './redirect-policy.js';
+import type { RegistryWatch } from './registry-watch.js';
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Headers that may be forwarded to a redirect target (never Authorization). */
@@ -63,6 +64,8 @@ export interface RegistryClientDeps {
   redirectPolicy: RedirectPolicy;
   /** Told how each request ended (metrics and /readyz); absent for doctor. */
   outcomes?: UpstreamOutcomes | undefined;
+  /** Told every answer and failure, for the status page and the rate-limit gauges (absent for doctor). */
+  watch?: RegistryWatch | undefined;
 }
 
 /**
@@ -95,17 +98,20 @@ export class RegistryClient {
     // Checked before any request (and before the outcome counter: a refusal is no failure of the registry).
     const refused = this.filter?.verdict(req.repository);
     if (refused !== undefined) throw new FetchRefused(this.registry.key, req.repository, refused);
-    const outcomes = this.deps.outcomes;
-    if (outcomes === undefined) return this.requestOnce(req, afterExpiry);
+    const { outcomes, watch } = this.deps;
+    if (outcomes === undefined && watch === undefined) return this.requestOnce(req, afterExpiry);
     try {
       const response = await this.requestOnce(req, afterExpiry);
       const failure = statusFailure(response.status);
-      if (failure === undefined) outcomes.answered(this.registry.key);
-      else outcomes.failed(this.registry.key, failure);
+      if (failure === undefined) outcomes?.answered(this.registry.key);
+      else outcomes?.failed(this.registry.key, failure);
       return response;
     } catch (err) {
       // A client that went away is no failure of the registry.
-      if (!clientGone(req.signal)) outcomes.failed(this.registry.key, failureReason(err));
+      if (!clientGone(req.signal)) {
+        outcomes?.failed(this.registry.key, failureReason(err));
+        watch?.recordFailure(this.registry.key, describeError(err));
+      }
       throw err;
     }
   }
@@ -113,6 +119,7 @@ export class RegistryClient {
   private async requestOnce(req: UpstreamRequest, afterExpiry: boolean): Promise<HttpResponse> {
     // Not through this.credential(): one async frame less per request on the serving path.
     const credential = await this.deps.credentials.get(req.repository);
+    this.deps.watch?.recordCredential(this.registry.key, credential.origin);
     req.observe?.({ step: 'credentials', registry: this.registry.key, kind: credential.secret.kind, source: credential.source, origin: credential.origin });
     const url = `${this.registry.url}/v2/${req.repository}${req.path}${req.query ? `?${req.query}` : ''}`;
     let auth = await this.authorize(req.repository, credential, req.observe);
@@ -189,6 +196,7 @@ export class RegistryClient {
   private async send(url: string, req: UpstreamRequest, authorization: string | undefined): Promise<HttpResponse> {
     const headers = { ...req.headers, ...(authorization ? { authorization } : {}) };
     const response = await this.sendVia(url, req, headers, this.deps.dispatcher, `${this.registry.key} is unreachable`);
+    this.deps.watch?.recordAnswer(this.registry.key, response.status, response.headers);
     req.observe?.({
       step: 'response',
       method: req.method,

@@ -9,6 +9,8 @@ import { RedirectPolicy, systemResolve, type Resolve } from './redirect-policy.j
 import { RegistryClient } from './registry-client.js';
 import { exchangeToken } from './token-exchange.js';
 import type { UpstreamOutcomes } from './upstream-outcomes.js';
+import { RegistryWatch } from './registry-watch.js';
+import type { RecentEvents } from '../util/recent-events.js';
 
 /** The dispatcher for one registry: the shared one, or an Agent with its `ca` / `insecure` TLS settings. */
 export function dispatcherFor(registry: RegistryConfig, shared: Dispatcher): Dispatcher {
@@ -41,6 +43,7 @@ export function createRegistryClient(
   tokens: TokenCache,
   resolve: Resolve = systemResolve,
   outcomes?: UpstreamOutcomes,
+  watch?: RegistryWatch,
 ): RegistryClient {
   const redirectPolicy = new RedirectPolicy(registry.key, registry.url, registry.redirects, resolve);
   return new RegistryClient(registry, {
@@ -54,6 +57,7 @@ export function createRegistryClient(
     maxRedirects: config.upstream.maxRedirects,
     redirectPolicy,
     outcomes,
+    watch,
   });
 }
 
@@ -62,19 +66,23 @@ export function createTokenCache(config: Config, deps: ClientDeps): TokenCache {
   return new TokenCache((request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs, deadlineMs: config.upstream.deadlineMs }), deps.clock, deps.hostTokens);
 }
 
-/** One RegistryClient per configured registry, sharing one token cache. */
+/** One RegistryClient per configured registry, sharing one token cache and one RegistryWatch. */
 export class Upstreams {
   readonly tokens: TokenCache;
+  /** What the registries' answers said (health, rate limits), for the status page and the gauges. */
+  readonly watch: RegistryWatch;
   private readonly clients = new Map<string, RegistryClient>();
 
   /**
    * `resolve` looks up redirect targets' addresses (the system resolver unless a test injects one);
-   * `outcomes` hears how every request to a registry ended (failure metrics, /readyz).
+   * `outcomes` hears how every request to a registry ended (failure metrics, /readyz); `recent` receives
+   * upstream failures for the status page.
    */
-  constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve, outcomes?: UpstreamOutcomes) {
+  constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve, outcomes?: UpstreamOutcomes, recent?: RecentEvents) {
     this.tokens = createTokenCache(config, deps);
+    this.watch = new RegistryWatch(deps.clock, recent);
     for (const registry of config.registries.values()) {
-      this.clients.set(registry.key, createRegistryClient(registry, config, deps, this.tokens, resolve, outcomes));
+      this.clients.set(registry.key, createRegistryClient(registry, config, deps, this.tokens, resolve, outcomes, this.watch));
     }
   }
 
