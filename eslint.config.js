@@ -20,4 +20,7 @@ export default tseslint.config(
       '@typescript-eslint/no-confusing-void-expression': 'off',
     },
   },
+  // Small files that each own one thing; the cache is a façade over its parts (issue 21).
+  { files: ['src/**/*.ts'], rules: { 'max-lines': ['error', { max: 500 }] } },
+  { files: ['src/cache/cache.ts'], rules: { 'max-lines': ['error', { max: 300 }] } },
 );

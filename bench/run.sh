@@ -4,8 +4,15 @@
 # Tunables (environment):
 #   BENCH_ONLY        comma list of measures (warm-blob, manifest-tag, manifest-digest, cold-pull, cold-pull-250m-40ms,
 #                     fan-out, cluster-fan-out, warm-s3-tier, rss, growth, eviction), groups (warm, cold, wan, fanout, rss, growth,
-#                     cluster: the two measures over three replicas and Ceph RGW) and/or peers (pullgate, pullgate-2w, nginx,
-#                     node, node-2w, distribution, direct); a subset writes bench/results.partial.md instead
+#                     cluster: the two measures over three replicas and Ceph RGW) and/or peers; a subset writes
+#                     bench/results.partial.md instead. Peers (bench/peers/types.ts PEER_NAMES):
+#                       pullgate      `serve` exactly as `npm start` runs it: the start script's node flags, no --workers
+#                                     (a primary and one worker per usable core)
+#                       pullgate-1w   `serve --workers 1`: one process (RSS, growth and eviction figures are per process)
+#                       nginx         worker_processes auto (one worker per core)
+#                       node          node:http alone, one process     node-cores  the same, one process per core
+#                       distribution  distribution's registry in proxy mode   direct  the upstream itself
+#                     CPU figures are of a peer's whole process tree (its pid and every live descendant)
 #   BENCH_REPEAT      runs of each wrk figure and start-up (3); tables show the median and min–max
 #   BENCH_WRK_SECONDS length of one wrk run (4)      BENCH_COLD_REPS   cold pulls per peer and link (3)
 #   BENCH_LINKS       shaped links for the wan cold pulls, "MBIT,RTT_MS;..." (default "250,40;1000,10")

@@ -1,6 +1,7 @@
-// `npm run bench`: a small driver over two tables — peers (bench/peers/table.ts: pullgate, nginx, node:http alone,
-// distribution's proxy, the upstream itself) and measures (bench/measures/table.ts: warm blob, manifests by tag and
-// digest, cold pulls on loopback and over shaped links, fan-out, RSS, index growth). Every selected measure runs
+// `npm run bench`: a small driver over two tables — peers (bench/peers/table.ts: pullgate as `npm start` runs it and
+// with --workers 1, nginx, node:http alone, distribution's proxy, the upstream itself) and measures
+// (bench/measures/table.ts: warm blob, manifests by tag and digest, cold pulls on loopback and over shaped links,
+// fan-out, RSS, index growth). Every selected measure runs
 // against the selected peers it applies to, in front of one distribution upstream with token auth on 127.0.0.1;
 // the figures, CPU-seconds, ratios and targets go to stdout and bench/results.md (bench/results.partial.md for a
 // BENCH_ONLY run). Knobs: see bench/run.sh.

@@ -4,16 +4,16 @@
 // about 10% more CPU (CPU ratio to distribution's proxy in `BENCH_ONLY=cold-pull`, builds alternating, runs of
 // 10 pulls: 0.88 and 0.88 against 0.96 and 1.01; the cause was not found). It costs every command about 0.1 s
 // of start (`cache stats` at 1M rows, 5 runs each, alternating: median 0.70 -> 0.82 s).
-import { defaultDeps } from './deps.js';
+import { defaultDeps } from './core/deps.js';
 import { Command } from 'commander';
 import { parseListen, configPath, loadConfigFile } from './config/load.js';
 import { renderConfig } from './config/mask.js';
 import { configWarnings } from './config/warnings.js';
-import { exposureWarnings } from './config/exposure.js';
+import { exposureWarnings } from './access/exposure.js';
 import { policyTable, resolveAccess } from './access/resolve.js';
 import type { Config } from './config/config.js';
-import { ConfigError } from './errors.js';
-import { createLogger } from './logging.js';
+import { ConfigError } from './core/errors.js';
+import { createLogger } from './core/logging.js';
 import path from 'node:path';
 import { registerCacheCommands } from './cli/cache-commands.js';
 import { registerHostsCommand } from './cli/hosts-command.js';
@@ -22,10 +22,12 @@ import { registerDoctorCommand } from './cli/doctor-command.js';
 import { registerWarmCommand } from './cli/warm-command.js';
 import { registerBundleCommands } from './cli/bundle-commands.js';
 import { exitQuietlyWhenStdoutCloses } from './cli/stdout-closed.js';
-import { VERSION } from './version.js';
+import { VERSION } from './core/version.js';
 import { builtAndWaitForListen, runPrimary, tellPrimaryListening, workerConfig, workerPlan } from './cli/workers.js';
 import { printStartSummary } from './cli/start-summary.js';
 import { WorkerMetrics } from './cli/worker-metrics.js';
+import { WorkerTokens } from './cli/worker-tokens.js';
+import { WorkerStatus } from './cli/worker-status.js';
 import { chooseWorkers } from './cli/worker-count.js';
 
 function load(file: string | undefined): Config {
@@ -70,7 +72,7 @@ program
       }
       // The server (fastify and the routes) loads only in a process that serves: the CLI's other commands,
       // and a primary, start without it.
-      const { serve } = await import('./server.js');
+      const { serve } = await import('./app/server.js');
       if (plan === undefined) {
         await serve(config, defaultDeps(config.log.level), { startup: { workers: 1, workersReason: choice?.reason } });
         printStartSummary(process.stdout, config, { workers: 1, workersReason: choice?.reason });
@@ -78,11 +80,20 @@ program
       }
       const deps = defaultDeps(config.log.level);
       deps.logger = deps.logger.child({ worker: plan.index });
+      // Tokens come from the primary, fetched once for every worker.
+      deps.hostTokens = new WorkerTokens();
       await serve(workerConfig(config, plan), deps, {
         beforeListen: builtAndWaitForListen,
+        // Request ids count per process: the worker's index keeps them unique on the host.
+        requestIdPrefix: `w${plan.index}-`,
+        keepTemps: plan.replacement === true,
         hostMetrics: (registry) => {
           const host = new WorkerMetrics(registry);
           return () => host.text();
+        },
+        hostStatus: (collector) => {
+          const host = new WorkerStatus(() => collector.processFacts());
+          collector.joinHost(`worker-${plan.index}`, host.gather);
         },
       });
       tellPrimaryListening();

@@ -95,10 +95,20 @@ export interface StartOptions {
   pollMs?: number;
   /** More arguments of `pullgate serve` (e.g. `--workers 2`). */
   serveArgs?: readonly string[];
+  /**
+   * `--workers` of `serve` (default 1: the caller watches one pid); 'default' passes no `--workers`, so pullgate
+   * picks its own count (one per usable core), exactly as `npm start` runs it.
+   */
+  workers?: number | 'default';
   /** The host of `listen` (default 127.0.0.1): a name must resolve to 127.0.0.0/8 (tests listen on loopback only). */
   listenHost?: string;
   /** With `tls`: the CA certificate (PEM path) that signed pullgate's certificate, to reach it over HTTPS. */
   ca?: string;
+}
+
+/** The `--workers` argument for `workers` (none for 'default'). */
+function workersArgs(workers: number | 'default'): string[] {
+  return workers === 'default' ? [] : ['--workers', String(workers)];
 }
 
 /** The status of an HTTPS GET that trusts only `ca`. */
@@ -134,7 +144,7 @@ export async function startPullgate(
     command: process.execPath,
     // One process unless the caller says otherwise (a later --workers wins): the tests and the bench watch
     // this pid (kill -9, RSS, its log), and `serve` would otherwise run one worker per core.
-    args: [...startFlags(), ...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath, '--workers', '1', ...(options.serveArgs ?? [])],
+    args: [...startFlags(), ...nodeArgs(), PULLGATE_CLI, 'serve', '--config', configPath, '--listen', listen, '--storage', storagePath, ...workersArgs(options.workers ?? 1), ...(options.serveArgs ?? [])],
     logPath: ws.path(`${name}.log`),
     cwd: ws.path(name),
   });

@@ -4,9 +4,9 @@
 // which pullgate does on a thread of the same process). These are floors: in the server the same work runs
 // between requests, with colder caches.
 import { join } from 'node:path';
-import { BlobStore } from '../../src/cache/blob-store.js';
-import { CacheIndex, TOUCH_BATCH } from '../../src/cache/cache-index.js';
-import { openDatabase } from '../../src/cache/database.js';
+import { FsContentStore } from '../../src/storage/fs-store.js';
+import { CacheIndex, TOUCH_BATCH } from '../../src/storage/cache-index.js';
+import { openDatabase } from '../../src/storage/database.js';
 import type { SyntheticIndex } from './synthetic-index.js';
 
 export interface LookupFloor {
@@ -33,7 +33,7 @@ export function measureLookupFloor(index: SyntheticIndex, lookups = 20_000, now 
   const db = openDatabase(join(index.root, 'index.db'));
   try {
     const cacheIndex = new CacheIndex(db);
-    const store = new BlobStore(index.root);
+    const store = new FsContentStore(index.root);
     const randomTags = (): number[] => Array.from({ length: lookups }, () => Math.floor(Math.random() * index.tags));
     const readTag = (t: number): string => {
       const row = cacheIndex.tag(index.registry, `growth/r${t % index.repositories}`, `t${t}`);

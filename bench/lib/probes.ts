@@ -95,14 +95,6 @@ export async function procStatusKiB(pid: number, field: StatusField): Promise<nu
   return (await procStatus(pid, [field]))[field];
 }
 
-/** CPU time (user + system) a process has used so far, in seconds (/proc/<pid>/stat, USER_HZ = 100). */
-export async function procCpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name (which may hold spaces) start at field 3: utime and stime are fields 14 and 15.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
 /** Resets VmHWM to the current RSS (`echo 5 > /proc/<pid>/clear_refs`); false where the kernel refuses. */
 export async function resetPeakRss(pid: number): Promise<boolean> {
   try {

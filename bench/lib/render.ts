@@ -53,7 +53,7 @@ function cpuTable(rows: readonly CpuRow[]): Table {
   const peers = present(rows);
   const others = peers.filter((p) => p !== 'pullgate');
   return {
-    header: ['CPU-seconds of the server process', ...peers.map((p) => PEERS[p].label), ...others.map((p) => `pullgate/${PEERS[p].label}`)],
+    header: ['CPU-seconds of the server (its process and all its descendants)', ...peers.map((p) => PEERS[p].label), ...others.map((p) => `pullgate/${PEERS[p].label}`)],
     rows: rows.map((r) => [
       r.label,
       ...peers.map((p) => samplesText(r.cells[p] ?? [], 3)),

@@ -1,5 +1,5 @@
 // BENCH_ONLY: which measures run, against which peers. Each name is a measure (warm-blob, cold-pull-250m-40ms …),
-// a group of measures (warm, cold, wan, fanout, rss, growth, cluster) or a peer (pullgate, nginx, node, distribution, direct).
+// a group of measures (warm, cold, wan, fanout, rss, growth, cluster) or a peer (PEER_NAMES: pullgate, pullgate-1w, nginx …).
 import type { Measure } from '../measures/types.js';
 import { PEER_NAMES, type PeerName } from '../peers/types.js';
 

@@ -4,12 +4,12 @@
 //
 // The one file to update when the cache's schema or layout changes: the schema itself comes from pullgate's own
 // migrations (openDatabase), but the INSERT column lists and the content path below mirror
-//   src/cache/database.ts   (tables blobs, links, tags)
-//   src/cache/blob-store.ts (files at <root>/blobs/<algorithm>/<first 2 hex>/<hex>; index at <root>/index.db)
+//   src/storage/database.ts (tables blobs, links, tags)
+//   src/storage/fs-store.ts (files at <root>/blobs/<algorithm>/<first 2 hex>/<hex>; index at <root>/index.db)
 import { createHash } from 'node:crypto';
 import { mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { openDatabase } from '../../src/cache/database.js';
+import { openDatabase } from '../../src/storage/database.js';
 import { OCI_CONFIG, OCI_LAYER_GZIP, OCI_MANIFEST } from '../../support/oci-layout.js';
 
 export interface SyntheticIndexSpec {

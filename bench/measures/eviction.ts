@@ -156,7 +156,7 @@ async function measure(ctx: BenchContext, rows: number, evict: number): Promise<
 export const evictionMeasure: Measure = {
   name: 'eviction',
   group: 'growth',
-  peers: ['pullgate'],
+  peers: ['pullgate-1w'],
   standalone: true,
   async run(ctx, peers): Promise<MeasureReport> {
     const report = emptyReport();

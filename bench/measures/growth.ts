@@ -8,7 +8,8 @@ import { run } from '../../support/proc.js';
 import { PULLGATE_CLI, type Pullgate, startFlags, startPullgate } from '../../support/pullgate.js';
 import { ACCEPT } from '../lib/constants.js';
 import type { BenchContext } from '../lib/context.js';
-import { expectBody, procCpuSeconds, procStatusKiB } from '../lib/probes.js';
+import { expectBody, procStatusKiB } from '../lib/probes.js';
+import { treeCpuSeconds } from '../lib/proc-tree.js';
 import { samplesText } from '../lib/render.js';
 import { fmt } from '../lib/report.js';
 import { type MeasureReport, type Verdict, emptyReport } from '../lib/results.js';
@@ -142,9 +143,9 @@ async function rate(ctx: BenchContext, prepared: { point: Point; pg: Pullgate; d
   await writeFile(script, lua);
   const pid = prepared.pg.daemon.child.pid;
   if (pid === undefined) throw new Error(`growth-${prepared.point.rows}: the server has no pid`);
-  const cpu0 = await procCpuSeconds(pid);
+  const cpu0 = (await treeCpuSeconds(pid)).seconds;
   const r = await runWrk(`${prepared.pg.url}/v2/`, { threads: 2, connections: 32, durationS: ctx.config.wrkSeconds, headers: [`Accept: ${ACCEPT}`], script });
-  const cpu = (await procCpuSeconds(pid)) - cpu0;
+  const cpu = (await treeCpuSeconds(pid)).seconds - cpu0;
   prepared.point.rateErrors += wrkErrors(r);
   return { rate: r.reqPerSec, cpuPer10k: (cpu / Math.max(r.requests, 1)) * 10_000, requests: r.requests };
 }
@@ -253,7 +254,7 @@ function rateTarget(target: string, rates: number[], base: number[], errors: num
 export const growthMeasure: Measure = {
   name: 'growth',
   group: 'growth',
-  peers: ['pullgate'],
+  peers: ['pullgate-1w'],
   standalone: true,
   async run(ctx, peers): Promise<MeasureReport> {
     const report = emptyReport();

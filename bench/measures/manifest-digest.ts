@@ -6,7 +6,7 @@ export const manifestByDigest = wrkMeasure({
   name: 'manifest-digest',
   group: 'warm',
   content: 'digest',
-  peers: ['pullgate', 'nginx', 'node', 'distribution'],
+  peers: ['pullgate', 'pullgate-1w', 'nginx', 'node', 'distribution'],
   label: () => 'Manifest by digest, req/s (nginx, node: manifest file)',
   wrk: (ctx) => ({ threads: 2, connections: 32, durationS: ctx.config.wrkSeconds, headers: [`Accept: ${ACCEPT}`] }),
   rate: (r) => r.reqPerSec,

@@ -22,7 +22,7 @@ interface RssRun {
 export const rssMeasure: Measure = {
   name: 'rss',
   group: 'rss',
-  peers: ['pullgate'],
+  peers: ['pullgate-1w'],
   async run(ctx, peers): Promise<MeasureReport> {
     const report = emptyReport();
     const peer = peers[0];

@@ -2,7 +2,8 @@
 // digest, then BENCH_REPEAT rounds of one wrk run per peer (interleaved, so drift hits every peer alike).
 import { type BenchContext, type UpstreamCounts, errorText } from '../lib/context.js';
 import { MiB } from '../lib/constants.js';
-import { expectBody, procCpuSeconds } from '../lib/probes.js';
+import { expectBody } from '../lib/probes.js';
+import { treeCpuSeconds } from '../lib/proc-tree.js';
 import { fmt } from '../lib/report.js';
 import { type Cell, type MeasureReport, type Verdict, emptyReport } from '../lib/results.js';
 import { ratioVerdict } from '../lib/verdicts.js';
@@ -81,11 +82,13 @@ async function measureRuns(ctx: BenchContext, spec: WrkMeasureSpec, peers: reado
       const runs = out.get(peer.name);
       if (served === undefined || runs === undefined) continue;
       await ctx.phase(`${spec.name}: ${peer.label}, run ${round + 1}/${ctx.config.repeat}`, () => [running.daemon], async () => {
-        const pid = peer.multiProcess === true ? undefined : running.daemon?.child.pid;
-        const cpu0 = pid === undefined ? 0 : await procCpuSeconds(pid);
+        // The server's whole process tree (a primary and its workers), read while the workers live.
+        const pid = running.daemon?.child.pid;
+        const cpu0 = pid === undefined ? undefined : await treeCpuSeconds(pid);
         const mark = spec.countUpstream === true && isRegistryPeer(peer) ? await ctx.markUpstream() : undefined;
         const r = await runWrk(`${running.url}${served.path}`, opts);
-        const cpu = pid === undefined ? undefined : (await procCpuSeconds(pid)) - cpu0;
+        const cpu1 = pid === undefined ? undefined : await treeCpuSeconds(pid);
+        const cpu = cpu0 === undefined || cpu1 === undefined ? undefined : cpu1.seconds - cpu0.seconds;
         runs.runs.push(r);
         runs.rates.push(spec.rate(r));
         if (cpu !== undefined) {
@@ -96,7 +99,7 @@ async function measureRuns(ctx: BenchContext, spec: WrkMeasureSpec, peers: reado
         const errors = wrkErrors(r);
         ctx.log(
           `${spec.name} ${peer.label}: ${fmt(spec.rate(r), 1)}` +
-            (cpu === undefined ? '' : `, server CPU ${fmt((cpu / r.seconds) * 100)}% of one core`) +
+            (cpu === undefined ? '' : `, server CPU ${fmt((cpu / r.seconds) * 100)}% of one core over ${cpu1?.processes ?? '?'} process(es)`) +
             (errors > 0 ? `, ${errors} errors (non-2xx ${r.non2xx}, socket ${JSON.stringify(r.socketErrors)})` : ''),
         );
       });

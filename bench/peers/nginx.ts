@@ -1,4 +1,5 @@
-// nginx as the bench's static-file reference (worker_processes auto, sendfile on, no access log).
+// nginx as the bench's static-file reference (worker_processes auto, sendfile on, no access log); its CPU is the
+// master's and its workers'.
 import { run } from '../../support/proc.js';
 import { nginxBinary, startNginx } from '../lib/nginx.js';
 import { benchFiles, staticPath } from './static-files.js';
@@ -9,7 +10,6 @@ export const nginxPeer: Peer = {
   name: 'nginx',
   label: 'nginx',
   kind: 'files',
-  multiProcess: true,
   serves: staticPath,
   async start(ctx, instance) {
     const nginx = await startNginx(ctx.ws, instance, benchFiles(ctx));

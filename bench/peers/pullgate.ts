@@ -1,10 +1,11 @@
-// pullgate as a bench peer: `node dist/cli.js serve` with pullgate's own node flags, basic credentials upstream.
+// pullgate as a bench peer: `node dist/cli.js serve` with the start script's node flags and basic credentials
+// upstream — as `npm start` runs it (no --workers: one worker per usable core), and as one process (--workers 1).
 import type { PullgateConfigInput } from '../../support/pullgate.js';
 import { startPullgate } from '../../support/pullgate.js';
 import { PULLER, TAG_TTL } from '../lib/constants.js';
 import { registryPath } from './registry-paths.js';
 import { discard } from './stop.js';
-import type { Peer, UpstreamEndpoint } from './types.js';
+import type { Peer, PeerName, UpstreamEndpoint } from './types.js';
 
 /** pullgate's config in front of `up`: one registry, the default, with the puller's login. */
 export function pullgateConfig(up: UpstreamEndpoint): Omit<PullgateConfigInput, 'listen' | 'storagePath'> {
@@ -15,14 +16,22 @@ export function pullgateConfig(up: UpstreamEndpoint): Omit<PullgateConfigInput, 
   };
 }
 
-export const pullgatePeer: Peer = {
-  name: 'pullgate',
-  label: 'pullgate',
-  kind: 'mirror',
-  serves: registryPath,
-  async start(ctx, instance, up) {
-    // One process, as the figures of this peer mean (pullgate-2w is the one with workers).
-    const pg = await startPullgate(ctx.ws, instance, pullgateConfig(up), { serveArgs: ['--workers', '1'] });
-    return { host: pg.host, url: pg.url, daemon: pg.daemon, stop: () => discard(ctx.ws, instance, pg.daemon) };
-  },
-};
+/** A pullgate peer with `workers` ('default': no --workers flag, pullgate's own choice). */
+function pullgate(name: PeerName, label: string, workers: number | 'default'): Peer {
+  return {
+    name,
+    label,
+    kind: 'mirror',
+    serves: registryPath,
+    async start(ctx, instance, up) {
+      const pg = await startPullgate(ctx.ws, instance, pullgateConfig(up), { workers });
+      return { host: pg.host, url: pg.url, daemon: pg.daemon, stop: () => discard(ctx.ws, instance, pg.daemon) };
+    },
+  };
+}
+
+/** What users run (`npm start`, the image): a primary and one worker per usable core; its CPU is the whole tree's. */
+export const pullgatePeer: Peer = pullgate('pullgate', 'pullgate', 'default');
+
+/** One process (`serve --workers 1`): the figures per process (RSS, growth) and the history before issue 21. */
+export const pullgateOneWorkerPeer: Peer = pullgate('pullgate-1w', 'pullgate --workers 1', 1);

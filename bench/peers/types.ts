@@ -2,8 +2,12 @@
 import type { Daemon } from '../../support/proc.js';
 import type { BenchContext } from '../lib/context.js';
 
-/** The peers of the table, in the order of its columns. */
-export const PEER_NAMES = ['pullgate', 'pullgate-2w', 'nginx', 'node', 'node-2w', 'distribution', 'direct'] as const;
+/**
+ * The peers of the table, in the order of its columns: pullgate as `npm start` runs it (one worker per usable core)
+ * and with `--workers 1`; nginx (worker_processes auto); node:http alone in one process and in one per core;
+ * distribution's proxy; the upstream itself.
+ */
+export const PEER_NAMES = ['pullgate', 'pullgate-1w', 'nginx', 'node', 'node-cores', 'distribution', 'direct'] as const;
 export type PeerName = (typeof PEER_NAMES)[number];
 
 /** What a measure asks a peer for: the 20 MiB blob, the 200 MiB blob, a manifest by tag, a manifest by digest. */
@@ -31,7 +35,7 @@ export interface RunningPeer {
   /** host:port, as an image reference names it. */
   host: string;
   url: string;
-  /** The process whose CPU and RSS a measure may read (undefined for an in-process relay). */
+  /** The process whose CPU (with its descendants') and RSS a measure may read (undefined for an in-process relay). */
   daemon: Daemon | undefined;
   /** `user:password` a client needs (only the upstream itself asks for credentials). */
   creds?: string;
@@ -48,8 +52,6 @@ export interface Peer {
   kind: 'mirror' | 'files' | 'upstream';
   /** Shown beside each figure as a ratio to this peer (node:http alone as a share of nginx). */
   relativeTo?: PeerName;
-  /** Its work is spread over child processes (nginx's workers): no CPU figure from the one pid the bench knows. */
-  multiProcess?: boolean;
   /** What it answers for `content`; undefined when it does not serve it. */
   serves(ctx: BenchContext, content: Content): Served | undefined;
   /** A fresh instance named `instance` in the workspace, reaching the upstream at `upstream`. */

@@ -1,18 +1,10 @@
 import { LRUCache } from 'lru-cache';
-import { throttleKey } from '../auth/login-throttle.js';
-import type { Clock } from '../deps.js';
+import { throttleKey } from '../client-auth/login-throttle.js';
+import type { Clock } from '../core/deps.js';
+import { type LimitSettings, defaultBurst } from '../config/limits.js';
 
-/** `clients.limits` as loaded: each limit is off when undefined. */
-export interface LimitSettings {
-  /** Requests per second per client, refilled continuously (token bucket). */
-  rate: number | undefined;
-  /** Requests a client may make at once after being idle (the bucket's size). */
-  burst: number;
-  /** Requests of one client in flight at once. */
-  concurrency: number | undefined;
-  /** Clients remembered at most; the least recently seen one starts afresh when forgotten. */
-  clients: number;
-}
+export { type LimitSettings, defaultBurst };
+
 
 /** The outcome of one admission: a release to call when the response ends, or how long to wait. */
 export type Admission = { ok: true; release: () => void } | { ok: false; retryAfterSeconds: number; limit: 'rate' | 'concurrency' };
@@ -23,10 +15,6 @@ interface ClientState {
   inFlight: number;
 }
 
-/** The default bucket size for a rate: two seconds' worth (a pull asks for every layer at once), at least 1. */
-export function defaultBurst(rate: number): number {
-  return Math.max(1, Math.ceil(rate * 2));
-}
 
 /** The key a client is counted under: its user name when logged in, else its address (IPv6 by /64). */
 export function limitKey(user: string | undefined, address: string): string {
@@ -78,6 +66,44 @@ export class ClientLimits {
         if (released) return;
         released = true;
         held.inFlight -= 1;
+      },
+    };
+  }
+}
+
+/**
+ * Open connections per client address (IPv4, or the IPv6 /64, as `clients.loginThrottle` keys them),
+ * so one host holding idle connections cannot take every slot of `clients.connections.max`. Memory is
+ * bounded by the open connections: an address with none left is forgotten.
+ */
+export class AddressConnections {
+  private readonly open = new Map<string, number>();
+
+  constructor(private readonly perAddress: number) {}
+
+  /** Addresses with a connection open now (for tests: nothing is kept for closed ones). */
+  get addresses(): number {
+    return this.open.size;
+  }
+
+  /**
+   * Counts a new connection from `address`: the release to call once when it closes, or, when the address
+   * already holds `perAddress` connections, the key it is counted under (refuse the connection).
+   */
+  admit(address: string): { ok: true; release: () => void } | { ok: false; key: string } {
+    const key = throttleKey(address);
+    const count = this.open.get(key) ?? 0;
+    if (count >= this.perAddress) return { ok: false, key };
+    this.open.set(key, count + 1);
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        const left = (this.open.get(key) ?? 1) - 1;
+        if (left <= 0) this.open.delete(key);
+        else this.open.set(key, left);
       },
     };
   }

@@ -1,10 +1,8 @@
-import { RepositoryPattern } from './pattern.js';
+import type { RepositoryLists } from '../config/config.js';
+import { RepositoryPattern } from '../util/repository-pattern.js';
 
-/** `registries.<host>.repositories` as configured: patterns over the repository name on that registry. */
-export interface RepositoryLists {
-  allow?: string[];
-  deny?: string[];
-}
+export type { RepositoryLists };
+
 
 /** Why the mirror itself will not fetch a repository, or undefined when it may. */
 export type FetchVerdict = string | undefined;

@@ -1,20 +1,14 @@
 import { Memo } from '../util/memo.js';
-import { RepositoryPattern } from './pattern.js';
+import type { AccessRule } from '../config/config.js';
+import { RepositoryPattern } from '../util/repository-pattern.js';
+
+export type { AccessRule };
 
 /** Who is asking: a user from clients.htpasswd, or nobody (anonymous). */
 export interface Subject {
   user: string | undefined;
 }
 
-/** One rule of `clients.access`, or one pullgate added (`clients.anonymous`, the safe default). */
-export interface AccessRule {
-  /** User names, group names, `anonymous`, `authenticated`. */
-  subjects: string[];
-  effect: 'allow' | 'deny';
-  patterns: string[];
-  /** Where the rule comes from, for errors and logs: `clients.access[2]`, `clients.anonymous: true` … */
-  origin: string;
-}
 
 /** The outcome for one (subject, name): the rule that decided it, or none (denied: nothing matched). */
 export interface AccessDecision {
@@ -70,6 +64,35 @@ export class AccessPolicy {
   /** True when some authenticated user could be allowed `name`: a login would help an anonymous client. */
   loginCouldHelp(name: string): boolean {
     return this.compiled.some(({ rule, patterns }) => rule.effect === 'allow' && rule.subjects.some((s) => s !== ANONYMOUS) && patterns.some((p) => p.matches(name)));
+  }
+
+  /**
+   * What anonymous clients may pull: `none`, `some` names, or `all` (an allow `**` for anonymous that no
+   * earlier deny for anonymous narrows). Decides whether `/v2/` asks for a login (see loginMayWiden).
+   */
+  anonymousScope(): 'none' | 'some' | 'all' {
+    let scope: 'none' | 'some' = 'none';
+    let narrowed = false;
+    for (const { rule } of this.compiled) {
+      if (!rule.subjects.includes(ANONYMOUS)) continue;
+      if (rule.effect === 'deny') {
+        narrowed = true;
+        continue;
+      }
+      if (!narrowed && rule.patterns.includes('**')) return 'all';
+      scope = 'some';
+    }
+    return scope;
+  }
+
+  /**
+   * True when logging in could let a client pull more than it may anonymously: anonymous clients may
+   * pull nothing, or not everything while some rule allows users, groups or `authenticated` something.
+   */
+  loginMayWiden(): boolean {
+    const scope = this.anonymousScope();
+    if (scope === 'none') return true;
+    return scope === 'some' && this.compiled.some(({ rule }) => rule.effect === 'allow' && rule.subjects.some((s) => s !== ANONYMOUS));
   }
 
   private evaluate(subject: Subject, name: string): AccessDecision {

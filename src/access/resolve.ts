@@ -1,5 +1,5 @@
 import type { Config, RegistryConfig } from '../config/config.js';
-import { isLoopback } from '../config/exposure.js';
+import { isLoopback } from '../util/loopback.js';
 import { RepositoryFilter } from './fetch-policy.js';
 import { AccessPolicy, type AccessRule } from './policy.js';
 

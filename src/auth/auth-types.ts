@@ -1,3 +1,4 @@
+import { AUTH_TYPES, type AuthType } from '../config/auth-fields.js';
 import type { RegistryConfig } from '../config/config.js';
 import { ConfigCredentialSource } from './config-source.js';
 import type { CredentialSource } from './credential.js';
@@ -13,62 +14,16 @@ import { GHCR_HOST, GithubLookup } from './sources/github.js';
 import type { KeychainDeps, Lookup } from './sources/lookup.js';
 import { RktLookup } from './sources/rkt.js';
 
-/** Every `auth.type`; each has one row in AUTH_TYPE_TABLE (a missing row is a compile error). */
-export const AUTH_TYPES = ['auto', 'anonymous', 'basic', 'token', 'docker-config', 'ecr', 'gcp', 'acr', 'github', 'chainguard'] as const;
-export type AuthType = (typeof AUTH_TYPES)[number];
-
-/** `registries.<host>.auth` as written in the file (after `${VAR}` interpolation). */
-export interface RawAuth {
-  type: AuthType;
-  username?: string;
-  password?: string;
-  passwordFile?: string;
-  token?: string;
-  tokenFile?: string;
-  identityToken?: string;
-  /** docker-config: an explicit config.json / auth.json / .dockerconfigjson / docker.tar.gz path. */
-  path?: string;
-  /** chainguard: the assumable identity's id (UIDP). */
-  identity?: string;
-  /** chainguard: the issuer whose STS exchanges the OIDC token. */
-  issuer?: string;
-  /** chainguard: the audience asked of GitHub Actions for the OIDC token. */
-  audience?: string;
-  /** auto / docker-config: rkt `auth.d` directories to read instead of the two fixed ones. */
-  rktPaths?: string[];
-}
-
-export type AuthField = Exclude<keyof RawAuth, 'type'>;
-
-/** The JSON schema of each auth field, whatever type uses it (the config schema's `auth.properties`). */
-export const AUTH_FIELD_SCHEMAS = {
-  username: { type: 'string' },
-  password: { type: 'string' },
-  passwordFile: { type: 'string', minLength: 1 },
-  token: { type: 'string' },
-  tokenFile: { type: 'string', minLength: 1 },
-  identityToken: { type: 'string' },
-  path: { type: 'string', minLength: 1 },
-  identity: { type: 'string' },
-  issuer: { type: 'string', pattern: '^https?://[^/?#@]+/?$' },
-  audience: { type: 'string', minLength: 1 },
-  rktPaths: { type: 'array', items: { type: 'string', minLength: 1 } },
-} as const satisfies Record<AuthField, object>;
-
 /** What a source factory gets besides the registry: deps, and what the keychain parses once per registry. */
 export interface SourceContext extends KeychainDeps {
   envEntries: EnvEntry[];
   helpers: CredentialHelpers;
 }
 
-/** One auth type: the fields it takes and their checks, how it builds its source, and how it describes itself. */
+/** One auth type: how it builds its credential source and how it describes itself (its fields: config/auth-fields.ts). */
 export interface AuthTypeSpec {
   /** One line for `doctor` and the docs. */
   description: string;
-  /** Fields besides `type` this type accepts; others are config errors. */
-  fields: readonly AuthField[];
-  /** Checks the schema cannot express (required fields, one-of); each problem names its path under `where`. */
-  check?(auth: RawAuth, where: string): string[];
   /** The credential source, from config alone (anonymous, basic, token)… */
   source?(registry: RegistryConfig): CredentialSource;
   /** …or the lookups tried in order (pulling anonymously when none has credentials). `host` defaults to the registry's. */
@@ -77,44 +32,29 @@ export interface AuthTypeSpec {
   inferred?(host: string, env: NodeJS.ProcessEnv): boolean;
 }
 
-function exactlyOne(auth: RawAuth, where: string, fields: AuthField[]): string[] {
-  const given = fields.filter((field) => auth[field] !== undefined).length;
-  return given === 1 ? [] : [`${where}: give exactly one of ${fields.join(', ')}`];
-}
-
 /** The host an ECR lookup asks about: the key when it is an ECR host, else the URL's (a mirror key). */
 const ecrHost = (registry: RegistryConfig): string => (parseEcrHost(registry.key) ? registry.key : new URL(registry.url).host);
 
-/** The one table of auth types, read by the config schema, the loader, the keychain and the doctor. */
+/** The one table of credential sources per auth type, read by the keychain and the doctor. */
 export const AUTH_TYPE_TABLE: Record<AuthType, AuthTypeSpec> = {
   auto: {
     description: 'environment keychain → docker/containers config files → rkt → the cloud provider inferred from the host → anonymous',
-    fields: ['rktPaths'],
     lookups: (registry, context) => autoLookups(registry, context, context.envEntries, context.helpers, inferredLookups(registry, context)),
   },
   anonymous: {
     description: 'no credentials are ever sent',
-    fields: [],
     source: (registry) => new ConfigCredentialSource(registry),
   },
   basic: {
     description: 'a username and password (or passwordFile), for Basic challenges and the token exchange',
-    fields: ['username', 'password', 'passwordFile'],
-    check: (auth, where) => [
-      ...(auth.username === undefined ? [`${where}.username: required for auth type "basic"`] : []),
-      ...exactlyOne(auth, where, ['password', 'passwordFile']),
-    ],
     source: (registry) => new ConfigCredentialSource(registry),
   },
   token: {
     description: 'a static bearer token (token, tokenFile) sent as is, or an OAuth2 identity token for the refresh-token grant',
-    fields: ['token', 'tokenFile', 'identityToken', 'username'],
-    check: (auth, where) => exactlyOne(auth, where, ['token', 'tokenFile', 'identityToken']),
     source: (registry) => new ConfigCredentialSource(registry),
   },
   'docker-config': {
     description: 'docker config.json / containers auth.json / Kubernetes dockerconfigjson / Mesos docker.tar.gz, with credential helpers',
-    fields: ['path', 'rktPaths'],
     lookups: (registry, context) => [
       ...dockerConfigLookups(registry.auth.path, context.env, context.helpers),
       ...(registry.auth.rktPaths ? [new RktLookup(registry.auth.rktPaths)] : []),
@@ -122,35 +62,26 @@ export const AUTH_TYPE_TABLE: Record<AuthType, AuthTypeSpec> = {
   },
   ecr: {
     description: 'Amazon ECR GetAuthorizationToken with the AWS default credential chain, refreshed at half its 12 h life',
-    fields: [],
-    lookups: (registry, context, host) => [new EcrLookup(host ?? ecrHost(registry), context.ecrApi ?? sdkEcrApi, context.env, context.clock)],
+    lookups: (registry, context, host) => [new EcrLookup(host ?? ecrHost(registry), context.ecrApi ?? sdkEcrApi, context.env, context.clock, context.hostTokens)],
     inferred: (host) => parseEcrHost(host) !== undefined,
   },
   gcp: {
     description: 'GCR / Artifact Registry: a service-account key (GOOGLE_APPLICATION_CREDENTIALS) or the metadata server',
-    fields: [],
-    lookups: (_registry, context) => [new GcpLookup(context.env, context.clock, context.dispatcher)],
+    lookups: (_registry, context) => [new GcpLookup(context.env, context.clock, context.dispatcher, context.hostTokens)],
     inferred: (host) => isGoogleHost(host),
   },
   acr: {
     description: 'Azure Container Registry: an Azure AD token (client credentials or managed identity) exchanged for an ACR refresh token',
-    fields: [],
-    lookups: (registry, context, host) => [new AcrLookup(host ?? registry.key, registry.url, context.env, context.clock, context.dispatcher)],
+    lookups: (registry, context, host) => [new AcrLookup(host ?? registry.key, registry.url, context.env, context.clock, context.dispatcher, context.hostTokens)],
     inferred: (host, env) => isAcrHost(host) && Boolean(env.AZURE_CLIENT_ID || env.AZURE_TENANT_ID || env.IDENTITY_ENDPOINT),
   },
   github: {
     description: 'ghcr.io: a PAT with read:packages or Actions\' GITHUB_TOKEN as the Basic password',
-    fields: ['username', 'token', 'tokenFile'],
     lookups: (registry, context) => [new GithubLookup({ username: registry.auth.username, token: registry.auth.token, tokenFile: registry.auth.tokenFile }, context.env)],
     inferred: (host, env) => host === GHCR_HOST && Boolean(env.GITHUB_TOKEN),
   },
   chainguard: {
     description: 'a Chainguard assumable identity: the workload\'s OIDC token exchanged at the issuer\'s STS for a cgr.dev token',
-    fields: ['identity', 'issuer', 'audience', 'token', 'tokenFile'],
-    check: (auth, where) => [
-      ...(auth.identity === undefined || auth.identity === '' ? [`${where}.identity: required for auth type "chainguard" (the id from chainctl iam identities create)`] : []),
-      ...(auth.token !== undefined && auth.tokenFile !== undefined ? [`${where}: give at most one of token, tokenFile`] : []),
-    ],
     lookups: (registry, context) => [chainguardLookup(registry, context)],
     inferred: (host, env) => host === CGR_HOST && Boolean(env.CHAINGUARD_IDENTITY),
   },
@@ -171,14 +102,4 @@ export function inferredLookups(registry: RegistryConfig, context: SourceContext
     }
   }
   return [];
-}
-
-/** Config problems of one `auth` block: fields its type does not use, and the type's own checks. */
-export function authProblems(key: string, auth: RawAuth): string[] {
-  const where = `registries.${key}.auth`;
-  const spec = AUTH_TYPE_TABLE[auth.type];
-  const unused = Object.keys(auth)
-    .filter((field) => field !== 'type' && !spec.fields.includes(field as AuthField))
-    .map((field) => `${where}.${field}: not used by auth type "${auth.type}"`);
-  return [...unused, ...(spec.check?.(auth, where) ?? [])];
 }

@@ -1,5 +1,5 @@
 import type { RegistryConfig } from '../config/config.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError } from '../core/errors.js';
 import { ANONYMOUS_SECRET, credential, type Credential, type CredentialSource, type Secret } from './credential.js';
 import { SecretFile } from './secret-file.js';
 

@@ -1,7 +1,8 @@
 import { LRUCache } from 'lru-cache';
-import type { Clock } from '../deps.js';
-import type { PullObserver } from '../upstream/pull-observer.js';
+import type { Clock } from '../core/deps.js';
+import type { PullObserver } from './pull-observer.js';
 import type { Credential } from './credential.js';
+import type { HostTokens } from '../core/host-tokens.js';
 import { refreshMargin, type IssuedToken } from './token-response.js';
 
 /** What a token is for: one registry, realm, service, scope set and credential. */
@@ -24,7 +25,8 @@ const MAX_TOKENS = 10_000;
 /**
  * Caches bearer tokens per (registry, realm, service, scope, credential) until shortly before they
  * expire; concurrent misses for one key share a single exchange (lru-cache `fetchMethod`).
- * A token is never reused for another scope: cgr.dev answers 403 to that.
+ * A token is never reused for another scope: cgr.dev answers 403 to that. With `host` (the workers of
+ * `serve --workers`), a miss asks the host first, so each token is exchanged once for all its processes.
  */
 export class TokenCache {
   private readonly cache: LRUCache<string, IssuedToken, TokenRequest>;
@@ -34,6 +36,7 @@ export class TokenCache {
   constructor(
     exchange: TokenExchange,
     private readonly clock: Clock,
+    private readonly host?: HostTokens,
   ) {
     this.cache = new LRUCache<string, IssuedToken, TokenRequest>({
       max: MAX_TOKENS,
@@ -41,15 +44,30 @@ export class TokenCache {
       ttlResolution: 0,
       ignoreFetchAbort: true,
       perf: { now: () => clock.now() },
-      fetchMethod: async (_key, _stale, { options, context }) => {
-        this.exchanges++;
-        const issued = await exchange(context);
-        const now = this.clock.now();
-        const lifetime = issued.expiresAt - now;
-        options.ttl = Math.max(1, lifetime - refreshMargin(lifetime));
-        return issued;
+      fetchMethod: async (key, _stale, { options, context }) => {
+        const fetch = async (): Promise<IssuedToken> => {
+          this.exchanges++;
+          return exchange(context);
+        };
+        if (this.host === undefined) {
+          const issued = await fetch();
+          options.ttl = this.ttlOf(issued.expiresAt);
+          return issued;
+        }
+        const shared = await this.host.obtain(`bearer ${key}`, async () => {
+          const issued = await fetch();
+          return { value: issued.token, expiresAt: issued.expiresAt, refreshAt: this.clock.now() + this.ttlOf(issued.expiresAt) };
+        });
+        options.ttl = Math.max(1, shared.refreshAt - this.clock.now());
+        return { token: shared.value, expiresAt: shared.expiresAt, refreshToken: undefined };
       },
     });
+  }
+
+  /** How long a token that expires at `expiresAt` is used from now: its lifetime less the refresh margin. */
+  private ttlOf(expiresAt: number): number {
+    const lifetime = expiresAt - this.clock.now();
+    return Math.max(1, lifetime - refreshMargin(lifetime));
   }
 
   static key(request: TokenRequest): string {
@@ -76,7 +94,10 @@ export class TokenCache {
 
   /** Forgets the token for a request (upstream answered 401 to it). */
   invalidate(request: TokenRequest): void {
-    this.cache.delete(TokenCache.key(request));
+    const key = TokenCache.key(request);
+    const refused = this.cache.peek(key);
+    this.cache.delete(key);
+    if (refused !== undefined) this.host?.forget(`bearer ${key}`, refused.token);
   }
 
   get size(): number {

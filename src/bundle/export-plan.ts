@@ -1,5 +1,5 @@
 import { parseImageRef } from '../doctor/image-ref.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import { type PlatformChoice, chooseEntries, manifestContent } from '../warm/manifest-content.js';
 import type { BundleEntry } from './oci-layout.js';
 import { type MirrorClient, type MirrorManifest, MirrorRequestFailed } from './mirror-client.js';

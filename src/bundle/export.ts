@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import { parseImageRef } from '../doctor/image-ref.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import { digestAlgorithm } from '../routing/reference.js';
 import type { PlatformChoice } from '../warm/manifest-content.js';
 import { ExportFailed, type ImagePlan, planImage } from './export-plan.js';

@@ -1,7 +1,7 @@
 import type { Cache, CachedManifest } from '../cache/cache.js';
 import { manifestReferences } from '../cache/manifest-references.js';
 import { parseImageRef } from '../doctor/image-ref.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import { MAX_MANIFEST_BYTES, validateManifest } from '../proxy/manifest-validate.js';
 import { looksLikeDigest } from '../routing/reference.js';
 import type { Route } from '../routing/route.js';

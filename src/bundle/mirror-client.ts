@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import { digestOf } from '../proxy/digest.js';
 import { DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../proxy/manifests.js';
 import { type HttpResponse, drain, header, readBody, send, upstreamErrorMessage } from '../upstream/http.js';

@@ -2,7 +2,7 @@ import { createHash, type Hash } from 'node:crypto';
 import { closeSync, fdatasync, openSync, writev } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
+import { DigestMismatch, UpstreamUnavailable, describeError } from '../core/errors.js';
 import { readAt } from './chunk-source.js';
 import { digestAlgorithm } from '../routing/reference.js';
 import { YoungSweep } from './young-sweep.js';

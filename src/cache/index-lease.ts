@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { Clock } from '../deps.js';
-import type { CacheIndex } from './cache-index.js';
+import type { Clock } from '../core/deps.js';
+import type { CacheIndex } from '../storage/cache-index.js';
 
 /**
  * A lease row in the shared index that one process at a time holds (the eviction pass of one of the

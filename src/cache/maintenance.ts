@@ -1,7 +1,7 @@
 import type { BlobRow } from '../storage/content-index.js';
 import { listAll } from '../storage/content-store.js';
 import { type StoreStats, hashStream, pruneStore, storeStats, verifyStore } from '../storage/store-maintenance.js';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 import type { Cache } from './cache.js';
 
 export interface CacheStats {

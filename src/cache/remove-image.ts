@@ -1,4 +1,4 @@
-import type { BlobRow, CacheIndex, TagName } from './cache-index.js';
+import type { BlobRow, CacheIndex, TagName } from '../storage/cache-index.js';
 import type { ContentStore } from '../storage/content-store.js';
 import { manifestReferences } from './manifest-references.js';
 

@@ -3,10 +3,10 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import { PerKeyInterval } from '../util/per-key-interval.js';
 import type { Config } from '../config/config.js';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 import { digestAlgorithm } from '../routing/reference.js';
 import { type ContentStore, keepsLinks, presigns } from '../storage/content-store.js';
-import { createContentStore, storeSpecs } from '../storage/factory.js';
+import { createContentStore, sharedStoreSpec } from '../storage/factory.js';
 
 /** The largest manifest read back from the shared store (as for upstream manifests). */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
@@ -220,7 +220,7 @@ export class SharedTier {
 
 /** The shared tier `storage.s3` asks for (undefined without it), or over `store` when one is given (tests). */
 export function sharedTierFor(storage: Config['storage'], deps: { clock: Clock; logger: Logger }, store?: ContentStore): SharedTier | undefined {
-  const spec = storeSpecs(storage).shared;
+  const spec = sharedStoreSpec(storage);
   const chosen = store ?? (spec === undefined ? undefined : createContentStore(spec, deps));
   return chosen === undefined ? undefined : new SharedTier(chosen, deps.clock, deps.logger, storage.s3?.maxAgeMs, storage.s3?.redirect ?? false);
 }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
-import type { Clock } from '../deps.js';
-import type { Metrics } from '../metrics.js';
+import type { Clock } from '../core/deps.js';
+import type { Metrics } from '../core/metrics.js';
 import { storageErrorCode, storageReason } from './storage-error.js';
 
 /** What the cache was doing when storage failed (the `op` label of pullgate_storage_errors_total). */

@@ -1,31 +1,8 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
+import { minorCollection } from '../core/runtime-flags.js';
 
 /** Upstream bytes taken in by a cache's fills between two minor collections. */
 export const SWEEP_EVERY_BYTES = 4 * 1024 * 1024;
 
-/** V8's collector as the gc extension exposes it (`type: 'minor'` is a scavenge of the young generation only). */
-type Collect = (options: { type: 'minor' | 'major' }) => void;
-
-function isCollect(value: unknown): value is Collect {
-  return typeof value === 'function';
-}
-
-/**
- * V8's minor collection, taken from a fresh context with the gc extension switched on for that moment
- * only (the main context never gets a global `gc`); undefined where the runtime refuses.
- */
-export function minorCollection(): (() => void) | undefined {
-  try {
-    setFlagsFromString('--expose-gc');
-    const gc: unknown = runInNewContext('gc');
-    return isCollect(gc) ? () => gc({ type: 'minor' }) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    setFlagsFromString('--no-expose-gc');
-  }
-}
 
 /**
  * Asks V8 for a minor collection after every SWEEP_EVERY_BYTES bytes a cache's fills take in.

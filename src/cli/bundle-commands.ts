@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { basicAuthorization } from '../auth/credential.js';
-import { systemClock } from '../clock.js';
+import { systemClock } from '../core/clock.js';
 import type { Config } from '../config/config.js';
 import { formatSize } from '../config/units.js';
-import { createLogger, defaultDeps, type Deps } from '../deps.js';
-import { describeError } from '../errors.js';
+import { createLogger, defaultDeps, type Deps } from '../core/deps.js';
+import { describeError } from '../core/errors.js';
 import type { BundleDisplay } from '../bundle/progress.js';
 import { type PlatformChoice, parsePlatforms } from '../warm/manifest-content.js';
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { Document } from 'yaml';
-import type { ClientFile } from './client-config.js';
+import type { ClientFile } from './client-file.js';
 
 /** Where each client reads its files on a Flatcar / Fedora CoreOS host. */
 const CONTAINERD_DIR = '/etc/containerd/certs.d';

@@ -9,9 +9,9 @@ import { writeDigests } from '../bundle/have-list.js';
 import { parseImageRef } from '../doctor/image-ref.js';
 import { looksLikeDigest } from '../routing/reference.js';
 import { route } from '../routing/route.js';
-import { systemClock } from '../clock.js';
-import { createLogger } from '../logging.js';
-import { Metrics } from '../metrics.js';
+import { systemClock } from '../core/clock.js';
+import { createLogger } from '../core/logging.js';
+import { Metrics } from '../core/metrics.js';
 
 /** The cache of a config, for a command run beside (or instead of) the server: its storage and shared tier. */
 export function openCache(config: Config, level = 'warn'): Cache {

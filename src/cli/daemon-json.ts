@@ -1,5 +1,5 @@
 import { isLoopbackHost, splitHostPort } from './mirror-address.js';
-import type { Merged } from './client-config.js';
+import type { Merged } from './client-file.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { Config } from '../config/config.js';
-import { defaultDeps } from '../deps.js';
+import { defaultDeps } from '../core/deps.js';
 
 /** `pullgate doctor IMAGE [--config FILE]`: explain how IMAGE would be pulled; exit 0 only if pullable. */
 export function registerDoctorCommand(program: Command, load: (file: string | undefined) => Config): void {

@@ -1,4 +1,4 @@
-import type { Merged } from './client-config.js';
+import type { Merged } from './client-file.js';
 
 /**
  * The line inside pullgate's `[host."…"]` table that marks it as pullgate's, so a later run (with

@@ -1,6 +1,6 @@
 import type { Config } from '../config/config.js';
 import { formatSize } from '../config/units.js';
-import { VERSION } from '../version.js';
+import { VERSION } from '../core/version.js';
 import { isUnspecifiedHost, joinHostPort } from './mirror-address.js';
 
 /** What the start summary says beyond the config: how many processes serve, and why that many. */

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { basicAuthorization } from '../auth/credential.js';
 import type { Config } from '../config/config.js';
-import { createLogger, defaultDeps, type Deps } from '../deps.js';
+import { createLogger, defaultDeps, type Deps } from '../core/deps.js';
 import type { LocalMirror } from '../warm/local-mirror.js';
 import { type PlatformChoice, hostPlatform, parsePlatforms } from '../warm/manifest-content.js';
 import { plainDisplay, terminalDisplay, type WarmDisplay } from '../warm/progress.js';

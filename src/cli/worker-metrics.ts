@@ -105,10 +105,33 @@ export class WorkerMetrics {
  */
 export class MetricsAggregator {
   private collections = 0;
-  private readonly pending = new Map<number, { parts: object[][]; left: number; done: (parts: object[][] | undefined) => void }>();
+  /** Collections in progress: the parts received and the workers still to answer. */
+  private readonly pending = new Map<number, { parts: object[][]; waitingFor: Set<Worker>; done: (parts: object[][] | undefined) => void }>();
 
-  constructor(private readonly workers: readonly Worker[]) {
-    for (const worker of workers) worker.on('message', (message: unknown) => this.onMessage(worker, message));
+  private readonly workers: Worker[] = [];
+
+  /** `own`: the primary's own registry (worker restarts), added to every aggregate. */
+  constructor(
+    workers: readonly Worker[],
+    private readonly own?: Registry,
+  ) {
+    for (const worker of workers) this.add(worker);
+  }
+
+  /** Collects from `worker` too (a worker started, or started in place of one that died). */
+  add(worker: Worker): void {
+    this.workers.push(worker);
+    worker.on('message', (message: unknown) => this.onMessage(worker, message));
+    worker.once('exit', () => {
+      this.workers.splice(this.workers.indexOf(worker), 1);
+      // A worker that died is not waited for: the scrape answers with the others' figures.
+      for (const collection of [...this.pending.values()]) this.answered(collection, worker);
+    });
+  }
+
+  private answered(collection: { waitingFor: Set<Worker>; parts: object[][]; done: (parts: object[][] | undefined) => void }, worker: Worker): void {
+    if (!collection.waitingFor.delete(worker)) return;
+    if (collection.waitingFor.size === 0) collection.done(collection.parts);
   }
 
   private onMessage(from: Worker, message: unknown): void {
@@ -127,7 +150,7 @@ export class MetricsAggregator {
       const collection = this.pending.get(message.id);
       if (collection === undefined) return;
       collection.parts.push(message.metrics);
-      if (--collection.left === 0) collection.done(collection.parts);
+      this.answered(collection, from);
     }
   }
 
@@ -143,11 +166,12 @@ export class MetricsAggregator {
         this.pending.delete(id);
         resolve(result);
       };
-      this.pending.set(id, { parts: [], left: live.length, done });
+      this.pending.set(id, { parts: [], waitingFor: new Set(live), done });
       if (live.length === 0) done([]);
       for (const worker of live) worker.send({ pullgate: 'metrics-collect', id } satisfies MetricsMessage);
     });
     if (parts === undefined) throw new Error(`a worker did not send its metrics within ${COLLECT_TIMEOUT_MS / 1000} s`);
+    if (this.own !== undefined) parts.push(await this.own.getMetricsAsJSON());
     const registry = AggregatorRegistry.aggregate(parts);
     return { contentType: registry.contentType, body: await registry.metrics() };
   }

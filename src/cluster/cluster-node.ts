@@ -1,12 +1,12 @@
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../config/cluster-config.js';
-import type { Clock } from '../deps.js';
-import { OwnerUnavailable } from '../errors.js';
+import type { Clock } from '../core/deps.js';
+import { OwnerUnavailable } from '../core/errors.js';
 import type { SendBuffers } from '../http/send-chunks.js';
 import { Membership, type Every, type Resolve } from './membership.js';
 import { PeerClient, type OwnerBlob } from './peer-client.js';
-import { PeerListener, type OwnerBlobs } from './peer-listener.js';
+import { PeerListener, type OwnerBlobs, type PeerListenerOptions } from './peer-listener.js';
 
 /** Where a cold blob's bytes come from on this replica: the owner, or (undefined) this replica fetches it itself. */
 export interface OwnerSource {
@@ -22,6 +22,9 @@ export interface ClusterNodeDeps {
   /** For tests; by default the peer client keeps its own Agents (never the upstream dispatcher, `Deps.dispatcher`). */
   peerDispatcher?: Dispatcher;
 }
+
+/** Which registries and repositories peers may ask this replica for: the configured keys, and each registry's fetch policy. */
+export type PeerRegistries = Pick<PeerListenerOptions, 'knownRegistry' | 'fetchVerdict'>;
 
 export interface ClusterNodeOptions {
   /** Longest wait for an owner's response headers and between its body chunks (the upstream timeout). */
@@ -58,8 +61,8 @@ export class ClusterNode implements OwnerSource {
    * Opens the internal listener (serving `blobs`, the owner's own pipeline) and finds the members;
    * throws ConfigError when this replica cannot tell which peer it is.
    */
-  async start(blobs: OwnerBlobs, knownRegistry: (registry: string) => boolean, sendBuffers: SendBuffers): Promise<string> {
-    const listener = new PeerListener({ secret: this.config.secret, clock: this.deps.clock, logger: this.deps.logger, knownRegistry, blobs, sendBuffers });
+  async start(blobs: OwnerBlobs, registries: PeerRegistries, sendBuffers: SendBuffers): Promise<string> {
+    const listener = new PeerListener({ secret: this.config.secret, clock: this.deps.clock, logger: this.deps.logger, ...registries, blobs, sendBuffers });
     // A worker of `serve --workers` is `unix:<socket>` and listens there; a replica listens on cluster.listen.
     const self = this.config.self;
     const address = await listener.listen(self?.startsWith('unix:') === true ? { path: self.slice('unix:'.length) } : this.config.listen);

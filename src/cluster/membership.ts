@@ -3,8 +3,8 @@ import { isIPv6 } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../config/cluster-config.js';
-import type { Clock } from '../deps.js';
-import { ConfigError, describeError } from '../errors.js';
+import type { Clock } from '../core/deps.js';
+import { ConfigError, describeError } from '../core/errors.js';
 import { ownerOf, rank } from './rendezvous.js';
 
 /** Every address a DNS name resolves to (A and AAAA); injected so tests need no resolver. */

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
-import type { Clock } from '../deps.js';
-import { OwnerUnavailable, describeError } from '../errors.js';
+import type { Clock } from '../core/deps.js';
+import { OwnerUnavailable, describeError } from '../core/errors.js';
 import { PEER_HEADER, signPeerRequest } from './peer-auth.js';
 import { peerBlobPath } from './peer-listener.js';
 

@@ -3,8 +3,9 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { Logger } from 'pino';
-import type { Clock } from '../deps.js';
-import { NotFound, describeError } from '../errors.js';
+import type { Clock } from '../core/deps.js';
+import type { FetchVerdict } from '../access/fetch-policy.js';
+import { FetchRefused, NotFound, describeError } from '../core/errors.js';
 import { errorBody, toOciError } from '../http/error-map.js';
 import { ChunkSender, type SendBuffers } from '../http/send-chunks.js';
 import type { BlobAnswer } from '../proxy/types.js';
@@ -29,6 +30,11 @@ export interface PeerListenerOptions {
   logger: Logger;
   /** True when `registry` is a configured registry key: nothing else is fetched for a peer either. */
   knownRegistry: (registry: string) => boolean;
+  /**
+   * `registries.<host>.repositories` for (registry, repository): a refused one answers 403 DENIED and
+   * fetches nothing, as for a client — a peer request is no way around the mirror's fetch policy.
+   */
+  fetchVerdict: (route: Route) => FetchVerdict;
   blobs: OwnerBlobs;
   sendBuffers: SendBuffers;
 }
@@ -132,6 +138,8 @@ export class PeerListener {
     let answer: BlobAnswer;
     try {
       const { route, digest } = parseBlobPath(pathname, this.options.knownRegistry);
+      const refused = this.options.fetchVerdict(route);
+      if (refused !== undefined) throw new FetchRefused(route.registry, route.repository, refused);
       answer = await this.options.blobs(route, digest, controller.signal);
     } catch (err) {
       this.refuse(res, err);

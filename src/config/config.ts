@@ -1,10 +1,30 @@
 import type { ClusterConfig } from './cluster-config.js';
 import type { AuthType, RawAuth } from './schema.js';
-import type { TlsConfig } from '../http/tls-files.js';
 import type { UnsetReference } from './interpolate.js';
-import type { RepositoryLists } from '../access/fetch-policy.js';
-import type { AccessRule } from '../access/policy.js';
-import type { LimitSettings } from '../access/client-limits.js';
+import type { LimitSettings } from './limits.js';
+
+/** `tls:` as resolved: PEM files; `cert` may hold the whole chain, `clientCA` turns on mutual TLS. */
+export interface TlsConfig {
+  cert: string;
+  key: string;
+  clientCA: string | undefined;
+}
+
+/** `registries.<host>.repositories` as configured: patterns over the repository name on that registry. */
+export interface RepositoryLists {
+  allow?: string[];
+  deny?: string[];
+}
+
+/** One rule of `clients.access`, or one pullgate added (`clients.anonymous`, the safe default). */
+export interface AccessRule {
+  /** User names, group names, `anonymous`, `authenticated`. */
+  subjects: string[];
+  effect: 'allow' | 'deny';
+  patterns: string[];
+  /** Where the rule comes from, for errors and logs: `clients.access[2]`, `clients.anonymous: true` … */
+  origin: string;
+}
 
 /** One upstream registry as pullgate uses it. */
 export interface RegistryConfig {
@@ -44,7 +64,11 @@ export interface Config {
   /** `path`/`maxSizeBytes`: the local tier; `s3`: the shared store in front of which the local tier sits, when configured. */
   storage: { path: string; maxSizeBytes: number; s3: S3Config | undefined };
   cache: { tagTtlMs: number; staleIfErrorMs: number };
-  upstream: { timeoutMs: number; maxRedirects: number };
+  /**
+   * `timeoutMs`: the longest silence of an upstream connection (blobs have only this); `deadlineMs`: the
+   * longest a manifest, tag list, referrers or token answer may take in all (0: none).
+   */
+  upstream: { timeoutMs: number; deadlineMs: number; maxRedirects: number };
   /** Registry for names without a registry prefix; undefined when none is configured (such names get a 404). */
   defaultRegistry: string | undefined;
   registries: Map<string, RegistryConfig>;
@@ -61,12 +85,20 @@ export interface Config {
     loginThrottle: { failures: number; lockoutMs: number; maxLockoutMs: number };
     /** `clients.limits`: per-client request rate and concurrency (by user, else address); undefined = no limit. */
     limits: LimitSettings | undefined;
-    /** Open connections at most; time for a request's headers; keep-alive idle; a response making no progress. */
-    connections: { max: number; headersTimeoutMs: number; keepAliveMs: number; idleMs: number };
+    /**
+     * Open connections at most, and from one client address (IPv4, or the IPv6 /64); time for a request's
+     * headers; keep-alive idle; a response making no progress.
+     */
+    connections: { max: number; perAddress: number; headersTimeoutMs: number; keepAliveMs: number; idleMs: number };
   };
   log: { level: string };
   /** `/metrics` requires a client login (`auth`), and/or is served on a listener of its own (`listen`) instead of the main one. */
   metrics: { auth: boolean; listen: { host: string; port: number } | undefined };
+  /**
+   * `status.allow`: the subjects (users, groups, `authenticated`, `anonymous`) that may see `/` and
+   * `/api/status` on an exposed listener; undefined = nobody but loopback peers. A loopback listener shows them to anyone.
+   */
+  status: { allow: string[] | undefined };
   /** HTTPS on the listener (files re-read when they change); undefined = plain HTTP. */
   tls: TlsConfig | undefined;
   /** Replicas sharing one store; undefined = a single process. */

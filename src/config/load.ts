@@ -2,18 +2,18 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
-import { authProblems } from '../auth/auth-types.js';
-import { DOCKER_HUB } from '../docker-hub.js';
-import { ConfigError } from '../errors.js';
+import { authProblems } from './auth-fields.js';
+import { DOCKER_HUB } from '../core/docker-hub.js';
+import { ConfigError } from '../core/errors.js';
 import type { Config, RegistryConfig, S3Config } from './config.js';
 import { resolveCluster } from './cluster-config.js';
 import { applyProfile } from './registry-profiles.js';
 import { interpolate, type UnsetReference } from './interpolate.js';
 import { checkSchema, type RawAuth, type RawConfig, type RawRegistry, type RawS3 } from './schema.js';
 import { parseDuration, parseSize } from './units.js';
-import { patternProblem } from '../access/pattern.js';
-import type { AccessRule } from '../access/policy.js';
-import { type LimitSettings, defaultBurst } from '../access/client-limits.js';
+import { patternProblem } from '../util/repository-pattern.js';
+import type { AccessRule } from './config.js';
+import { type LimitSettings, defaultBurst } from './limits.js';
 import type { RawAccessRule } from './schema.js';
 
 /** The embedded default config shipped in the package. */
@@ -110,6 +110,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
     },
     upstream: {
       timeoutMs: parse('upstream.timeout', () => parseDuration(raw.upstream.timeout), 0),
+      deadlineMs: parse('upstream.deadline', () => parseDuration(raw.upstream.deadline), 0),
       maxRedirects: raw.upstream.maxRedirects,
     },
     defaultRegistry,
@@ -128,6 +129,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
       limits: resolveLimits(raw.clients.limits),
       connections: {
         max: raw.clients.connections.max,
+        perAddress: raw.clients.connections.perAddress,
         headersTimeoutMs: parse('clients.connections.headersTimeout', () => parseDuration(raw.clients.connections.headersTimeout), 20_000),
         keepAliveMs: parse('clients.connections.keepAlive', () => parseDuration(raw.clients.connections.keepAlive), 75_000),
         idleMs: parse('clients.connections.idle', () => parseDuration(raw.clients.connections.idle), 60_000),
@@ -139,6 +141,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
       auth: raw.metrics.auth ?? raw.clients.anonymous === false,
       listen: raw.metrics.listen === undefined ? undefined : parse('metrics.listen', () => parseListen(raw.metrics.listen ?? ''), undefined),
     },
+    status: { allow: raw.status.allow },
     tls:
       raw.tls === undefined
         ? undefined

@@ -45,7 +45,7 @@ export function renderConfig(config: Config): string {
     listen: `${config.listen.host}:${config.listen.port}`,
     storage: { path: config.storage.path, maxSize: formatSize(config.storage.maxSizeBytes), ...(config.storage.s3 === undefined ? {} : { s3: renderS3(config.storage.s3) }) },
     cache: { tagTTL: formatDuration(config.cache.tagTtlMs), staleIfError: formatDuration(config.cache.staleIfErrorMs) },
-    upstream: { timeout: formatDuration(config.upstream.timeoutMs), maxRedirects: config.upstream.maxRedirects },
+    upstream: { timeout: formatDuration(config.upstream.timeoutMs), deadline: formatDuration(config.upstream.deadlineMs), maxRedirects: config.upstream.maxRedirects },
     defaultRegistry: config.defaultRegistry,
     registries,
     aliases: Object.fromEntries(config.aliases),
@@ -68,6 +68,7 @@ export function renderConfig(config: Config): string {
     },
     log: config.log,
     metrics: { auth: config.metrics.auth, ...(config.metrics.listen !== undefined ? { listen: `${config.metrics.listen.host}:${config.metrics.listen.port}` } : {}) },
+    ...(config.status.allow !== undefined ? { status: { allow: config.status.allow } } : {}),
     ...(config.tls !== undefined ? { tls: { cert: config.tls.cert, key: config.tls.key, ...(config.tls.clientCA !== undefined ? { clientCA: config.tls.clientCA } : {}) } } : {}),
     ...(config.cluster !== undefined
       ? {

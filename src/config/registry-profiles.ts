@@ -1,4 +1,4 @@
-import { DOCKER_HUB, DOCKER_HUB_API } from '../docker-hub.js';
+import { DOCKER_HUB, DOCKER_HUB_API } from '../core/docker-hub.js';
 
 /** What pullgate knows about a well-known registry, so that `registries: { <host>: {} }` just works. */
 export interface RegistryProfile {

@@ -1,7 +1,7 @@
 import { Ajv, type ErrorObject } from 'ajv';
-import { AUTH_FIELD_SCHEMAS, AUTH_TYPES, type RawAuth } from '../auth/auth-types.js';
+import { AUTH_FIELD_SCHEMAS, AUTH_TYPES, type RawAuth } from './auth-fields.js';
 
-export { AUTH_TYPES, type AuthType, type RawAuth } from '../auth/auth-types.js';
+export { AUTH_TYPES, type AuthType, type RawAuth } from './auth-fields.js';
 
 export interface RawRegistry {
   url?: string;
@@ -41,7 +41,7 @@ export interface RawConfig {
   listen: string;
   storage: { path: string; maxSize: string; s3?: RawS3 };
   cache: { tagTTL: string; staleIfError: string };
-  upstream: { timeout: string; maxRedirects: number };
+  upstream: { timeout: string; deadline: string; maxRedirects: number };
   defaultRegistry?: string;
   registries: Record<string, RawRegistry | null>;
   aliases: Record<string, string>;
@@ -54,11 +54,13 @@ export interface RawConfig {
     loginThrottle: { failures: number; lockout: string; maxLockout: string };
     /** Per-client request rate and concurrency; off unless set. */
     limits?: { rate?: number; burst?: number; concurrency?: number; clients: number };
-    connections: { max: number; headersTimeout: string; keepAlive: string; idle: string };
+    connections: { max: number; perAddress: number; headersTimeout: string; keepAlive: string; idle: string };
   };
   log: { level: string };
   /** `/metrics` behind a login, or on a listener of its own. */
   metrics: { auth?: boolean; listen?: string };
+  /** Who may see the status page and /api/status on an exposed listener. */
+  status: { allow?: string[] };
   /** PEM files for HTTPS on the listener; `clientCA` turns on mutual TLS. */
   tls?: { cert: string; key: string; clientCA?: string };
   /** Replicas that share one store and one upstream fetch per blob. */
@@ -118,6 +120,7 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       properties: {
         timeout: { type: 'string', pattern: DURATION, default: '30s' },
+        deadline: { type: 'string', pattern: DURATION, default: '30s' },
         maxRedirects: { type: 'integer', minimum: 0, maximum: 10, default: 5 },
       },
     },
@@ -213,6 +216,7 @@ export const CONFIG_SCHEMA = {
           additionalProperties: false,
           properties: {
             max: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 1024 },
+            perAddress: { type: 'integer', minimum: 1, maximum: 1_000_000, default: 128 },
             headersTimeout: { type: 'string', pattern: DURATION, default: '20s' },
             keepAlive: { type: 'string', pattern: DURATION, default: '75s' },
             idle: { type: 'string', pattern: DURATION, default: '60s' },
@@ -227,6 +231,14 @@ export const CONFIG_SCHEMA = {
       properties: {
         auth: { type: 'boolean' },
         listen: { type: 'string', pattern: LISTEN },
+      },
+    },
+    status: {
+      type: 'object',
+      default: {},
+      additionalProperties: false,
+      properties: {
+        allow: { type: 'array', items: { type: 'string', pattern: SUBJECT } },
       },
     },
     tls: {

@@ -3,12 +3,12 @@ import { AUTH_TYPE_TABLE } from '../auth/auth-types.js';
 import { basicLogin, type Credential } from '../auth/credential.js';
 import type { Config, RegistryConfig } from '../config/config.js';
 import type { UnsetReference } from '../config/interpolate.js';
-import { IdentityRefused, NoDefaultRegistry, RegistryNotConfigured, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import { FetchRefused, IdentityRefused, NoDefaultRegistry, RegistryNotConfigured, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../core/errors.js';
 import { DEFAULT_MANIFEST_ACCEPT } from '../proxy/manifests.js';
 import { parseManifestReference } from '../routing/reference.js';
 import { route, type Route } from '../routing/route.js';
 import { drain, header, upstreamErrorMessage, type HttpResponse } from '../upstream/http.js';
-import type { PullEvent, PullObserver } from '../upstream/pull-observer.js';
+import type { PullEvent, PullObserver } from '../auth/pull-observer.js';
 import type { RegistryClient } from '../upstream/registry-client.js';
 import { createRegistryClient, createTokenCache, type ClientDeps } from '../upstream/upstreams.js';
 import { explainDenied, explainNetworkError, explainUnset, sudoWarning, type Explanation } from './explain.js';
@@ -255,6 +255,9 @@ async function probe(client: RegistryClient, registry: RegistryConfig, steps: St
 /** Turns what the client threw into the failed step and its explanation, from the steps it reported. */
 function explainFailure(err: unknown, steps: Steps, at: { registry: RegistryConfig; reference: string; unset: UnsetReference[] }): StepFailed {
   const { registry, reference, unset } = at;
+  if (err instanceof FetchRefused) {
+    return new StepFailed('route', err.message, { cause: `registries.${registry.key}.repositories keeps the mirror from fetching ${err.repository}`, fix: `change registries.${registry.key}.repositories if it should be pulled` });
+  }
   const token = steps.token;
   const credentials = steps.credentials;
   const facts = credentials && { kind: credentials.kind, source: credentials.source, origin: credentials.origin, registry: registry.key, reference, unset };

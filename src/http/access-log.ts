@@ -1,6 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { RequestFacts } from './services.js';
 
+/** Characters of a User-Agent kept in the log: enough for docker's and containerd's, not a client's whole payload. */
+export const USER_AGENT_MAX = 256;
+
 /** The fields of the one log line written per request. */
 export interface AccessRecord {
   method: string;
@@ -8,6 +11,8 @@ export interface AccessRecord {
   endpoint: string | undefined;
   /** The authenticated user, or `anonymous`; never a password. */
   user: string;
+  /** The client's User-Agent (which client made the request), cut to USER_AGENT_MAX characters; absent when none was sent. */
+  userAgent?: string;
   registry: string | undefined;
   repository: string | undefined;
   source: string | undefined;
@@ -20,7 +25,17 @@ export interface AccessRecord {
   durationMs: number;
 }
 
-/** Builds the access-log fields; `length` is the Content-Length sent, used when the facts hold no byte count. */
+/** The User-Agent as logged: the first header only, cut to USER_AGENT_MAX characters; undefined when absent or empty. */
+export function loggedUserAgent(header: string | string[] | undefined): string | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value === '') return undefined;
+  return value.length > USER_AGENT_MAX ? `${value.slice(0, USER_AGENT_MAX)}…` : value;
+}
+
+/**
+ * Builds the access-log fields; `length` is the Content-Length sent, used when the facts hold no byte count;
+ * `userAgent` is the request's User-Agent header.
+ */
 export function accessRecord(
   method: string,
   path: string,
@@ -29,12 +44,15 @@ export function accessRecord(
   length: unknown,
   finished: boolean,
   elapsedMs: number,
+  userAgent: string | string[] | undefined,
 ): AccessRecord {
+  const agent = loggedUserAgent(userAgent);
   return {
     method,
     path,
     endpoint: facts?.endpoint,
     user: facts?.user ?? 'anonymous',
+    ...(agent === undefined ? {} : { userAgent: agent }),
     registry: facts?.registry,
     repository: facts?.repository,
     source: facts?.source,
@@ -46,7 +64,7 @@ export function accessRecord(
   };
 }
 
-/** One log line per request: method, path, endpoint, user, upstream registry, status, why it was denied, bytes, duration. */
+/** One log line per request: method, path, endpoint, user, user agent, upstream registry, status, why it was denied, bytes, duration. */
 export function registerAccessLog(app: FastifyInstance): void {
   app.decorateRequest('facts', null);
   app.addHook('onResponse', async (request, reply) => {
@@ -59,6 +77,7 @@ export function registerAccessLog(app: FastifyInstance): void {
         reply.getHeader('content-length'),
         reply.raw.writableFinished,
         reply.elapsedTime,
+        request.headers['user-agent'],
       ),
       'request',
     );

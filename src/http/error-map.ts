@@ -15,13 +15,14 @@ import {
   RangeNotSatisfiable,
   NoDefaultRegistry,
   RegistryNotConfigured,
+  StatusRefused,
   StorageUnavailable,
   Unsupported,
   UpstreamDenied,
   UpstreamProtocolError,
   UpstreamRateLimited,
   UpstreamUnavailable,
-} from '../errors.js';
+} from '../core/errors.js';
 
 /** The one table of error codes pullgate answers with, and their HTTP status. */
 export const ERROR_CODES = {
@@ -80,6 +81,7 @@ export function toOciError(err: unknown): OciError {
       : oci('DENIED', err.message, { rule: err.rule });
   }
   if (err instanceof FetchRefused) return oci('DENIED', err.message, { registry: err.registry });
+  if (err instanceof StatusRefused) return oci('DENIED', err.message);
   if (err instanceof ClientUnauthorized) return oci('UNAUTHORIZED', err.message, undefined, { 'www-authenticate': 'Basic realm="pullgate"' });
   if (err instanceof ClientLimited) return oci('TOOMANYREQUESTS', err.message, { limit: err.limit }, { 'retry-after': String(err.retryAfterSeconds) });
   if (err instanceof LoginThrottled) return oci('TOOMANYREQUESTS', err.message, undefined, { 'retry-after': String(err.retryAfterSeconds) });
@@ -103,6 +105,52 @@ export function toOciError(err: unknown): OciError {
   if (err instanceof ConfigError) return oci('UNAVAILABLE', err.message);
   if (err instanceof StorageUnavailable) return oci('UNAVAILABLE', 'the mirror\'s storage is unavailable; see the pullgate log');
   return oci('UNKNOWN', 'internal error; see the pullgate log');
+}
+
+/**
+ * What kind of failure an error is, for the log line the error handler writes: pullgate refusing the
+ * client (access rules, logins, limits) is not an upstream outage, nor a malformed request.
+ */
+export type FailureKind = 'refused' | 'invalid' | 'not_found' | 'upstream' | 'unavailable' | 'internal';
+
+/** The message of the log line for each kind of failure (the access-log line follows it). */
+export const FAILURE_LOG_MESSAGES: Record<FailureKind, string> = {
+  refused: 'request refused',
+  invalid: 'request invalid',
+  not_found: 'not found',
+  upstream: 'upstream failed',
+  unavailable: 'mirror unavailable',
+  internal: 'request failed',
+};
+
+/** The kind of a thrown value (see FailureKind); anything unknown is `internal`. */
+export function failureKind(err: unknown): FailureKind {
+  if (err instanceof AccessDenied || err instanceof FetchRefused || err instanceof ClientUnauthorized || err instanceof ClientLimited || err instanceof LoginThrottled) return 'refused';
+  if (
+    err instanceof InvalidName ||
+    err instanceof InvalidReference ||
+    err instanceof InvalidParameter ||
+    err instanceof RegistryNotConfigured ||
+    err instanceof NoDefaultRegistry ||
+    err instanceof Unsupported ||
+    err instanceof RangeNotSatisfiable
+  ) {
+    return 'invalid';
+  }
+  if (err instanceof NotFound) return 'not_found';
+  if (
+    err instanceof UpstreamDenied ||
+    err instanceof UpstreamRateLimited ||
+    err instanceof UpstreamUnavailable ||
+    err instanceof UpstreamProtocolError ||
+    err instanceof OwnerUnavailable ||
+    err instanceof DigestMismatch ||
+    err instanceof ManifestRejected
+  ) {
+    return 'upstream';
+  }
+  if (err instanceof StorageUnavailable || err instanceof ConfigError) return 'unavailable';
+  return 'internal';
 }
 
 /** The JSON body of an OCI error response. */

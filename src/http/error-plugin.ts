@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { UpstreamDenied } from '../errors.js';
-import { ERROR_CODES, errorBody, toOciError, type ErrorCode, type OciError } from './error-map.js';
+import { UpstreamDenied } from '../core/errors.js';
+import { ERROR_CODES, FAILURE_LOG_MESSAGES, errorBody, failureKind, toOciError, type ErrorCode, type OciError } from './error-map.js';
 
 /** Fastify's own errors (bad framing, unsupported media type, body too large) carry a 4xx statusCode. */
 function isFastifyClientError(err: unknown): err is FastifyError {
@@ -27,7 +27,7 @@ function fromFastify(err: FastifyError): OciError {
  */
 export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const mapped = fromFastify(err);
-  request.log.warn({ code: mapped.code, error: mapped.message }, 'request refused');
+  request.log.warn({ code: mapped.code, error: mapped.message }, FAILURE_LOG_MESSAGES.invalid);
   void reply
     .code(mapped.status)
     .header('content-type', 'application/json; charset=utf-8')
@@ -37,10 +37,13 @@ export function frameworkErrors(err: FastifyError, request: FastifyRequest, repl
 /** Registers the one error handler and the not-found handler: every failure leaves as OCI JSON. */
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((err: unknown, request, reply) => {
-    const mapped = isFastifyClientError(err) ? fromFastify(err) : toOciError(err);
-    if (mapped.code === 'UNKNOWN') request.log.error({ err }, 'request failed');
+    const fastify = isFastifyClientError(err);
+    const mapped = fastify ? fromFastify(err) : toOciError(err);
+    // A refusal (access, login, limits), a malformed request and an upstream outage each say which they are.
+    const kind = fastify ? 'invalid' : failureKind(err);
+    if (mapped.code === 'UNKNOWN') request.log.error({ err }, FAILURE_LOG_MESSAGES.internal);
     // The credential's full source (account, file) is for the operator's log; the client's body names its kind only.
-    else request.log.warn({ code: mapped.code, error: mapped.message, ...(err instanceof UpstreamDenied && err.source ? { credential: err.source } : {}) }, 'request refused');
+    else request.log.warn({ code: mapped.code, error: mapped.message, ...(err instanceof UpstreamDenied && err.source ? { credential: err.source } : {}) }, FAILURE_LOG_MESSAGES[kind]);
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy();
       return;

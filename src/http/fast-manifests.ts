@@ -62,7 +62,7 @@ export function fastManifestHandler(options: FastManifestOptions): (req: Incomin
     const size = answer.size;
     res.once('close', () => {
       logger.info(
-        { reqId: id, ...accessRecord(method, url, facts, 200, size, res.writableFinished, performance.now() - started) },
+        { reqId: id, ...accessRecord(method, url, facts, 200, size, res.writableFinished, performance.now() - started, req.headers['user-agent']) },
         'request',
       );
     });

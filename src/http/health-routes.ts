@@ -5,7 +5,8 @@ const HEALTHY = '{"status":"ok"}';
 /**
  * `/healthz` (the process answers) and `/readyz` (storage is writable; 503 with the reason when it
  * is not, while pullgate passes through without caching; 200 naming the reason when only the shared
- * store is unreachable, as pulls go on), for GET and for HEAD (no body).
+ * store is unreachable or an upstream registry is failing, as pulls of what it holds go on, with each
+ * registry's last outcome), for GET and for HEAD (no body).
  */
 export function registerHealthRoutes(app: FastifyInstance): void {
   app.route({
@@ -21,9 +22,18 @@ export function registerHealthRoutes(app: FastifyInstance): void {
     method: ['GET', 'HEAD'],
     url: '/readyz',
     handler: async (request, reply) => {
-      const { ready, storage, shared } = await app.pullgate.ready();
+      const { ready, storage, shared, upstreams } = await app.pullgate.ready();
       const degraded = shared !== undefined && !shared.reachable;
-      const body = !ready ? JSON.stringify({ status: 'storage not writable', storage, ...(shared === undefined ? {} : { shared }) }) : degraded ? JSON.stringify({ status: 'shared store unreachable', shared }) : HEALTHY;
+      // Registries asked since start and how their last request ended; failing ones leave pullgate ready.
+      const known = upstreams !== undefined && Object.keys(upstreams).length > 0 ? { upstreams } : {};
+      const failing = Object.values(upstreams ?? {}).some((upstream) => upstream.state === 'failing');
+      const body = !ready
+        ? JSON.stringify({ status: 'storage not writable', storage, ...(shared === undefined ? {} : { shared }), ...known })
+        : degraded
+          ? JSON.stringify({ status: 'shared store unreachable', shared, ...known })
+          : failing
+            ? JSON.stringify({ status: 'upstream failing', ...known })
+            : HEALTHY;
       return reply
         .code(ready ? 200 : 503)
         .header('content-type', 'application/json')

@@ -4,12 +4,13 @@ import { type AccessControl, safeDefaultRefusal } from '../access/resolve.js';
 import type { Subject } from '../access/policy.js';
 import { describeRule } from '../access/policy.js';
 import type { ClientLimits } from '../access/client-limits.js';
-import { AccessDenied, ClientLimited, ClientUnauthorized, FetchRefused, LoginThrottled, NotFound, Unsupported, type DenialReason } from '../errors.js';
-import type { Metrics } from '../metrics.js';
+import { AccessDenied, ClientLimited, ClientUnauthorized, FetchRefused, LoginThrottled, NotFound, Unsupported, type DenialReason } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Route, Router } from '../routing/route.js';
-import type { ClientAuth } from './client-auth.js';
-import type { RequestFacts } from './services.js';
+import { loginHeader, type ClientAuth } from '../client-auth/client-auth.js';
+import type { RequestFacts } from './request-facts.js';
 import { READ_ONLY_MESSAGE, parseV2Path, type V2Target } from './v2-path.js';
+import type { RecentEvents } from '../util/recent-events.js';
 
 /** What a request carries that the preflight reads; the same from node:http and from Fastify. */
 export interface PreflightRequest {
@@ -50,6 +51,8 @@ export interface PreflightOptions {
   challengeBase: boolean;
   /** `clients.limits`; undefined when no limit is configured. */
   limits?: ClientLimits | undefined;
+  /** Told every refusal, for the status page's recent events. */
+  recent?: RecentEvents | undefined;
 }
 
 /** The user named by a verified client certificate (mutual TLS), or undefined. */
@@ -97,7 +100,7 @@ export class Preflight {
    * login that needs bcrypt) or when they refuse: the ordinary path then answers, logs and counts.
    */
   now(req: PreflightRequest): Passed | undefined {
-    const header = this.options.auth !== undefined ? req.headers.authorization : undefined;
+    const header = this.options.auth !== undefined ? loginHeader(req.headers.authorization) : undefined;
     let subject: Subject;
     if (header !== undefined) {
       const user = this.options.auth?.userOf(header);
@@ -135,7 +138,8 @@ export class Preflight {
   async run(req: PreflightRequest, facts: RequestFacts): Promise<Passed> {
     try {
       const { auth } = this.options;
-      const header = auth !== undefined ? req.headers.authorization : undefined;
+      // Empty Basic credentials (`Basic Og==`) are no login: the client is anonymous.
+      const header = auth !== undefined ? loginHeader(req.headers.authorization) : undefined;
       const user = header !== undefined && auth !== undefined ? await auth.check(header, req.address) : certificateUser(req.socket);
       facts.user = user;
       const admission = this.options.limits?.admit(user, req.address);
@@ -149,6 +153,7 @@ export class Preflight {
         if (err instanceof AccessDenied) facts.rule = err.rule;
         if (err instanceof FetchRefused) facts.rule = err.why;
         this.options.metrics.requestsDenied.inc({ reason });
+        this.options.recent?.add({ kind: 'refused', reason, registry: facts.registry, repository: facts.repository, user: facts.user });
       }
       throw err;
     }

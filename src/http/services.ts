@@ -1,12 +1,16 @@
 import type { SharedStatus } from '../cache/shared-tier.js';
 import type { StorageStatus } from '../cache/storage-health.js';
+import type { UpstreamState } from '../proxy/upstream-health.js';
 import type { Config } from '../config/config.js';
 import type { BlobAnswer, BlobRequest, JsonAnswer, ManifestAnswer, ManifestRequest } from '../proxy/types.js';
 import type { Route, Router } from '../routing/route.js';
 import type { SendBuffers } from './send-chunks.js';
 import type { AccessControl } from '../access/resolve.js';
-import type { Metrics } from '../metrics.js';
+import type { Metrics } from '../core/metrics.js';
 import type { Passed } from './preflight.js';
+import type { RequestFacts } from './request-facts.js';
+
+export type { RequestFacts };
 
 /** The services the routes call; the proxy layer implements them, tests may fake them. */
 export interface Services {
@@ -48,21 +52,13 @@ export interface Readiness {
    * pullgate unready (pulls go on from upstream and the local disk), but /readyz says so.
    */
   shared?: SharedStatus;
+  /**
+   * Each registry asked since start and how its last request ended. A registry failing does not make
+   * pullgate unready (cached content is served, stale tags within staleIfError), but /readyz says so.
+   */
+  upstreams?: Record<string, UpstreamState>;
 }
 
-/** Per-request facts for the access log line. */
-export interface RequestFacts {
-  endpoint: string;
-  registry?: string;
-  repository?: string;
-  source?: string;
-  bytes?: number;
-  /** The authenticated user (never a password); undefined = anonymous. */
-  user?: string | undefined;
-  /** Why the request was refused before any upstream work, and the rule or registry policy that did it. */
-  denied?: string;
-  rule?: string;
-}
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -2,13 +2,10 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import type { Logger } from 'pino';
+import type { TlsConfig } from '../config/config.js';
 
-/** `tls:` as resolved: PEM files; `cert` may hold the whole chain, `clientCA` turns on mutual TLS. */
-export interface TlsConfig {
-  cert: string;
-  key: string;
-  clientCA: string | undefined;
-}
+export type { TlsConfig };
+
 
 /** How often the files are re-read: a Kubernetes Secret update (the `..data` swap) shows up within this. */
 export const TLS_RELOAD_INTERVAL_MS = 5_000;

@@ -1,4 +1,4 @@
-import { Unsupported } from '../errors.js';
+import { Unsupported } from '../core/errors.js';
 
 /** What a `/v2/...` path asks for, before the name is routed and validated. */
 export type V2Target =

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { InvalidParameter } from '../errors.js';
+import { InvalidParameter } from '../core/errors.js';
 import { assertDigest, parseManifestReference } from '../routing/reference.js';
 import type { Route } from '../routing/route.js';
 import type { RequestFacts } from './services.js';
@@ -10,6 +10,8 @@ import { ChunkSender } from './send-chunks.js';
 import type { Preflight } from './preflight.js';
 
 const API_VERSION = { 'docker-distribution-api-version': 'registry/2.0' };
+/** The route of the whole pull API. */
+const V2_ROUTE = '/v2/*';
 /** Largest page size accepted for tags/list. */
 const MAX_PAGE = 10_000;
 
@@ -133,13 +135,15 @@ export function registerV2Routes(app: FastifyInstance, preflight: Preflight): vo
   app.addHook('onRequest', async (request, reply) => {
     const facts: RequestFacts = { endpoint: 'other' };
     request.facts = facts;
-    if (request.url !== '/v2' && !request.url.startsWith('/v2/') && !request.url.startsWith('/v2?')) return;
+    // Whatever routed the request to /v2/* passes the preflight too (a target the router read differently is refused there, never skipped).
+    const v2 = request.url === '/v2' || request.url.startsWith('/v2/') || request.url.startsWith('/v2?') || request.routeOptions.url === V2_ROUTE;
+    if (!v2) return;
     request.passed = await preflight.run({ method: request.method, url: request.url, headers: request.headers, address: request.ip, socket: request.raw.socket, response: reply.raw }, facts);
   });
 
   app.route({
     method: ['GET', 'HEAD'],
-    url: '/v2/*',
+    url: V2_ROUTE,
     handler: async (request, reply) => {
       const passed = request.passed;
       if (passed === null) throw new Error('the /v2 preflight did not run');

@@ -2,8 +2,8 @@ import { type BlobFill, FillNotJoinable } from '../cache/blob-fill.js';
 import type { Cache } from '../cache/cache.js';
 import type { OwnerSource } from '../cluster/cluster-node.js';
 import { TailReader } from '../cache/tail-reader.js';
-import { UpstreamUnavailable } from '../errors.js';
-import type { Metrics } from '../metrics.js';
+import { UpstreamUnavailable } from '../core/errors.js';
+import type { Metrics } from '../core/metrics.js';
 import { header } from '../upstream/http.js';
 import { failureFor } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
@@ -51,7 +51,8 @@ export class BlobProxy {
 
   private async answer(req: BlobRequest): Promise<BlobAnswer> {
     // Checked before any await, so a pullgate without redirects pays nothing for them on its hot path.
-    if (this.cache.shared?.redirect === true && req.method === 'GET' && req.fromPeer !== true) {
+    // Never for a range: a ranged client cannot verify its bytes, so a range is served here, verified.
+    if (this.cache.shared?.redirect === true && req.method === 'GET' && req.range === undefined && req.fromPeer !== true) {
       const redirect = await this.redirect(req);
       if (redirect !== undefined) return redirect;
     }
@@ -95,7 +96,8 @@ export class BlobProxy {
 
   /**
    * `storage.s3.redirect`: a GET of a blob the shared store holds, for a repository whose access is
-   * confirmed, is answered 307 to a presigned URL; never for a cluster peer, which streams it on.
+   * confirmed, is answered 307 to a presigned URL; never for a cluster peer, which streams it on, nor
+   * for a range, which must come verified.
    */
   private async redirect(req: BlobRequest): Promise<BlobAnswer | undefined> {
     const shared = this.cache.shared;

@@ -1,7 +1,8 @@
 import type { Cache, CachedManifest } from '../cache/cache.js';
-import type { Clock } from '../deps.js';
-import { DigestMismatch, UpstreamRateLimited, UpstreamUnavailable } from '../errors.js';
-import type { Metrics } from '../metrics.js';
+import type { Clock } from '../core/deps.js';
+import { DigestMismatch, ManifestRejected, UpstreamRateLimited, UpstreamUnavailable } from '../core/errors.js';
+import { failureReason } from '../upstream/upstream-outcomes.js';
+import type { Metrics } from '../core/metrics.js';
 import { AcceptDecisions, widenAccept } from './accept.js';
 import { DEFAULT_MANIFEST_ACCEPT, type UpstreamManifests } from './manifests.js';
 import type { UpstreamHealth } from './upstream-health.js';
@@ -148,6 +149,12 @@ export class ManifestProxy {
       return await this.remote.get(req);
     } catch (err) {
       if (err instanceof DigestMismatch) this.metrics.digestMismatches.inc({ registry: req.route.registry });
+      // The registry answered, with content pullgate refuses: an upstream failure too (the client sent nothing wrong).
+      if (err instanceof DigestMismatch || err instanceof ManifestRejected) {
+        const reason = failureReason(err);
+        this.metrics.upstreamFailures.inc({ registry: req.route.registry, reason });
+        this.health.failed(req.route.registry, reason);
+      }
       throw err;
     }
   }

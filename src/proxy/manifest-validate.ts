@@ -1,4 +1,4 @@
-import { ManifestRejected, NotFound } from '../errors.js';
+import { ManifestRejected, NotFound } from '../core/errors.js';
 import { accepts } from './accept.js';
 
 /** Largest manifest relayed (the OCI spec's recommended minimum a registry must accept). */

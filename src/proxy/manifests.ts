@@ -1,6 +1,6 @@
-import { DigestMismatch, ManifestRejected } from '../errors.js';
+import { DigestMismatch, ManifestRejected } from '../core/errors.js';
 import { assertDigest } from '../routing/reference.js';
-import { BodyTooLarge, drain, header, readBody } from '../upstream/http.js';
+import { BodyTooLarge, drain, header, readBody, type HttpResponse } from '../upstream/http.js';
 import { failureFor } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import { accepts } from './accept.js';
@@ -36,17 +36,21 @@ function wellFormedDigest(value: string | undefined): string | undefined {
 export class UpstreamManifests {
   constructor(private readonly upstreams: Upstreams) {}
 
-  async get(req: ManifestRequest): Promise<ManifestAnswer> {
-    const registry = req.route.registry;
-    const client = this.upstreams.get(registry);
-    const response = await client.request({
+  /** One manifest request and its body, within `upstream.deadline` in all. */
+  get(req: ManifestRequest): Promise<ManifestAnswer> {
+    const what = `manifest ${req.route.repository}:${req.reference.value}`;
+    const request = {
       method: req.method,
       repository: req.route.repository,
       path: `/manifests/${req.reference.value}`,
       headers: { accept: req.accept ?? DEFAULT_MANIFEST_ACCEPT },
       signal: req.signal,
-    });
-    const what = `manifest ${req.route.repository}:${req.reference.value}`;
+    };
+    return this.upstreams.get(req.route.registry).fetchWhole(request, `the ${what}`, (response) => this.answer(req, response, what));
+  }
+
+  private async answer(req: ManifestRequest, response: HttpResponse, what: string): Promise<ManifestAnswer> {
+    const registry = req.route.registry;
     if (response.status !== 200) throw await failureFor(registry, response, 'manifest', what);
     const contentType = header(response.headers, 'content-type');
     const upstreamDigest = header(response.headers, 'docker-content-digest');

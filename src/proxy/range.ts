@@ -1,4 +1,4 @@
-import { RangeNotSatisfiable } from '../errors.js';
+import { RangeNotSatisfiable } from '../core/errors.js';
 
 /** A resolved byte range, inclusive. */
 export interface ByteRange {

@@ -1,4 +1,4 @@
-import { InvalidName, InvalidReference } from '../errors.js';
+import { InvalidName, InvalidReference } from '../core/errors.js';
 
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/;

@@ -1,7 +1,7 @@
 import { Memo } from '../util/memo.js';
 import type { Config } from '../config/config.js';
-import { DOCKER_HUB, isDockerHubName } from '../docker-hub.js';
-import { InvalidName, NoDefaultRegistry, RegistryNotConfigured } from '../errors.js';
+import { DOCKER_HUB, isDockerHubName } from '../core/docker-hub.js';
+import { InvalidName, NoDefaultRegistry, RegistryNotConfigured } from '../core/errors.js';
 import { assertRepositoryName } from './reference.js';
 
 /** Where a client's repository name goes upstream. */

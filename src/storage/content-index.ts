@@ -1,6 +1,6 @@
-import type { BlobRow, IndexSummary, RowOrder, TagRow } from '../cache/cache-index.js';
+import type { BlobRow, IndexSummary, RowOrder, TagRow } from './cache-index.js';
 
-export type { BlobRow, IndexSummary, RowOrder, TagRow } from '../cache/cache-index.js';
+export type { BlobRow, IndexSummary, RowOrder, TagRow } from './cache-index.js';
 
 /** A repository of a registry that upstream confirmed may see a digest. */
 export interface RepositoryLink {

@@ -8,7 +8,11 @@ export interface ContentInfo {
   modifiedAt: number;
 }
 
-/** `created`: this call made the object appear; `exists`: it was already there (another writer won). */
+/**
+ * `created`: this call made the object appear; `exists`: it was already there (another writer won). A store
+ * that publishes by replacing (the filesystem's) says `exists` when the object was there before the put;
+ * writers racing it may each say `created`, and one intact object remains either way.
+ */
 export type PutOutcome = 'created' | 'exists';
 
 /** Bytes `start`..`end`, both inclusive, as in an HTTP Range. */
@@ -26,7 +30,7 @@ export interface ContentPage {
 /**
  * Verified blobs and manifests by digest. Callers verify content before they put it; a store makes an
  * object visible only once it is complete (never a half object under its digest), and two writers of
- * the same digest leave exactly one intact object. Implementations: filesystem, memory, S3.
+ * the same digest leave exactly one intact object. Implementations: filesystem (the local tier), S3 (the shared tier).
  */
 export interface ContentStore {
   /** Where the content lives, for messages and `cache stats` (`/var/cache/pullgate`, `s3://bucket/prefix/`). */
@@ -61,6 +65,40 @@ export interface ContentStore {
 export interface LinkStore {
   isLinked(registry: string, repository: string, digest: string): Promise<boolean>;
   link(registry: string, repository: string, digest: string): Promise<void>;
+}
+
+/**
+ * A store on this host's disk that the cache also uses synchronously: a manifest read on the hot path and a
+ * fill's commit must not wait a turn of the event loop. A publish replaces what is at the digest's path
+ * (atomically, by rename), so a verified fill also repairs a damaged file there.
+ */
+export interface LocalContentStore extends ContentStore {
+  /** The storage directory (`storage.path`), holding `blobs/`, `tmp/` and the index. */
+  readonly root: string;
+  readonly blobsDir: string;
+  /** Creates the storage directory, `blobs/` and `tmp/` where missing; returns what it created. Throws when it cannot. */
+  ensureLayout(): string[];
+  /** Writes and removes a small file under `tmp/`; throws when storage cannot be written. */
+  probeSync(): void;
+  /** The same probe without blocking the event loop (for /readyz). */
+  probe(): Promise<void>;
+  /** Where a digest's file lives. */
+  pathOf(digest: string): string;
+  /** A fresh temp path under `tmp/` for staging content of `digest`. */
+  tempPath(digest: string): string;
+  /** Moves a verified temp file into place (atomic within one filesystem), replacing what was there. */
+  commit(tempPath: string, digest: string): void;
+  /** Writes small verified content (a manifest) durably: temp file, fdatasync, rename into place. */
+  putBytesSync(digest: string, bytes: Buffer): void;
+  /** Small stored content whose size the index knows; undefined when the file is shorter; throws ENOENT when it is gone. */
+  readExactly(digest: string, size: number): Buffer | undefined;
+  exists(digest: string): boolean;
+  /** Removes a stored file; nothing happens when it is not there. */
+  deleteSync(digest: string): void;
+  /** Deletes temp files left by a crash; returns how many. */
+  removeTemps(): number;
+  /** Removes a temp file if it still exists. */
+  discard(tempPath: string): void;
 }
 
 /** A store that can hand out time-limited URLs that read an object without credentials (S3). */

@@ -1,13 +1,14 @@
 import type { Config, S3Config } from '../config/config.js';
 import type { Logger } from 'pino';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 import type { ContentStore } from './content-store.js';
-import { FsContentStore } from './fs-store.js';
-import { MemoryContentStore } from './memory-store.js';
 import { S3ContentStore } from './s3-store.js';
 
-/** Which content store to build, with what it needs. */
-export type StoreSpec = { kind: 'filesystem'; path: string } | { kind: 'memory' } | ({ kind: 's3' } & S3Config);
+/**
+ * Which shared store to build, with what it needs. The local tier is always the filesystem store on
+ * `storage.path`, which the cache opens itself; a new shared backend is a new kind here.
+ */
+export type StoreSpec = { kind: 's3' } & S3Config;
 
 export type StoreKind = StoreSpec['kind'];
 
@@ -21,8 +22,6 @@ type Builder<K extends StoreKind> = (spec: Extract<StoreSpec, { kind: K }>, deps
 
 /** One builder per kind: a new kind without an entry does not compile. */
 const BUILDERS: { [K in StoreKind]: Builder<K> } = {
-  filesystem: (spec) => new FsContentStore(spec.path),
-  memory: (_spec, deps) => new MemoryContentStore(deps.clock),
   s3: (spec, deps) =>
     new S3ContentStore({
       endpoint: spec.endpoint,
@@ -41,10 +40,7 @@ export function createContentStore(spec: StoreSpec, deps: StoreDeps): ContentSto
   return build(spec, deps);
 }
 
-/** The stores a config asks for: the local tier on `storage.path`, and the shared store when `storage.s3` is set. */
-export function storeSpecs(storage: Config['storage']): { local: { kind: 'filesystem'; path: string }; shared: StoreSpec | undefined } {
-  return {
-    local: { kind: 'filesystem', path: storage.path },
-    shared: storage.s3 === undefined ? undefined : { kind: 's3', ...storage.s3 },
-  };
+/** The shared store a config asks for: the one `storage.s3` names, if set. */
+export function sharedStoreSpec(storage: Config['storage']): StoreSpec | undefined {
+  return storage.s3 === undefined ? undefined : { kind: 's3', ...storage.s3 };
 }

@@ -1,26 +1,25 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { closeSync, existsSync, fdatasyncSync, lstatSync, openSync, readSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
+import { copyFile, open, readdir, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { type ByteRange, type ContentInfo, type ContentPage, type ContentStore, DEFAULT_PAGE, type PutOutcome, splitDigest } from './content-store.js';
+import { type ByteRange, type ContentInfo, type ContentPage, DEFAULT_PAGE, type LocalContentStore, type PutOutcome, splitDigest } from './content-store.js';
+import { assertStoragePath, makeDirectory } from './directories.js';
 
 function code(err: unknown): string | undefined {
   return err instanceof Error && 'code' in err && typeof err.code === 'string' ? err.code : undefined;
 }
 
-/** Codes of file systems where hard links do not work (then an atomic rename publishes instead). */
-const NO_LINKS = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'EMLINK']);
-
 /**
- * Content as files: `<root>/blobs/<algorithm>/<2 hex>/<hex>`, written under `<root>/tmp/` and published by a
- * hard link (which fails when the digest is already there, so the first writer wins) or, where links are not
- * supported, an atomic rename: a half-written file is never visible at a digest's path.
+ * The local tier's content as files: `<root>/blobs/<algorithm>/<2 hex>/<hex>`, written first under `<root>/tmp/`
+ * and renamed into place only once verified and complete, so a crash never leaves a half blob at a served path.
  */
-export class FsContentStore implements ContentStore {
+export class FsContentStore implements LocalContentStore {
   readonly blobsDir: string;
   readonly tmpDir: string;
 
   constructor(readonly root: string) {
+    assertStoragePath(root);
     this.blobsDir = path.join(root, 'blobs');
     this.tmpDir = path.join(root, 'tmp');
   }
@@ -29,63 +28,156 @@ export class FsContentStore implements ContentStore {
     return this.root;
   }
 
-  /** Where a digest's file lives (synchronous, for the local hot path). */
+  ensureLayout(): string[] {
+    const created = makeDirectory(this.root);
+    makeDirectory(this.blobsDir, created);
+    makeDirectory(this.tmpDir, created);
+    return created;
+  }
+
+  probeSync(): void {
+    const probe = this.probePath();
+    const fd = openSync(probe, 'wx');
+    try {
+      writeSync(fd, 'ok');
+    } finally {
+      closeSync(fd);
+      this.discard(probe);
+    }
+  }
+
+  async probe(): Promise<void> {
+    const probe = this.probePath();
+    try {
+      await writeFile(probe, 'ok', { flag: 'wx' });
+    } finally {
+      await unlink(probe).catch(() => undefined);
+    }
+  }
+
+  private probePath(): string {
+    return path.join(this.tmpDir, `.probe-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** Where a digest's file lives; throws on a digest that could escape `blobs/`. */
   pathOf(digest: string): string {
     const [algorithm, hex] = splitDigest(digest);
     return path.join(this.blobsDir, algorithm, hex.slice(0, 2), hex);
   }
 
-  /** A fresh path under tmp/ for staging content of `digest`. */
   tempPath(digest: string): string {
     splitDigest(digest);
     return path.join(this.tmpDir, `${digest.replace(':', '-')}.${randomBytes(6).toString('hex')}`);
   }
 
-  async putFile(digest: string, file: string, _size: number, options: { move?: boolean } = {}): Promise<PutOutcome> {
-    if (options.move === true) return this.publish(digest, file);
-    await mkdir(this.tmpDir, { recursive: true });
+  commit(tempPath: string, digest: string): void {
+    const target = this.pathOf(digest);
+    makeDirectory(path.dirname(target));
+    renameSync(tempPath, target);
+  }
+
+  putBytesSync(digest: string, bytes: Buffer): void {
     const temp = this.tempPath(digest);
-    await copyFile(file, temp);
-    return this.publish(digest, temp);
+    const fd = openSync(temp, 'wx');
+    try {
+      try {
+        writeSync(fd, bytes);
+        fdatasyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      this.commit(temp, digest);
+    } catch (err) {
+      this.discard(temp);
+      throw err;
+    }
+  }
+
+  readExactly(digest: string, size: number): Buffer | undefined {
+    const fd = openSync(this.pathOf(digest), 'r');
+    try {
+      // Not from Node's shared pool: the manifest memo keeps these, and a pooled one would keep its whole slab.
+      const bytes = Buffer.allocUnsafeSlow(size);
+      let filled = 0;
+      while (filled < size) {
+        const n = readSync(fd, bytes, filled, size - filled, filled);
+        if (n === 0) return undefined;
+        filled += n;
+      }
+      return bytes;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  exists(digest: string): boolean {
+    return existsSync(this.pathOf(digest));
+  }
+
+  deleteSync(digest: string): void {
+    rmSync(this.pathOf(digest), { force: true });
+  }
+
+  removeTemps(): number {
+    const names = readdirSync(this.tmpDir);
+    for (const name of names) rmSync(path.join(this.tmpDir, name), { force: true });
+    return names.length;
+  }
+
+  discard(tempPath: string): void {
+    try {
+      unlinkSync(tempPath);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Stores a staged file by the publish rule of commit(): taken with `move` (copied when on another filesystem), else copied. */
+  async putFile(digest: string, file: string, _size: number, options: { move?: boolean } = {}): Promise<PutOutcome> {
+    const temp = this.tempPath(digest);
+    makeDirectory(this.tmpDir);
+    try {
+      if (options.move !== true) await copyFile(file, temp);
+      else {
+        try {
+          await rename(file, temp);
+        } catch (err) {
+          if (code(err) !== 'EXDEV') throw err;
+          await copyFile(file, temp);
+          await unlink(file);
+        }
+      }
+      await datasync(temp);
+      return this.publish(temp, digest);
+    } catch (err) {
+      this.discard(temp);
+      throw err;
+    }
   }
 
   async putBytes(digest: string, bytes: Buffer): Promise<PutOutcome> {
-    await mkdir(this.tmpDir, { recursive: true });
     const temp = this.tempPath(digest);
-    const handle = await open(temp, 'wx');
+    makeDirectory(this.tmpDir);
     try {
-      await handle.writeFile(bytes);
-      await handle.datasync();
+      await writeFile(temp, bytes, { flag: 'wx' });
+      await datasync(temp);
+      return this.publish(temp, digest);
     } catch (err) {
-      await handle.close();
-      await rm(temp, { force: true });
+      this.discard(temp);
       throw err;
     }
-    await handle.close();
-    return this.publish(digest, temp);
   }
 
-  /** Makes a complete temp file visible at the digest's path; the temp file is gone afterwards. */
-  private async publish(digest: string, temp: string): Promise<PutOutcome> {
-    const target = this.pathOf(digest);
-    await mkdir(path.dirname(target), { recursive: true });
+  /** commit(), saying whether the digest was stored before. */
+  private publish(temp: string, digest: string): PutOutcome {
+    let before = true;
     try {
-      await link(temp, target);
-    } catch (err) {
-      const why = code(err);
-      if (why === 'EEXIST') {
-        await rm(temp, { force: true });
-        return 'exists';
-      }
-      if (why === undefined || !NO_LINKS.has(why)) {
-        await rm(temp, { force: true });
-        throw err;
-      }
-      await rename(temp, target);
-      return 'created';
+      lstatSync(this.pathOf(digest));
+    } catch {
+      before = false;
     }
-    await unlink(temp);
-    return 'created';
+    this.commit(temp, digest);
+    return before ? 'exists' : 'created';
   }
 
   async openRead(digest: string, range?: ByteRange): Promise<Readable | undefined> {
@@ -120,8 +212,13 @@ export class FsContentStore implements ContentStore {
     }
   }
 
+  /** Unlinks in libuv's thread pool (an unlink can take a millisecond on a busy disk); a missing file is fine. */
   async delete(digest: string): Promise<void> {
-    await rm(this.pathOf(digest), { force: true });
+    try {
+      await unlink(this.pathOf(digest));
+    } catch (err) {
+      if (code(err) !== 'ENOENT') throw err;
+    }
   }
 
   async list(options: { after?: string; limit?: number } = {}): Promise<ContentPage> {
@@ -149,12 +246,15 @@ export class FsContentStore implements ContentStore {
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
 
-  /** Deletes staged files left by a crash; returns how many. */
-  async removeTemps(): Promise<number> {
-    const names = await sortedDir(this.tmpDir);
-    await Promise.all(names.map((name) => rm(path.join(this.tmpDir, name), { force: true })));
-    return names.length;
+/** Flushes a staged file's data to disk, so what a publish makes visible survives a crash. */
+async function datasync(file: string): Promise<void> {
+  const handle = await open(file, 'r+');
+  try {
+    await handle.datasync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -1,5 +1,5 @@
-import { CacheIndex, type BlobRow, type IndexSummary, type RowOrder, type TagRow } from '../cache/cache-index.js';
-import { openDatabase, type Db } from '../cache/database.js';
+import { CacheIndex, type BlobRow, type IndexSummary, type RowOrder, type TagRow } from './cache-index.js';
+import { openDatabase, type Db } from './database.js';
 import type { ContentIndex, RepositoryLink } from './content-index.js';
 
 /** Rows per page of a listing: big enough that paging costs little, small enough to stay a few hundred kB. */

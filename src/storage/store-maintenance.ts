@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
-import type { Clock } from '../deps.js';
+import type { Clock } from '../core/deps.js';
 import { digestAlgorithm } from '../routing/reference.js';
 import { type ContentInfo, type ContentStore, listAll } from './content-store.js';
 

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
-import { USER_AGENT } from '../version.js';
+import { USER_AGENT } from '../core/version.js';
 
 export type Headers = Record<string, string | string[] | undefined>;
 

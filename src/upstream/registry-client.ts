@@ -1,19 +1,32 @@
+import { RepositoryFilter } from '../access/fetch-policy.js';
 import { chooseChallenge, parseChallenges, type Challenge } from '../auth/challenge.js';
 import { basicAuthorization, basicLogin, clientSafeSource, type Credential, type CredentialSource } from '../auth/credential.js';
 import { realmRefusal } from '../auth/realm.js';
 import { parseScope, pullScope, splitScopes } from '../auth/scope.js';
 import type { TokenCache, TokenRequest } from '../auth/token-cache.js';
 import type { RegistryConfig } from '../config/config.js';
-import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import { FetchRefused, UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../core/errors.js';
 import type { Dispatcher } from 'undici';
 import { drain, header, send, upstreamErrorMessage, type HttpResponse } from './http.js';
+import { withinDeadline } from './deadline.js';
 import { deniedHint } from './hints.js';
-import type { PullObserver } from './pull-observer.js';
+import type { PullObserver } from '../auth/pull-observer.js';
+import { failureReason, statusFailure, type UpstreamOutcomes } from './upstream-outcomes.js';
 import type { RedirectPolicy, RedirectScope } from './redirect-policy.js';
+import type { RegistryWatch } from './registry-watch.js';
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 /** Headers that may be forwarded to a redirect target (never Authorization). */
 const REDIRECT_SAFE_HEADERS = ['accept', 'range', 'user-agent'];
+
+/** undici's and AbortSignal.timeout's errors for a time limit reached (headers, body, connect). */
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT', 'ETIMEDOUT']);
+
+function isTimeout(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  return err.name === 'TimeoutError' || (code !== undefined && TIMEOUT_CODES.has(code));
+}
 
 /** True when the request was aborted by its client, as opposed to by a time limit. */
 function clientGone(signal: AbortSignal | undefined): boolean {
@@ -44,9 +57,15 @@ export interface RegistryClientDeps {
   tokens: TokenCache;
   credentials: CredentialSource;
   timeoutMs: number;
+  /** `upstream.deadline`: the total time of an exchange read whole (`fetchWhole`); 0 for none. */
+  deadlineMs: number;
   maxRedirects: number;
   /** Decides which redirect targets may be followed. */
   redirectPolicy: RedirectPolicy;
+  /** Told how each request ended (metrics and /readyz); absent for doctor. */
+  outcomes?: UpstreamOutcomes | undefined;
+  /** Told every answer and failure, for the status page and the rate-limit gauges (absent for doctor). */
+  watch?: RegistryWatch | undefined;
 }
 
 /**
@@ -57,11 +76,18 @@ export interface RegistryClientDeps {
 export class RegistryClient {
   /** The registry's challenge once learned (from a 401 or the /v2/ ping); null = open registry. */
   private challenge: Challenge | null | undefined;
+  /**
+   * `registries.<host>.repositories`, checked again here before any request: every path to upstream
+   * (client requests, cluster peers, warm, doctor) passes through `request`, so none can go around it.
+   */
+  private readonly filter: RepositoryFilter | undefined;
 
   constructor(
     readonly registry: RegistryConfig,
     private readonly deps: RegistryClientDeps,
-  ) {}
+  ) {
+    this.filter = registry.repositories === undefined ? undefined : new RepositoryFilter(registry.key, registry.repositories);
+  }
 
   /**
    * Sends a pull request upstream with credentials; returns the final response (2xx–5xx).
@@ -69,8 +95,31 @@ export class RegistryClient {
    * be: doctor's second request only reads a refusal's message), so a 403 "expired" is final.
    */
   async request(req: UpstreamRequest, afterExpiry = false): Promise<HttpResponse> {
+    // Checked before any request (and before the outcome counter: a refusal is no failure of the registry).
+    const refused = this.filter?.verdict(req.repository);
+    if (refused !== undefined) throw new FetchRefused(this.registry.key, req.repository, refused);
+    const { outcomes, watch } = this.deps;
+    if (outcomes === undefined && watch === undefined) return this.requestOnce(req, afterExpiry);
+    try {
+      const response = await this.requestOnce(req, afterExpiry);
+      const failure = statusFailure(response.status);
+      if (failure === undefined) outcomes?.answered(this.registry.key);
+      else outcomes?.failed(this.registry.key, failure);
+      return response;
+    } catch (err) {
+      // A client that went away is no failure of the registry.
+      if (!clientGone(req.signal)) {
+        outcomes?.failed(this.registry.key, failureReason(err));
+        watch?.recordFailure(this.registry.key, describeError(err));
+      }
+      throw err;
+    }
+  }
+
+  private async requestOnce(req: UpstreamRequest, afterExpiry: boolean): Promise<HttpResponse> {
     // Not through this.credential(): one async frame less per request on the serving path.
     const credential = await this.deps.credentials.get(req.repository);
+    this.deps.watch?.recordCredential(this.registry.key, credential.origin);
     req.observe?.({ step: 'credentials', registry: this.registry.key, kind: credential.secret.kind, source: credential.source, origin: credential.origin });
     const url = `${this.registry.url}/v2/${req.repository}${req.path}${req.query ? `?${req.query}` : ''}`;
     let auth = await this.authorize(req.repository, credential, req.observe);
@@ -95,11 +144,20 @@ export class RegistryClient {
       if (message && /authorization token has expired/i.test(message)) {
         // ECR: the registry password itself expired; fetch a new one and try once more.
         this.deps.credentials.invalidate();
-        if (!afterExpiry) return this.request(req, true);
+        if (!afterExpiry) return this.requestOnce(req, true);
       }
       throw this.denied(403, credential, message, req, url);
     }
     return this.followRedirects(response, req);
+  }
+
+  /**
+   * `request`, then `read` of its answer, within `upstream.deadline` in all: for answers read whole
+   * (manifests, tag lists, referrers). Past it the exchange is aborted and UpstreamUnavailable names
+   * the registry; blobs, streamed and large, use `request` and the idle timeout only.
+   */
+  fetchWhole<T>(req: UpstreamRequest, what: string, read: (response: HttpResponse) => Promise<T>): Promise<T> {
+    return withinDeadline(this.registry.key, what, this.deps.deadlineMs, req.signal, async (signal) => read(await this.request({ ...req, signal })));
   }
 
   /** The credential for a repository, as `request` uses it; the observer learns its kind and origin (never the secret). */
@@ -138,6 +196,7 @@ export class RegistryClient {
   private async send(url: string, req: UpstreamRequest, authorization: string | undefined): Promise<HttpResponse> {
     const headers = { ...req.headers, ...(authorization ? { authorization } : {}) };
     const response = await this.sendVia(url, req, headers, this.deps.dispatcher, `${this.registry.key} is unreachable`);
+    this.deps.watch?.recordAnswer(this.registry.key, response.status, response.headers);
     req.observe?.({
       step: 'response',
       method: req.method,
@@ -155,7 +214,7 @@ export class RegistryClient {
     } catch (err) {
       if (clientGone(req.signal)) throw err;
       req.observe?.({ step: 'unreachable', method: req.method, url, error: err });
-      throw new UpstreamUnavailable(this.registry.key, `${failure}: ${describeError(err)}`, false);
+      throw new UpstreamUnavailable(this.registry.key, `${failure}: ${describeError(err)}`, false, isTimeout(err));
     }
   }
 

@@ -1,4 +1,4 @@
-import { NotFound, RangeNotSatisfiable, UpstreamProtocolError, UpstreamRateLimited, UpstreamUnavailable, type NotFoundKind } from '../errors.js';
+import { NotFound, RangeNotSatisfiable, UpstreamProtocolError, UpstreamRateLimited, UpstreamUnavailable, type NotFoundKind } from '../core/errors.js';
 import { drain, header, upstreamErrorMessage, type HttpResponse } from './http.js';
 
 /**

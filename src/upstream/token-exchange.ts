@@ -2,10 +2,11 @@ import type { Dispatcher } from 'undici';
 import { basicAuthorization, clientSafeSource } from '../auth/credential.js';
 import type { TokenRequest } from '../auth/token-cache.js';
 import { parseTokenResponse, type IssuedToken } from '../auth/token-response.js';
-import type { Clock } from '../deps.js';
-import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../errors.js';
+import type { Clock } from '../core/deps.js';
+import { UpstreamDenied, UpstreamProtocolError, UpstreamUnavailable, describeError } from '../core/errors.js';
+import { withinDeadline } from './deadline.js';
 import { drain, readBody, send, type HttpResponse } from './http.js';
-import type { TokenGrant } from './pull-observer.js';
+import type { TokenGrant } from '../auth/pull-observer.js';
 
 /** Largest token response accepted (as ggcr). */
 const MAX_TOKEN_BODY = 64 * 1024;
@@ -18,6 +19,8 @@ export interface ExchangeDeps {
   dispatcher: Dispatcher;
   clock: Clock;
   timeoutMs: number;
+  /** `upstream.deadline`: the whole exchange (every request and the answer's body) in all; 0 for none. */
+  deadlineMs: number;
 }
 
 function tokenUrl(request: TokenRequest, account: string | undefined): string {
@@ -41,18 +44,26 @@ async function call(request: TokenRequest, method: 'GET' | 'POST', fn: () => Pro
   }
 }
 
-async function getToken(request: TokenRequest, deps: ExchangeDeps, authorization: string | undefined, account: string | undefined): Promise<HttpResponse> {
+/** How one exchange's requests are sent: the dispatcher, the idle timeout and the deadline's signal. */
+interface Sending {
+  dispatcher: Dispatcher;
+  timeoutMs: number;
+  signal: AbortSignal | undefined;
+}
+
+async function getToken(request: TokenRequest, deps: Sending, authorization: string | undefined, account: string | undefined): Promise<HttpResponse> {
   return call(request, 'GET', () =>
     send(tokenUrl(request, account), {
       method: 'GET',
       headers: authorization === undefined ? {} : { authorization },
+      signal: deps.signal,
       dispatcher: deps.dispatcher,
       timeoutMs: deps.timeoutMs,
     }),
   );
 }
 
-async function postRefresh(request: TokenRequest, deps: ExchangeDeps, refreshToken: string): Promise<HttpResponse> {
+async function postRefresh(request: TokenRequest, deps: Sending, refreshToken: string): Promise<HttpResponse> {
   const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: OAUTH_CLIENT_ID });
   if (request.service !== undefined) form.set('service', request.service);
   if (request.scopes.length > 0) form.set('scope', request.scopes.join(' '));
@@ -61,6 +72,7 @@ async function postRefresh(request: TokenRequest, deps: ExchangeDeps, refreshTok
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: form.toString(),
+      signal: deps.signal,
       dispatcher: deps.dispatcher,
       timeoutMs: deps.timeoutMs,
     }),
@@ -78,7 +90,14 @@ function answered(request: TokenRequest, grant: TokenGrant, method: 'GET' | 'POS
  * user/password or anonymous; the OAuth2 refresh_token POST for identity tokens, falling back to
  * GET when the server does not speak it.
  */
-export async function exchangeToken(request: TokenRequest, deps: ExchangeDeps): Promise<IssuedToken> {
+export function exchangeToken(request: TokenRequest, deps: ExchangeDeps): Promise<IssuedToken> {
+  const what = `a token from ${new URL(request.realm).origin}`;
+  return withinDeadline(request.registry, what, deps.deadlineMs, undefined, (signal) =>
+    exchange(request, { dispatcher: deps.dispatcher, timeoutMs: deps.timeoutMs, signal }, deps.clock),
+  );
+}
+
+async function exchange(request: TokenRequest, deps: Sending, clock: Clock): Promise<IssuedToken> {
   const { secret } = request.credential;
   let response: HttpResponse;
   // A switch: each kind of secret makes a different request (a bearer token is never exchanged).
@@ -119,7 +138,7 @@ export async function exchangeToken(request: TokenRequest, deps: ExchangeDeps): 
   }
   try {
     const body = await readBody(response.body, MAX_TOKEN_BODY);
-    return parseTokenResponse(JSON.parse(body.toString('utf8')) as unknown, deps.clock.now());
+    return parseTokenResponse(JSON.parse(body.toString('utf8')) as unknown, clock.now());
   } catch (err) {
     throw new UpstreamProtocolError(request.registry, `token server ${origin} sent an unusable answer: ${describeError(err)}`);
   }

@@ -3,11 +3,14 @@ import { Agent, type Dispatcher } from 'undici';
 import { keychainFor, type KeychainDeps } from '../auth/keychain.js';
 import { TokenCache } from '../auth/token-cache.js';
 import type { Config, RegistryConfig } from '../config/config.js';
-import type { Deps } from '../deps.js';
-import { ConfigError } from '../errors.js';
+import type { Deps } from '../core/deps.js';
+import { ConfigError } from '../core/errors.js';
 import { RedirectPolicy, systemResolve, type Resolve } from './redirect-policy.js';
 import { RegistryClient } from './registry-client.js';
 import { exchangeToken } from './token-exchange.js';
+import type { UpstreamOutcomes } from './upstream-outcomes.js';
+import { RegistryWatch } from './registry-watch.js';
+import type { RecentEvents } from '../util/recent-events.js';
 
 /** The dispatcher for one registry: the shared one, or an Agent with its `ca` / `insecure` TLS settings. */
 export function dispatcherFor(registry: RegistryConfig, shared: Dispatcher): Dispatcher {
@@ -33,7 +36,15 @@ export type ClientDeps = KeychainDeps & { dispatcher: Dispatcher };
  * The RegistryClient for one configured registry, as the server uses it (and doctor, which
  * drives this same client): its TLS settings, credential source, redirect policy and Agent.
  */
-export function createRegistryClient(registry: RegistryConfig, config: Config, deps: ClientDeps, tokens: TokenCache, resolve: Resolve = systemResolve): RegistryClient {
+export function createRegistryClient(
+  registry: RegistryConfig,
+  config: Config,
+  deps: ClientDeps,
+  tokens: TokenCache,
+  resolve: Resolve = systemResolve,
+  outcomes?: UpstreamOutcomes,
+  watch?: RegistryWatch,
+): RegistryClient {
   const redirectPolicy = new RedirectPolicy(registry.key, registry.url, registry.redirects, resolve);
   return new RegistryClient(registry, {
     dispatcher: dispatcherFor(registry, deps.dispatcher),
@@ -42,26 +53,36 @@ export function createRegistryClient(registry: RegistryConfig, config: Config, d
     tokens,
     credentials: keychainFor(registry, deps),
     timeoutMs: config.upstream.timeoutMs,
+    deadlineMs: config.upstream.deadlineMs,
     maxRedirects: config.upstream.maxRedirects,
     redirectPolicy,
+    outcomes,
+    watch,
   });
 }
 
 /** The token cache of one server (or one doctor run): exchanges through the shared dispatcher. */
 export function createTokenCache(config: Config, deps: ClientDeps): TokenCache {
-  return new TokenCache((request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs }), deps.clock);
+  return new TokenCache((request) => exchangeToken(request, { dispatcher: deps.dispatcher, clock: deps.clock, timeoutMs: config.upstream.timeoutMs, deadlineMs: config.upstream.deadlineMs }), deps.clock, deps.hostTokens);
 }
 
-/** One RegistryClient per configured registry, sharing one token cache. */
+/** One RegistryClient per configured registry, sharing one token cache and one RegistryWatch. */
 export class Upstreams {
   readonly tokens: TokenCache;
+  /** What the registries' answers said (health, rate limits), for the status page and the gauges. */
+  readonly watch: RegistryWatch;
   private readonly clients = new Map<string, RegistryClient>();
 
-  /** `resolve` looks up redirect targets' addresses (the system resolver unless a test injects one). */
-  constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve) {
+  /**
+   * `resolve` looks up redirect targets' addresses (the system resolver unless a test injects one);
+   * `outcomes` hears how every request to a registry ended (failure metrics, /readyz); `recent` receives
+   * upstream failures for the status page.
+   */
+  constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve, outcomes?: UpstreamOutcomes, recent?: RecentEvents) {
     this.tokens = createTokenCache(config, deps);
+    this.watch = new RegistryWatch(deps.clock, recent);
     for (const registry of config.registries.values()) {
-      this.clients.set(registry.key, createRegistryClient(registry, config, deps, this.tokens, resolve));
+      this.clients.set(registry.key, createRegistryClient(registry, config, deps, this.tokens, resolve, outcomes, this.watch));
     }
   }
 

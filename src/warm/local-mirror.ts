@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
-import { buildApp, buildServices } from '../app.js';
+import { buildApp, buildServices } from '../app/app.js';
 import type { Config } from '../config/config.js';
-import type { Deps } from '../deps.js';
+import type { Deps } from '../core/deps.js';
 import { drain, header, send } from '../upstream/http.js';
 
 /** How long `pullgate warm` waits to learn whether a mirror answers at the configured address. */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { type ImageRef, parseImageRef } from '../doctor/image-ref.js';
-import { describeError } from '../errors.js';
+import { describeError } from '../core/errors.js';
 import { digestOf } from '../proxy/digest.js';
 import { DEFAULT_MANIFEST_ACCEPT, MAX_MANIFEST_BYTES } from '../proxy/manifests.js';
 import { digestAlgorithm } from '../routing/reference.js';

@@ -1,4 +1,4 @@
-import type { Clock } from '../../src/deps.js';
+import type { Clock } from '../../src/core/deps.js';
 
 /** A clock that moves only when the test says so. */
 export class FakeClock implements Clock {

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Clock } from '../../src/deps.js';
+import type { Clock } from '../../src/core/deps.js';
 
 /** An unsigned JWT with these claims (pullgate reads claims, it does not verify signatures). */
 export function makeJwt(claims: Record<string, unknown>): string {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Clock } from '../../src/deps.js';
+import type { Clock } from '../../src/core/deps.js';
 
 /** One request the fake received, for count assertions. */
 export interface Seen {

@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent } from 'undici';
 import type { FastifyInstance } from 'fastify';
-import { buildApp, buildServices } from '../../src/app.js';
+import { buildApp, buildServices, type AppOptions } from '../../src/app/app.js';
 import type { Cache } from '../../src/cache/cache.js';
 import type { Config } from '../../src/config/config.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { createLogger, type Deps } from '../../src/deps.js';
+import { createLogger, type Deps } from '../../src/core/deps.js';
 import { FakeClock } from './fake-clock.js';
 
 export interface Harness {
@@ -28,7 +28,10 @@ export interface Harness {
  * Builds pullgate in-process on a YAML config (storage in a fresh temp dir, or `options.storage`, which close()
  * then leaves for the caller: a restart over the same storage), with a fake clock and captured logs.
  */
-export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS.ProcessEnv; exposed?: boolean; storage?: string } = {}): Harness {
+export function harness(
+  yaml: string,
+  options: { clock?: FakeClock; env?: NodeJS.ProcessEnv; exposed?: boolean; storage?: string; app?: AppOptions } = {},
+): Harness {
   const storage = options.storage ?? mkdtempSync(path.join(tmpdir(), 'pullgate-test-'));
   const clock = options.clock ?? new FakeClock();
   const logs: string[] = [];
@@ -37,7 +40,7 @@ export function harness(yaml: string, options: { clock?: FakeClock; env?: NodeJS
   const deps: Deps = { clock, dispatcher, logger, env: options.env ?? {} };
   const config = loadConfigText(`${yaml}\nstorage: { path: ${JSON.stringify(storage)} }\n`, deps.env, 'test', storage);
   const services = buildServices(config, deps, undefined, options.exposed === undefined ? {} : { exposed: options.exposed });
-  const app = buildApp(config, deps, services);
+  const app = buildApp(config, deps, services, options.app);
   return {
     app,
     config,

@@ -7,9 +7,9 @@ import bcrypt from 'bcryptjs';
 import type { LightMyRequestResponse } from 'fastify';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ClientAuth } from '../../src/http/client-auth.js';
-import { Htpasswd } from '../../src/auth/htpasswd.js';
-import { exposureWarnings } from '../../src/config/exposure.js';
+import { ClientAuth } from '../../src/client-auth/client-auth.js';
+import { Htpasswd } from '../../src/client-auth/htpasswd.js';
+import { exposureWarnings } from '../../src/access/exposure.js';
 import { fastManifestHandler } from '../../src/http/fast-manifests.js';
 import { Preflight } from '../../src/http/preflight.js';
 import { FakeRegistry, makeImage, type FakeImage } from '../helpers/fake-registry.js';
@@ -172,6 +172,55 @@ describe('clients.access on every request', () => {
     expect(anonymous.statusCode).toBe(401);
     expect(anonymous.headers['www-authenticate']).toBe('Basic realm="pullgate"');
     expect((await get(pg, '/v2/', 'bob')).statusCode).toBe(200);
+  });
+
+  it('takes empty Basic credentials (skopeo and podman without a login send "Basic Og==") as anonymous, not as a failed login', async () => {
+    const { pg, pub } = await setup();
+    const empty = { authorization: `Basic ${Buffer.from(':').toString('base64')}` };
+    // skopeo: GET /v2/ without credentials is challenged, then every request carries ":" as its login.
+    expect((await get(pg, '/v2/')).statusCode).toBe(401);
+    for (let i = 0; i < 8; i++) {
+      const allowed = await get(pg, '/v2/public/app/manifests/1', undefined, empty);
+      expect(allowed.statusCode).toBe(200);
+      expect(allowed.headers['docker-content-digest']).toBe(pub.digest);
+    }
+    // Refused as anonymous (a login could help: 401 with the challenge), not as a wrong password.
+    const refused = await get(pg, '/v2/team/app/manifests/1', undefined, empty);
+    expect(refused.statusCode).toBe(401);
+    expect(refused.headers['www-authenticate']).toBe('Basic realm="pullgate"');
+    expect(firstError(refused).message).toContain('carried none');
+    expect((await get(pg, '/v2/team/app/manifests/1', undefined, { authorization: 'Basic ' })).statusCode).toBe(401);
+    // Nine empty logins from one address are no failed logins: no lockout for the real one after them.
+    expect((await get(pg, '/v2/team/app/manifests/1', 'alice')).statusCode).toBe(200);
+    const lines = pg.logs.map((line) => JSON.parse(line) as { msg: string; user?: string; path?: string });
+    expect(lines.filter((line) => line.msg === 'request' && line.path === '/v2/public/app/manifests/1').every((line) => line.user === 'anonymous')).toBe(true);
+  });
+
+  it('/v2/ answers 200 without credentials when anonymous clients may pull something and a login would add nothing', async () => {
+    const fake = await new FakeRegistry({ kind: 'none' }, new FakeClock()).start();
+    cleanups.push(() => fake.stop());
+    fake.add(makeImage('public/app', '1'));
+    const htpasswd = htpasswdFile();
+    const statusOfBase = async (clients: string, exposed?: boolean): Promise<number> => {
+      const pg = harness(
+        `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${fake.origin} }\n  private.example: { url: ${fake.origin}, auth: { type: basic, username: u, password: p } }\nclients:\n  htpasswd: ${JSON.stringify(htpasswd)}\n${clients}`,
+        exposed === undefined ? {} : { exposed },
+      );
+      cleanups.push(() => pg.close());
+      return (await pg.app.inject({ url: '/v2/' })).statusCode;
+    };
+    // The issue's case: only an anonymous rule (the htpasswd users have none), so docker can pull anonymously.
+    expect(await statusOfBase('  access:\n    - { subjects: [anonymous], allow: ["reg.example/public/*"] }\n')).toBe(200);
+    expect(await statusOfBase('  anonymous: true\n')).toBe(200);
+    // Anonymous clients may pull everything (nothing said, loopback): a login adds nothing.
+    expect(await statusOfBase('')).toBe(200);
+    // A login could let the client pull more: docker must be asked, or it never sends its login.
+    expect(await statusOfBase('  anonymous: false\n')).toBe(401);
+    expect(await statusOfBase('', true)).toBe(401); // the safe default: private.example for users only
+    expect(
+      await statusOfBase('  access:\n    - { subjects: [authenticated], allow: ["**"] }\n    - { subjects: [anonymous], allow: ["reg.example/public/*"] }\n'),
+    ).toBe(401);
+    expect(await statusOfBase('  access:\n    - { subjects: [anonymous], deny: ["reg.example/x/**"] }\n    - { subjects: [anonymous, alice], allow: ["**"] }\n')).toBe(401);
   });
 
   it('logs the subject on every line (never the password), the deciding rule of a refusal, and counts refusals by reason', async () => {

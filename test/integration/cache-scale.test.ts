@@ -6,11 +6,11 @@ import { Writable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cache } from '../../src/cache/cache.js';
-import { openDatabase } from '../../src/cache/database.js';
+import { openDatabase } from '../../src/storage/database.js';
 import { cacheStats } from '../../src/cache/maintenance.js';
 import { listCache } from '../../src/cli/cache-commands.js';
-import { createLogger } from '../../src/deps.js';
-import { Metrics } from '../../src/metrics.js';
+import { createLogger } from '../../src/core/deps.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');

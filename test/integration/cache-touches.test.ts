@@ -5,10 +5,10 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cache } from '../../src/cache/cache.js';
-import { CacheIndex, TOUCH_BATCH, TOUCH_RESOLUTION_MS } from '../../src/cache/cache-index.js';
-import { openDatabase } from '../../src/cache/database.js';
-import { createLogger } from '../../src/deps.js';
-import { Metrics } from '../../src/metrics.js';
+import { CacheIndex, TOUCH_BATCH, TOUCH_RESOLUTION_MS } from '../../src/storage/cache-index.js';
+import { openDatabase } from '../../src/storage/database.js';
+import { createLogger } from '../../src/core/deps.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

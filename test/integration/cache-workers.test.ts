@@ -1,15 +1,15 @@
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cache } from '../../src/cache/cache.js';
-import { CacheIndex } from '../../src/cache/cache-index.js';
-import { openDatabase, SCHEMA_VERSION } from '../../src/cache/database.js';
+import { CacheIndex } from '../../src/storage/cache-index.js';
+import { openDatabase, SCHEMA_VERSION } from '../../src/storage/database.js';
 import { IndexLease } from '../../src/cache/index-lease.js';
-import { createLogger } from '../../src/logging.js';
-import { Metrics } from '../../src/metrics.js';
+import { createLogger } from '../../src/core/logging.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 // Two Cache instances over one storage directory in one process stand for two workers of `serve --workers`:
@@ -71,6 +71,19 @@ function scanned(root: string): number {
 }
 
 describe('two workers over one index', () => {
+  it('leave the running fills\' temp files to a worker that replaces a dead one; a first start clears a crash\'s', () => {
+    const root = tempRoot();
+    worker(root, 2 ** 40, new FakeClock());
+    const running = path.join(root, 'tmp', 'sha256-0123.fill-of-a-running-worker');
+    writeFileSync(running, 'partial');
+    // The replacement of a dead worker starts while the other worker writes its fill.
+    const replacement = new Cache({ root, maxSizeBytes: 2 ** 40, clock: new FakeClock(), logger: createLogger('silent'), metrics: new Metrics(), keepTemps: true });
+    cleanups.push(() => replacement.close());
+    expect(existsSync(running)).toBe(true);
+    // A whole server starting again (every worker) clears what a crash left.
+    worker(root, 2 ** 40, new FakeClock());
+    expect(existsSync(running)).toBe(false);
+  });
   it('count the host total: the fill that takes the shared total over the budget starts a pass that brings it under', async () => {
     const root = tempRoot();
     const clock = new FakeClock();

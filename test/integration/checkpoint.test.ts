@@ -4,8 +4,8 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cache } from '../../src/cache/cache.js';
-import { createLogger } from '../../src/deps.js';
-import { Metrics } from '../../src/metrics.js';
+import { createLogger } from '../../src/core/deps.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];

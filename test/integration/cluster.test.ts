@@ -5,10 +5,13 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Agent, request } from 'undici';
 import type { FastifyInstance } from 'fastify';
-import { buildApp, buildServices } from '../../src/app.js';
+import { buildApp, buildServices } from '../../src/app/app.js';
+import { PEER_HEADER, signPeerRequest } from '../../src/cluster/peer-auth.js';
+import { peerBlobPath } from '../../src/cluster/peer-listener.js';
 import { ownerOf } from '../../src/cluster/rendezvous.js';
+import { FetchRefused } from '../../src/core/errors.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { createLogger, type Deps } from '../../src/deps.js';
+import { createLogger, type Deps } from '../../src/core/deps.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { FakeRegistry, makeImage, type FakeImage } from '../helpers/fake-registry.js';
 
@@ -24,6 +27,7 @@ interface Replica {
   app: FastifyInstance;
   base: string;
   logs: string[];
+  services: ReturnType<typeof buildServices>;
   /** Stops this replica's peer listener and client at once, as a crash would for its peers. */
   kill(): Promise<void>;
 }
@@ -33,11 +37,11 @@ interface Replica {
  * replica listens, so another test file running in parallel can take one in between: then the
  * replicas built so far are closed and the ports probed again.
  */
-async function cluster(fake: FakeRegistry, clock: FakeClock, count = 3): Promise<Replica[]> {
+async function cluster(fake: FakeRegistry, clock: FakeClock, count = 3, registryYaml = ''): Promise<Replica[]> {
   const before = cleanups.length;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await clusterOnce(fake, clock, count);
+      return await clusterOnce(fake, clock, count, registryYaml);
     } catch (err) {
       if (attempt >= 5 || (err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
       while (cleanups.length > before) await cleanups.pop()?.();
@@ -45,7 +49,7 @@ async function cluster(fake: FakeRegistry, clock: FakeClock, count = 3): Promise
   }
 }
 
-async function clusterOnce(fake: FakeRegistry, clock: FakeClock, count: number): Promise<Replica[]> {
+async function clusterOnce(fake: FakeRegistry, clock: FakeClock, count: number, registryYaml: string): Promise<Replica[]> {
   const ports = await Promise.all(Array.from({ length: count }, () => freePort()));
   const peers = ports.map((port) => `127.0.0.1:${port}`);
   const replicas: Replica[] = [];
@@ -56,7 +60,7 @@ async function clusterOnce(fake: FakeRegistry, clock: FakeClock, count: number):
     const deps: Deps = { clock, dispatcher, logger: createLogger('debug', { write: (line: string) => logs.push(line) }), env: {} };
     const yaml = [
       'defaultRegistry: reg.example',
-      `registries: { reg.example: { url: ${fake.origin} } }`,
+      `registries: { reg.example: { url: ${fake.origin}${registryYaml} } }`,
       `cluster: { listen: 127.0.0.1:${port}, peers: [${peers.join(', ')}], secret: ${SECRET} }`,
       `storage: { path: ${JSON.stringify(storage)} }`,
     ].join('\n');
@@ -73,7 +77,7 @@ async function clusterOnce(fake: FakeRegistry, clock: FakeClock, count: number):
     };
     cleanups.push(close);
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
-    replicas.push({ id: `127.0.0.1:${port}`, app, base, logs, kill: close });
+    replicas.push({ id: `127.0.0.1:${port}`, app, base, logs, services, kill: close });
   }
   return replicas;
 }
@@ -215,3 +219,42 @@ describe('cluster: one upstream fetch per layer per cluster', () => {
     expect(blobGets(fake, digest)).toBe(3);
   });
 });
+
+describe('cluster: the fetch policy holds for peers (issue 20 §2)', () => {
+  it('answers a signed peer request for a repository registries.<host>.repositories denies with 403 DENIED, fetching and storing nothing', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+    cleanups.push(() => fake.stop());
+    const [digest] = layer(fake.add(makeImage('org/secret', '1', 1, 64 * 1024)), 64 * 1024);
+    const replicas = await cluster(fake, clock, 2, ', repositories: { deny: [org/secret] }');
+    const [replica] = replicas;
+    if (replica === undefined) throw new Error('no replica');
+    const client = await request(`${replica.base}/v2/org/secret/blobs/${digest}`);
+    expect(client.statusCode).toBe(403);
+    await client.body.dump();
+    const peerPath = peerBlobPath('reg.example', 'org/secret', digest);
+    const peer = await request(`http://${replica.id}${peerPath}`, { headers: { [PEER_HEADER]: signPeerRequest(SECRET, 'GET', peerPath, clock.now()) } });
+    expect(peer.statusCode).toBe(403);
+    const body = (await peer.body.json()) as { errors: { code: string; message: string }[] };
+    expect(body.errors[0]?.code).toBe('DENIED');
+    expect(body.errors[0]?.message).toContain('registries.reg.example.repositories.deny');
+    expect(fake.seen.filter((s) => s.path.startsWith('/v2/org/secret/'))).toEqual([]);
+    await replica.services.cache.drain();
+    expect(replica.services.cache.lookup(digest)).toBeUndefined();
+  });
+
+  it('refuses the same repository below every entry point: the blob service itself makes no upstream request for it', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'none' }, clock).start();
+    cleanups.push(() => fake.stop());
+    const [digest] = layer(fake.add(makeImage('org/secret', '1', 1, 64 * 1024)), 64 * 1024);
+    const [replica] = await cluster(fake, clock, 1, ', repositories: { deny: [org/secret] }');
+    if (replica === undefined) throw new Error('no replica');
+    const route = { registry: 'reg.example', repository: 'org/secret' };
+    const signal = new AbortController().signal;
+    await expect(replica.services.blobs.get({ route, digest, method: 'GET', range: undefined, signal, fromPeer: true })).rejects.toBeInstanceOf(FetchRefused);
+    await expect(replica.services.manifests.get({ route, reference: { kind: 'tag', value: '1' }, method: 'GET', accept: undefined, signal })).rejects.toBeInstanceOf(FetchRefused);
+    expect(fake.seen.filter((s) => s.path.startsWith('/v2/org/secret/'))).toEqual([]);
+  });
+});
+

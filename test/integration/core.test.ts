@@ -289,6 +289,33 @@ describe('core mirror against a fake upstream', () => {
     expect(bad.json()).toMatchObject({ errors: [{ code: 'DIGEST_INVALID' }] });
   });
 
+  it('answers referrers from the sha256-<hex> fallback tag when upstream has no referrers API (issue 20 §17)', async () => {
+    const { fake, pg } = await setup({ kind: 'none' }, (origin) => `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${origin} }\n`);
+    const subject = fake.add(makeImage('team/app', '1', 1, 1000));
+    const sbom = { mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.example.sbom', digest: `sha256:${'b'.repeat(64)}`, size: 10 };
+    const signature = { mediaType: 'application/vnd.oci.image.manifest.v1+json', artifactType: 'application/vnd.dev.cosign.artifact.sig.v1+json', digest: `sha256:${'c'.repeat(64)}`, size: 20 };
+    const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [sbom, signature] }));
+    const tag = `sha256-${subject.digest.slice('sha256:'.length)}`;
+    fake.add({ repository: 'team/app', tag, manifest: index, digest: sha256(index), mediaType: 'application/vnd.oci.image.index.v1+json', blobs: new Map() });
+    // The fake has no referrers endpoint: it answers 404 there, as registries without the API do.
+    const all = await pg.app.inject({ url: `/v2/team/app/referrers/${subject.digest}` });
+    expect(all.statusCode).toBe(200);
+    expect(all.headers['content-type']).toBe('application/vnd.oci.image.index.v1+json');
+    expect(all.json()).toEqual({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [sbom, signature] });
+    expect(all.headers['oci-filters-applied']).toBeUndefined();
+    expect(fake.seen.filter((s) => s.path === `/v2/team/app/manifests/${tag}`)).toHaveLength(1);
+    const filtered = await pg.app.inject({ url: `/v2/team/app/referrers/${subject.digest}?artifactType=application/vnd.example.sbom` });
+    expect(filtered.statusCode).toBe(200);
+    expect(filtered.json()).toEqual({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [sbom] });
+    expect(filtered.headers['oci-filters-applied']).toBe('artifactType');
+    // A subject without a fallback tag has no referrers: an empty index, not 404.
+    const none = await pg.app.inject({ url: `/v2/team/app/referrers/sha256:${'d'.repeat(64)}?artifactType=application/vnd.example.sbom` });
+    expect(none.statusCode).toBe(200);
+    expect(none.headers['content-type']).toBe('application/vnd.oci.image.index.v1+json');
+    expect(none.json()).toEqual({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] });
+    expect(none.headers['oci-filters-applied']).toBe('artifactType');
+  });
+
   it('writes one JSON log line per request with route, registry, status, bytes and duration', async () => {
     const { fake, pg } = await setup({ kind: 'none' }, (origin) => `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${origin} }\n`);
     const image = fake.add(makeImage('team/app', '1', 1, 5000));

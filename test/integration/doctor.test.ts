@@ -66,6 +66,17 @@ describe('pullgate doctor', () => {
     expect(registry.seen.filter((s) => s.method === 'HEAD')).toHaveLength(1);
   });
 
+  it('says the registry\'s fetch policy refuses a repository, and sends no request for it', async () => {
+    const clock = new FakeClock();
+    const registry = await fake({ kind: 'none' }, clock);
+    registry.add(makeImage('org/secret', '1.0'));
+    const yaml = `defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${registry.origin}, repositories: { deny: [org/secret] } }\n`;
+    const { ok, out } = await doctor('reg.example/org/secret:1.0', yaml, { clock });
+    expect(ok).toBe(false);
+    expect(out).toContain('registries.reg.example.repositories');
+    expect(registry.seen.filter((seen) => seen.path.startsWith('/v2/org/secret/'))).toEqual([]);
+  });
+
   it('401 with no credentials found: says what was searched, and a helper that is not installed', async () => {
     const registry = await fake(bearer(), new FakeClock());
     registry.add(makeImage('team/app', '1'));

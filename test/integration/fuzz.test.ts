@@ -204,6 +204,7 @@ function malformed(g: Gen, image: FakeImage): { bytes: Buffer } {
     `${g.pick(['FOO', 'G ET', 'get', 'GET\t', '', 'BREW', 'M-SEARCH', 'ÜBER'])} ${path} HTTP/1.1\r\nHost: x\r\n\r\n`,
     `GET ${path} HTTP/${g.pick(['2.0', '1.2', '9', 'x', '1.1 extra'])}\r\nHost: x\r\n\r\n`,
     `GET ${path}\r\n\r\n`,
+    `GET ${g.pick(['http://x', 'https://x:1', '*', 'x', 'http://', 'ftp://x'])}${path} HTTP/1.1\r\nHost: x\r\n\r\n`,
     `GET ${path} HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(17_000 + g.int(10_000))}\r\n\r\n`,
     `GET /v2/${'a'.repeat(17_000)}/manifests/1 HTTP/1.1\r\nHost: x\r\n\r\n`,
     `GET ${path} HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n`,
@@ -231,7 +232,9 @@ function malformed(g: Gen, image: FakeImage): { bytes: Buffer } {
 /** A well-formed request (random path, headers) as raw bytes, so odd bytes reach the hot path unencoded. */
 function wellFormed(g: Gen, image: FakeImage): { method: string; request: string; bytes: Buffer } {
   const method = g.chance(0.8) ? g.pick(['GET', 'HEAD']) : g.pick(METHODS);
-  const request = g.chance(0.5) ? `/v2/${image.repository}/manifests/${g.pick([image.tag, image.digest])}${query(g)}` : target(g, image);
+  const origin = g.chance(0.5) ? `/v2/${image.repository}/manifests/${g.pick([image.tag, image.digest])}${query(g)}` : target(g, image);
+  // Absolute-form targets (RFC 9112 §3.2.2), as proxies and `curl --request-target` send them.
+  const request = g.chance(0.1) ? `${g.pick(['http://127.0.0.1', 'https://mirror.example:5000', 'HTTP://x', 'http://u@x', 'http://'])}${origin}` : origin;
   const lines = [`${method} ${request.replace(/[ \r\n]/g, '')} HTTP/1.1`, 'Host: 127.0.0.1', 'Connection: close'];
   for (const [field, value] of Object.entries(headers(g, image))) lines.push(`${field}: ${value.replace(/[\r\n]/g, '')}`);
   return { method, request, bytes: Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'utf8') };

@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FakeRegistry, makeImage, sha256, type FakeImage } from '../helpers/fake-registry.js';
+import { FakeRegistry, makeImage, serveBytes, sha256, type FakeImage } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { harness, type Harness } from '../helpers/harness.js';
 import { METADATA_BODY, Recorder } from '../helpers/recorder.js';
@@ -250,3 +251,133 @@ describe('hostile upstream: blob redirects', () => {
     expect(s.recorder.seen[0]?.authorization).toBeUndefined();
   });
 });
+
+describe('hostile upstream: ranges of a blob whose bytes do not match its digest (issue 20 §1)', () => {
+  /** A 5,000-byte blob starting GENUINE-BLOB-BYTES that upstream answers with EVIL-BLOB-BYTES!!! and the same length. */
+  function evilBlob(s: Setup): { digest: string; genuine: Buffer } {
+    const genuine = Buffer.concat([Buffer.from('GENUINE-BLOB-BYTES'), randomBytes(5_000 - 18)]);
+    const digest = sha256(genuine);
+    s.image.blobs.set(digest, genuine);
+    const evil = Buffer.concat([Buffer.from('EVIL-BLOB-BYTES!!!'), genuine.subarray(18)]);
+    s.fake.routes.set(`/v2/team/app/blobs/${digest}`, (req, res) => serveBytes(req, res, evil));
+    return { digest, genuine };
+  }
+
+  it('answers a small range of a cold blob with 502, not the unverified bytes, and caches nothing', async () => {
+    const s = await setup();
+    const { digest } = evilBlob(s);
+    const res = await s.pg.app.inject({ url: `/v2/reg.example/team/app/blobs/${digest}`, headers: { range: 'bytes=0-17' } });
+    expect(res.body).not.toContain('EVIL');
+    const error = upstreamError(res);
+    expect(error.message).toMatch(/digest/);
+    await s.pg.cache.drain();
+    expect(s.pg.cache.lookup(digest)).toBeUndefined();
+  });
+
+  it('answers a range joined to a fill in flight only after the fill verified, and serves the genuine bytes once upstream does', async () => {
+    const s = await setup();
+    const { digest, genuine } = evilBlob(s);
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const evilRoute = s.fake.routes.get(`/v2/team/app/blobs/${digest}`);
+    s.fake.routes.set(`/v2/team/app/blobs/${digest}`, (req, res) => {
+      void held.then(() => evilRoute?.(req, res, ''));
+    });
+    // The whole GET is cut before its last byte (inject rejects), as before.
+    const whole = s.pg.app.inject({ url: `/v2/reg.example/team/app/blobs/${digest}` }).then(
+      (res) => ({ statusCode: res.statusCode, rawPayload: res.rawPayload }),
+      () => ({ statusCode: 0, rawPayload: Buffer.alloc(0) }),
+    );
+    const ranged = s.pg.app.inject({ url: `/v2/reg.example/team/app/blobs/${digest}`, headers: { range: 'bytes=100-199' } });
+    release();
+    const [full, part] = await Promise.all([whole, ranged]);
+    expect(full.rawPayload.equals(genuine.subarray(0, full.rawPayload.length)) && full.statusCode === 200 && full.rawPayload.length === genuine.length).toBe(false);
+    expect(part.body).not.toContain('EVIL');
+    upstreamError(part);
+    expect(s.fake.count(`/v2/team/app/blobs/${digest}`, 'GET')).toBe(1);
+    s.fake.routes.delete(`/v2/team/app/blobs/${digest}`);
+    await s.pg.cache.drain();
+    const good = await s.pg.app.inject({ url: `/v2/reg.example/team/app/blobs/${digest}`, headers: { range: 'bytes=0-17' } });
+    expect(good.statusCode).toBe(206);
+    expect(good.body).toBe('GENUINE-BLOB-BYTES');
+  });
+});
+
+describe('hostile upstream: answers that trickle (issue 20 §3)', () => {
+  const DEADLINE = 'upstream: { deadline: 300ms }\n';
+
+  /** Answers `path` with headers at once, then one byte of `body` every 40 ms; `closed` resolves when pullgate hangs up. */
+  function trickle(fake: FakeRegistry, path: string, headers: Record<string, string>, body: Buffer): { closed: Promise<void>; sent: () => number } {
+    let sent = 0;
+    let closed: () => void = () => undefined;
+    const done = new Promise<void>((resolve) => (closed = resolve));
+    fake.routes.set(path, (_req, res) => {
+      res.writeHead(200, { 'content-length': String(body.length), ...headers });
+      const timer = setInterval(() => {
+        if (sent < body.length) res.write(body.subarray(sent, ++sent));
+        if (sent >= body.length) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, 40);
+      res.on('close', () => {
+        clearInterval(timer);
+        closed();
+      });
+    });
+    return { closed: done, sent: () => sent };
+  }
+
+  it('answers a manifest whose body trickles with 502 naming the registry at the deadline, and aborts the upstream request', async () => {
+    const s = await setup(() => DEADLINE);
+    const slow = trickle(s.fake, TAG_PATH, { 'content-type': OCI_MANIFEST }, s.image.manifest);
+    const started = Date.now();
+    const res = await s.pg.app.inject({ url: TAG_URL });
+    const error = upstreamError(res);
+    expect(error.message).toContain('reg.example');
+    expect(error.message).toContain('upstream.deadline');
+    expect(Date.now() - started).toBeLessThan(2_000);
+    await slow.closed;
+    expect(slow.sent()).toBeLessThan(s.image.manifest.length);
+    await recoversWithoutCache(s);
+  });
+
+  it('gives tag lists the same deadline', async () => {
+    const s = await setup(() => DEADLINE);
+    const list = Buffer.from(JSON.stringify({ name: 'team/app', tags: ['1.0'] }));
+    const slow = trickle(s.fake, '/v2/team/app/tags/list', { 'content-type': 'application/json' }, list);
+    const res = await s.pg.app.inject({ url: '/v2/reg.example/team/app/tags/list' });
+    expect(upstreamError(res).message).toContain('upstream.deadline');
+    await slow.closed;
+    expect(slow.sent()).toBeLessThan(list.length);
+  });
+
+  it('gives token answers the same deadline', async () => {
+    const clock = new FakeClock();
+    const fake = await new FakeRegistry({ kind: 'bearer', users: {}, anonymous: true, expiresIn: 300, crossScope403: false }, clock).start();
+    cleanups.push(() => fake.stop());
+    const image = fake.add(makeImage('team/app', '1.0', 1, 4096));
+    const pg = harness(`defaultRegistry: reg.example\nregistries:\n  reg.example:\n    url: ${fake.origin}\n${DEADLINE}`, { clock });
+    cleanups.push(() => pg.close());
+    const token = Buffer.from(JSON.stringify({ token: 'x'.repeat(64) }));
+    const slow = trickle(fake, '/token', { 'content-type': 'application/json' }, token);
+    const res = await pg.app.inject({ url: TAG_URL });
+    const error = upstreamError(res);
+    expect(error.message).toMatch(/reg\.example did not finish answering/);
+    await slow.closed;
+    expect(slow.sent()).toBeLessThan(token.length);
+    expect(image.digest).toMatch(/^sha256:/);
+  });
+
+  it('lets a blob body take longer than the deadline: blobs have the idle timeout only', async () => {
+    const s = await setup(() => DEADLINE);
+    const bytes = randomBytes(16);
+    const digest = sha256(bytes);
+    s.image.blobs.set(digest, bytes);
+    trickle(s.fake, `/v2/team/app/blobs/${digest}`, { 'content-type': 'application/octet-stream' }, bytes);
+    const res = await s.pg.app.inject({ url: `/v2/reg.example/team/app/blobs/${digest}` });
+    expect(res.statusCode).toBe(200);
+    expect(res.rawPayload.equals(bytes)).toBe(true);
+  });
+});
+

@@ -67,6 +67,7 @@ describe('registry.k8s.io through the shipped configs', () => {
       tokens: new TokenCache(() => Promise.reject(new Error('no token exchange expected')), clock),
       credentials: anonymous,
       timeoutMs: 5_000,
+      deadlineMs: 30_000,
       maxRedirects: 3,
       // A public address for every name: the redirect is judged by the config's trusted prefixes, not by DNS.
       redirectPolicy: new RedirectPolicy(registry.key, registry.url, registry.redirects, () => Promise.resolve(['34.1.2.3'])),

@@ -1,6 +1,6 @@
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/deps.js';
+import { createLogger } from '../../src/core/deps.js';
 import { createListener } from '../../src/http/listener.js';
 import { FakeRegistry, makeImage, sha256 } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -24,9 +24,10 @@ async function setup(extra = LIMITS): Promise<{ fake: FakeRegistry; pg: Harness;
   return { fake, pg, port };
 }
 
-function open(port: number): Promise<Socket> {
+/** A connection to 127.0.0.1 from `localAddress` (127.0.0.2 is loopback too on Linux: another client address). */
+function open(port: number, localAddress = '127.0.0.1'): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    const socket = connect({ port, host: '127.0.0.1', localAddress }, () => resolve(socket));
     socket.once('error', reject);
     cleanups.push(() => {
       socket.destroy();
@@ -98,6 +99,37 @@ describe('the listener: Node-level errors, timeouts and the connection limit', (
     expect(fake.seen).toHaveLength(0);
   });
 
+  it('answers an absolute-form request target as its path (RFC 9112), and any other non-path target 400 OCI JSON, never a 500', async () => {
+    const { port, fake, pg } = await setup('');
+    const image = fake.add(makeImage('team/app', '1'));
+    const json = 'application/json; charset=utf-8';
+    const ok = (text: string): string => {
+      expect(text).toMatch(/^HTTP\/1\.1 200 /);
+      return text.slice(text.indexOf('\r\n\r\n') + 4);
+    };
+    expect(ok(await exchange(port, 'GET http://x/v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))).toBe('{}');
+    expect(ok(await exchange(port, 'GET HTTPS://127.0.0.1:1/v2/ HTTP/1.1\r\nConnection: close\r\n\r\n'))).toBe('{}');
+    // Through the ordinary path (a cold tag), then the hot path (now cached): the same manifest both times.
+    // (On a connection left open: a client that half-closes counts as gone once pullgate must wait for upstream.)
+    const socket = await open(port);
+    for (let i = 0; i < 2; i++) {
+      socket.write('GET http://mirror.example:5000/v2/team/app/manifests/1?ns=reg.example HTTP/1.1\r\nHost: other\r\n\r\n');
+      const text = await oneResponse(socket);
+      expect(text).toContain(`docker-content-digest: ${image.digest}`);
+      expect(ok(text)).toBe(image.manifest.toString());
+    }
+    expect(ociError(await exchange(port, 'GET http://x/v2/%zz/manifests/1 HTTP/1.1\r\nHost: x\r\n\r\n'))).toEqual({ status: 400, code: 'NAME_INVALID', contentType: json });
+    expect(ociError(await exchange(port, 'GET http://x HTTP/1.1\r\nHost: x\r\n\r\n'))).toEqual({ status: 404, code: 'NOT_FOUND', contentType: json });
+    for (const target of ['*', 'v2/', 'http://user:pw@x/v2/', 'http:///v2/', 'ftp://x/v2/', 'x']) {
+      expect(ociError(await exchange(port, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`)), target).toMatchObject({ status: 400, contentType: json });
+    }
+    // Fastify's inject() does not pass the listener: the router and the preflight still agree there.
+    const injected = await pg.app.inject({ url: 'http://x/v2/team/app/manifests/1' });
+    expect(injected.statusCode).not.toBe(500);
+    expect(pg.logs.filter((line) => (JSON.parse(line) as { level: number }).level >= 50)).toEqual([]);
+    expect(pg.logs.join('\n')).not.toContain('preflight did not run');
+  });
+
   it('closes a connection that sends nothing, or only part of its headers, after headersTimeout with a 408', async () => {
     const { port } = await setup('clients: { connections: { headersTimeout: 300ms, idle: 30s } }\n');
     const silent = await open(port);
@@ -143,6 +175,44 @@ describe('the listener: Node-level errors, timeouts and the connection limit', (
       await new Promise((resolve) => setImmediate(resolve));
     }
     expect(await exchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
+  it('refuses one address its connections beyond clients.connections.perAddress while another address is still served', async () => {
+    const { port, pg } = await setup('clients: { connections: { max: 50, perAddress: 3, headersTimeout: 30s } }\n');
+    // One host holds its share with half-sent request heads (the issue's 2,000 idle connections, scaled down).
+    const held: Socket[] = [];
+    for (let i = 0; i < 3; i++) {
+      const socket = await open(port, '127.0.0.1');
+      socket.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n');
+      held.push(socket);
+    }
+    for (let i = 0; i < 4; i++) {
+      const refused = await open(port, '127.0.0.1');
+      const outcome = untilClosed(refused);
+      refused.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+      expect((await outcome).text).toBe('');
+    }
+    // Another address is not affected.
+    const other = await open(port, '127.0.0.2');
+    other.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(await oneResponse(other)).toMatch(/^HTTP\/1\.1 200 /);
+    // Logged once for the address however many were refused, and counted each time.
+    const warnings = pg.logs.filter((line) => line.includes('clients.connections.perAddress'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toContain('"address":"127.0.0.1"');
+    expect(await pg.app.pullgate.metrics.registry.getSingleMetricAsString('pullgate_connections_refused_total')).toContain('pullgate_connections_refused_total{limit="address"} 4');
+    // A held connection that finishes its request and closes frees a slot for its address.
+    const first = held[0];
+    if (first === undefined) throw new Error('no connection');
+    const closed = untilClosed(first);
+    first.end('Connection: close\r\n\r\n');
+    expect((await closed).text).toMatch(/^HTTP\/1\.1 200 /);
+    let answer = '';
+    // The server sees that close a moment after the client: retry until it has.
+    for (let attempt = 0; attempt < 50 && !answer.startsWith('HTTP/1.1 200'); attempt++) {
+      answer = await exchange(port, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    }
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
   });
 
   it('never cuts a blob download that keeps moving, but cuts one the client stopped reading after idle', async () => {
@@ -203,7 +273,7 @@ describe('the listener: Node-level errors, timeouts and the connection limit', (
   it('answers 503 OCI JSON with Connection: close once the app is closing, before the hot path or Fastify see the request', async () => {
     let reached = 0;
     const server = createListener(() => reached++, {
-      connections: { max: 10, headersTimeoutMs: 5_000, keepAliveMs: 5_000, idleMs: 5_000 },
+      connections: { max: 10, perAddress: 10, headersTimeoutMs: 5_000, keepAliveMs: 5_000, idleMs: 5_000 },
       logger: createLogger('silent'),
       clock: new FakeClock(),
       fast: () => {

@@ -3,7 +3,7 @@ import { Agent } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { loadConfigText } from '../../src/config/load.js';
 import { drain } from '../../src/upstream/http.js';
-import type { PullEvent } from '../../src/upstream/pull-observer.js';
+import type { PullEvent } from '../../src/auth/pull-observer.js';
 import { createRegistryClient, createTokenCache } from '../../src/upstream/upstreams.js';
 import { FakeRegistry, makeImage } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';

@@ -5,18 +5,18 @@ import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildApp, buildServices } from '../../src/app.js';
+import { buildApp, buildServices } from '../../src/app/app.js';
 import { cacheStats, verifyCache } from '../../src/cache/maintenance.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { createLogger, type Deps } from '../../src/deps.js';
+import { createLogger, type Deps } from '../../src/core/deps.js';
 import type { ByteRange, ContentInfo, ContentPage, ContentStore, PutOutcome } from '../../src/storage/content-store.js';
 import { listAll } from '../../src/storage/content-store.js';
-import { MemoryContentStore } from '../../src/storage/memory-store.js';
+import { MemoryContentStore } from '../helpers/memory-store.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { FakeRegistry, makeImage, sha256, type FakeImage } from '../helpers/fake-registry.js';
 import { Cache } from '../../src/cache/cache.js';
 import { SharedTier } from '../../src/cache/shared-tier.js';
-import { Metrics } from '../../src/metrics.js';
+import { Metrics } from '../../src/core/metrics.js';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -30,11 +30,11 @@ interface Replica {
 }
 
 /** One pullgate with its own empty local disk over `shared`. */
-async function replica(upstream: FakeRegistry, shared: ContentStore, clock: FakeClock, maxSize = '1GiB'): Promise<Replica> {
+async function replica(upstream: FakeRegistry, shared: ContentStore, clock: FakeClock, maxSize = '1GiB', s3Yaml = ''): Promise<Replica> {
   const storage = mkdtempSync(path.join(tmpdir(), 'pullgate-tier-'));
   const dispatcher = new Agent({ keepAliveTimeout: 1000 });
   const deps: Deps = { clock, dispatcher, logger: createLogger('silent'), env: {} };
-  const config = loadConfigText(`defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${upstream.origin} }\nstorage: { path: ${JSON.stringify(storage)}, maxSize: ${maxSize} }\n`, {}, 'test', storage);
+  const config = loadConfigText(`defaultRegistry: reg.example\nregistries:\n  reg.example: { url: ${upstream.origin} }\nstorage: { path: ${JSON.stringify(storage)}, maxSize: ${maxSize}${s3Yaml} }\n`, {}, 'test', storage);
   const services = buildServices(config, deps, undefined, { sharedStore: shared });
   const app = buildApp(config, deps, services);
   const base = await app.listen({ host: '127.0.0.1', port: 0 });
@@ -131,6 +131,57 @@ describe('local disk in front of a shared store', () => {
     expect(second.status).toBe(200);
     expect(second.body.equals(bytes)).toBe(true);
     expect(requests(upstream, before)).toEqual([`GET /v2/team/app/blobs/${digest}`]);
+  });
+
+  // Issue 20 §1: a ranged client cannot check its bytes, so a range is answered only from verified content.
+  for (const [label, poison] of [
+    ['of the right size', (bytes: Buffer): Buffer => Buffer.concat([Buffer.from('POISONED-BYTES!!'), bytes.subarray(16)])],
+    ['of another size (5,000 bytes)', (): Buffer => Buffer.alloc(5_000, 'POISONED-')],
+    ['of another size (2,000,000 bytes)', (): Buffer => Buffer.alloc(2_000_000, 'POISONED-')],
+  ] as const) {
+    it(`answers a range of a poisoned shared object ${label} with an error, never the planted bytes`, async () => {
+      const { upstream, clock, image } = await setup();
+      const shared = new MemoryContentStore(clock);
+      await pull(await replica(upstream, shared, clock), image, '1');
+      const [digest, bytes] = [...image.blobs][1] ?? ['', Buffer.alloc(0)];
+      await shared.delete(digest);
+      await shared.putBytes(digest, poison(bytes));
+      const b = await replica(upstream, shared, clock);
+      const ranged = await request(`${b.base}/v2/team/app/blobs/${digest}`, { headers: { range: 'bytes=0-15' } });
+      const body = Buffer.from(await ranged.body.arrayBuffer());
+      expect(body.toString('latin1')).not.toContain('POISONED');
+      expect(ranged.statusCode).toBe(502);
+      expect((JSON.parse(body.toString('utf8')) as { errors: { code: string }[] }).errors[0]?.code).toBe('UPSTREAM_ERROR');
+      await b.services.cache.drain();
+      expect(await shared.stat(digest)).toBeUndefined();
+      // The next ranged pull fetches the genuine bytes upstream.
+      const again = await request(`${b.base}/v2/team/app/blobs/${digest}`, { headers: { range: 'bytes=0-15' } });
+      expect(again.statusCode).toBe(206);
+      expect(Buffer.from(await again.body.arrayBuffer()).equals(bytes.subarray(0, 16))).toBe(true);
+    });
+  }
+
+  it('with storage.s3.redirect, redirects whole GETs to the bucket but serves a range here, verified', async () => {
+    const { upstream, clock, image } = await setup();
+    /** A store that presigns, as S3 does. */
+    class PresigningStore extends MemoryContentStore {
+      presignedUrl(digest: string): Promise<string> {
+        return Promise.resolve(`http://bucket.invalid/${digest}`);
+      }
+    }
+    const shared = new PresigningStore(clock);
+    await pull(await replica(upstream, shared, clock), image, '1');
+    const [digest, bytes] = [...image.blobs][1] ?? ['', Buffer.alloc(0)];
+    await shared.delete(digest);
+    await shared.putBytes(digest, Buffer.concat([Buffer.from('POISONED-BYTES!!'), bytes.subarray(16)]));
+    const b = await replica(upstream, shared, clock, '1GiB', ', s3: { bucket: test-bucket, redirect: true }');
+    const whole = await request(`${b.base}/v2/team/app/blobs/${digest}`);
+    await whole.body.dump();
+    expect(whole.statusCode).toBe(307);
+    const ranged = await request(`${b.base}/v2/team/app/blobs/${digest}`, { headers: { range: 'bytes=0-15' } });
+    const body = Buffer.from(await ranged.body.arrayBuffer());
+    expect(ranged.statusCode).toBe(502);
+    expect(body.toString('latin1')).not.toContain('POISONED');
   });
 
   it('cache stats and verify cover the shared store: a corrupt object is deleted, the rest pass', async () => {

@@ -5,12 +5,12 @@ import path from 'node:path';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
-import { buildApp, buildServices } from '../../src/app.js';
+import { buildApp, buildServices } from '../../src/app/app.js';
 import { Cache } from '../../src/cache/cache.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { createLogger, type Deps } from '../../src/deps.js';
-import { StorageUnavailable } from '../../src/errors.js';
-import { Metrics } from '../../src/metrics.js';
+import { createLogger, type Deps } from '../../src/core/deps.js';
+import { StorageUnavailable } from '../../src/core/errors.js';
+import { Metrics } from '../../src/core/metrics.js';
 import { FakeRegistry, makeImage, sha256, type FakeImage } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 

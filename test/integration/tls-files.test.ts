@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect, type PeerCertificate } from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../../src/deps.js';
+import { createLogger } from '../../src/core/deps.js';
 import { TlsFiles } from '../../src/http/tls-files.js';
 import { makeCa, makeLeaf, SecretMount } from '../helpers/certs.js';
 

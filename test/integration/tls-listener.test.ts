@@ -6,9 +6,9 @@ import { connect } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { Agent, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildApp, buildServices } from '../../src/app.js';
+import { buildApp, buildServices } from '../../src/app/app.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { createLogger, type Deps } from '../../src/deps.js';
+import { createLogger, type Deps } from '../../src/core/deps.js';
 import { TlsFiles } from '../../src/http/tls-files.js';
 import { makeCa, makeLeaf, SecretMount, type CertFiles } from '../helpers/certs.js';
 import { FakeClock } from '../helpers/fake-clock.js';
@@ -50,7 +50,7 @@ async function start(dir: string, tlsYaml: string, extra = '', reloadMs?: number
   const app = buildApp(config, deps, buildServices(config, deps), { tls, ...(reloadMs === undefined ? {} : { tlsReloadMs: reloadMs }) });
   cleanups.push(() => app.close());
   const address = await app.listen({ host: '127.0.0.1', port: 0 });
-  return { url: address.replace(/^http:/, 'https:'), app, logs, fake };
+  return { url: address, app, logs, fake };
 }
 
 function client(ca: string, cert?: CertFiles): Agent {
@@ -75,13 +75,29 @@ describe('HTTPS listener (tls:)', () => {
     const dir = tempDir();
     const ca = makeCa(path.join(dir, 'pki'));
     const leaf = makeLeaf(path.join(dir, 'pki'), 'server', ca);
-    const { url } = await start(dir, `tls: { cert: ${leaf.cert}, key: ${leaf.key} }`);
+    const { url, logs } = await start(dir, `tls: { cert: ${leaf.cert}, key: ${leaf.key} }`);
+    // listen() and Fastify's own start-up line name the scheme the listener speaks.
+    expect(url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+    const listening = logs.filter((line) => line.includes('Server listening at'));
+    expect(listening.length).toBeGreaterThan(0);
+    expect(listening.every((line) => line.includes('Server listening at https://'))).toBe(true);
     const dispatcher = client(ca.cert);
     for (const pathname of ['/healthz', '/readyz', '/v2/', '/v2/team/app/manifests/1']) {
       const res = await request(`${url}${pathname}`, { dispatcher });
       await res.body.dump();
       expect(res.statusCode, pathname).toBe(200);
     }
+    // An absolute-form target over TLS is answered as its path, like over plain HTTP (not 500).
+    const rawTls = (text: string): Promise<string> =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: Number(new URL(url).port), ca: readFileSync(ca.cert), servername: 'localhost' }, () => socket.write(text));
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.once('error', reject);
+        socket.on('close', () => resolve(Buffer.concat(chunks).toString('latin1')));
+      });
+    expect(await rawTls('GET https://localhost/v2/team/app/manifests/1 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
+    expect(await rawTls('GET * HTTP/1.1\r\nHost: localhost\r\n\r\n')).toMatch(/^HTTP\/1\.1 400 [^]*"code":"UNSUPPORTED"/);
     await expect(request(url.replace('https:', 'http:') + '/healthz').then((r) => r.body.dump())).rejects.toThrow();
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RepositoryFilter } from '../../src/access/fetch-policy.js';
-import { RepositoryPattern, patternProblem } from '../../src/access/pattern.js';
+import { RepositoryPattern, patternProblem } from '../../src/util/repository-pattern.js';
 import { AccessPolicy, describeRule, type AccessRule } from '../../src/access/policy.js';
 
 function matches(pattern: string, name: string): boolean {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { policyTable, resolveAccess } from '../../src/access/resolve.js';
 import { AccessPolicy } from '../../src/access/policy.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { thrownAs } from './support.js';
 
 const load = (text: string): ReturnType<typeof loadConfigText> => loadConfigText(text, {}, 'test.yaml', path.resolve('/srv/pullgate'));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { AUTH_FIELD_SCHEMAS, AUTH_TYPES, AUTH_TYPE_TABLE, authProblems, inferredLookups, type SourceContext } from '../../src/auth/auth-types.js';
+import { AUTH_TYPE_TABLE, inferredLookups, type SourceContext } from '../../src/auth/auth-types.js';
+import { AUTH_FIELD_SCHEMAS, AUTH_TYPES, AUTH_TYPE_FIELDS, authProblems } from '../../src/config/auth-fields.js';
 import { CredentialHelpers } from '../../src/auth/sources/credential-helper.js';
 import type { RegistryConfig } from '../../src/config/config.js';
 import { loadConfigText } from '../../src/config/load.js';
@@ -20,11 +21,12 @@ function context(env: NodeJS.ProcessEnv): SourceContext {
 describe('the auth-type table', () => {
   it('has one row per type, each with a description and exactly one way to build its source, over known fields', () => {
     expect(Object.keys(AUTH_TYPE_TABLE).sort()).toEqual([...AUTH_TYPES].sort());
+    expect(Object.keys(AUTH_TYPE_FIELDS).sort()).toEqual([...AUTH_TYPES].sort());
     for (const type of AUTH_TYPES) {
       const spec = AUTH_TYPE_TABLE[type];
       expect(spec.description.length, type).toBeGreaterThan(10);
       expect(Number(spec.source !== undefined) + Number(spec.lookups !== undefined), type).toBe(1);
-      for (const field of spec.fields) expect(Object.keys(AUTH_FIELD_SCHEMAS), `${type}.${field}`).toContain(field);
+      for (const field of AUTH_TYPE_FIELDS[type].fields) expect(Object.keys(AUTH_FIELD_SCHEMAS), `${type}.${field}`).toContain(field);
     }
   });
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { readHaveList, writeDigests } from '../../src/bundle/have-list.js';
-import { MemoryContentIndex } from '../../src/storage/memory-index.js';
+import { SqliteContentIndex } from '../../src/storage/sqlite-index.js';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -15,7 +15,7 @@ const B = `sha256:${'b'.repeat(64)}`;
 
 describe('cache digests and --have lists', () => {
   it('prints every blob and manifest digest once, in digest order, and reads the list back', async () => {
-    const index = new MemoryContentIndex();
+    const index = SqliteContentIndex.open(':memory:');
     await index.addBlob({ digest: B, size: 10, kind: 'manifest', media_type: 'application/vnd.oci.image.manifest.v1+json', created_at: 1 });
     await index.addBlob({ digest: A, size: 20, kind: 'blob', media_type: null, created_at: 2 });
     let text = '';

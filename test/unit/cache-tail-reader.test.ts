@@ -108,4 +108,70 @@ describe('TailReader following a BlobFill', () => {
     await feed(body, tampered);
     await failed;
   });
+
+  it('hands out no byte of a range that fits in one chunk before the whole fill is verified, and fails it on a mismatch', async () => {
+    const bytes = randomBytes(3 * MiB);
+    const fill = tempFill(bytes);
+    const body = new PassThrough();
+    const reader = new TailReader(fill, 0, 17, () => undefined);
+    const running = fill.run(body);
+    const scratch = Buffer.alloc(64 * 1024);
+    let handedOut = false;
+    const first = reader.next(scratch).then((chunk) => {
+      handedOut = true;
+      return chunk;
+    });
+    const tampered = Buffer.from(bytes);
+    tampered.write('EVIL-BLOB-BYTES!!!', 0);
+    // Every byte of the range is in, but the rest of the blob is not yet: nothing may go out.
+    body.write(tampered.subarray(0, MiB));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(handedOut).toBe(false);
+    const failed = Promise.all([expect(running).rejects.toThrow(/digest/i), expect(first).rejects.toThrow(/digest/i)]);
+    body.end(tampered.subarray(MiB));
+    await failed;
+    expect(handedOut).toBe(false);
+    reader.close();
+  });
+
+  it('cuts a range longer than one chunk before its last chunk when the fill fails verification', async () => {
+    const bytes = randomBytes(3 * MiB);
+    const fill = tempFill(bytes);
+    const body = new PassThrough();
+    const reader = new TailReader(fill, 10, 10 + 200_000, () => undefined);
+    const running = fill.run(body);
+    const scratch = Buffer.alloc(64 * 1024);
+    const tampered = Buffer.from(bytes);
+    tampered[tampered.length - 1] = (tampered[tampered.length - 1] ?? 0) ^ 0xff;
+    const handed: number[] = [];
+    const reading = (async (): Promise<void> => {
+      for (;;) {
+        const chunk = await reader.next(scratch);
+        if (chunk === null) return;
+        handed.push(chunk.length);
+      }
+    })();
+    const failed = Promise.all([expect(running).rejects.toThrow(/digest/i), expect(reading).rejects.toThrow(/digest/i)]);
+    await feed(body, tampered);
+    await failed;
+    const sent = handed.reduce((sum, n) => sum + n, 0);
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBeLessThan(200_001);
+    reader.close();
+  });
+
+  it('serves a range of a blob it does not cache (larger than the ring) once verified, without holding up the fill', async () => {
+    const bytes = randomBytes(7 * MiB + 3);
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    const fill = new BlobFill(digest, undefined, bytes.length, 'reg.example', 'team/app');
+    const body = new PassThrough();
+    let ended = 0;
+    const reader = new TailReader(fill, 1000, 1000 + 99_999, (n) => (ended = n));
+    const running = fill.run(body);
+    const received = drain(reader, 128 * 1024);
+    await feed(body, bytes);
+    await running;
+    expect((await received).equals(bytes.subarray(1000, 101_000))).toBe(true);
+    expect(ended).toBe(100_000);
+  });
 });

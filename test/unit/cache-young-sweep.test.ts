@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { BlobFill, RingPool } from '../../src/cache/blob-fill.js';
-import { SWEEP_EVERY_BYTES, YoungSweep, minorCollection } from '../../src/cache/young-sweep.js';
+import { SWEEP_EVERY_BYTES, YoungSweep } from '../../src/cache/young-sweep.js';
+import { minorCollection } from '../../src/core/runtime-flags.js';
 
 const MiB = 1024 * 1024;
 

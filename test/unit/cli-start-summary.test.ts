@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { printStartSummary, startSummary } from '../../src/cli/start-summary.js';
 import { loadConfigText } from '../../src/config/load.js';
-import { VERSION } from '../../src/version.js';
+import { VERSION } from '../../src/core/version.js';
 
 function config(yaml: string): ReturnType<typeof loadConfigText> {
   return loadConfigText(`storage: { path: /var/cache/pullgate, maxSize: 20GiB }\n${yaml}`, {}, '/etc/pullgate.yaml', '/');

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ClusterConfig, PeerSource } from '../../src/config/cluster-config.js';
 import { Membership, type MembershipDeps } from '../../src/cluster/membership.js';
-import { createLogger } from '../../src/deps.js';
-import { ConfigError } from '../../src/errors.js';
+import { createLogger } from '../../src/core/deps.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 type Shape = Pick<ClusterConfig, 'peers' | 'listen' | 'self'>;

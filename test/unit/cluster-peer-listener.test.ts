@@ -8,8 +8,8 @@ import { request } from 'undici';
 import { signPeerRequest, PEER_HEADER, MAX_SKEW_MS } from '../../src/cluster/peer-auth.js';
 import { PeerClient } from '../../src/cluster/peer-client.js';
 import { PeerListener, peerBlobPath } from '../../src/cluster/peer-listener.js';
-import { createLogger } from '../../src/deps.js';
-import { NotFound, OwnerUnavailable } from '../../src/errors.js';
+import { createLogger } from '../../src/core/deps.js';
+import { NotFound, OwnerUnavailable } from '../../src/core/errors.js';
 import { SendBuffers } from '../../src/http/send-chunks.js';
 import type { BlobAnswer } from '../../src/proxy/types.js';
 import type { Route } from '../../src/routing/route.js';
@@ -37,6 +37,8 @@ async function listener(answer: (route: Route) => BlobAnswer | Promise<BlobAnswe
     clock,
     logger: createLogger('silent'),
     knownRegistry: (registry) => registry === 'ghcr.io' || registry === 'registry.internal:5000',
+    // As `registries.ghcr.io.repositories: { deny: [org/secret/**] }` would say.
+    fetchVerdict: (route) => (route.registry === 'ghcr.io' && route.repository.startsWith('org/secret') ? 'registries.ghcr.io.repositories.deny has "org/secret/**"' : undefined),
     blobs: async (route, d) => {
       asked.push({ route, digest: d });
       return answer(route);
@@ -98,6 +100,17 @@ describe('cluster peer listener', () => {
     expect(served.asked).toHaveLength(0);
   });
 
+  it('answers 403 DENIED to a signed request for a repository the registry\'s fetch policy refuses, and runs nothing', async () => {
+    const served = await listener(() => stream(Buffer.from('x')));
+    const path = peerBlobPath('ghcr.io', 'org/secret', digest);
+    const res = await request(`http://${served.address}${path}`, { headers: { [PEER_HEADER]: signPeerRequest(secret, 'GET', path, served.clock.now()) } });
+    expect(res.statusCode).toBe(403);
+    const body = (await res.body.json()) as { errors: { code: string; message: string }[] };
+    expect(body.errors[0]?.code).toBe('DENIED');
+    expect(body.errors[0]?.message).toContain('registries.ghcr.io.repositories.deny');
+    expect(served.asked).toHaveLength(0);
+  });
+
   it('passes the owner pipeline\'s error on as an error status, which the peer client reports as owner unavailable', async () => {
     const served = await listener(() => {
       throw new NotFound('blob', 'blob unknown to registry');
@@ -132,6 +145,7 @@ describe('cluster peer listener', () => {
       clock,
       logger: createLogger('silent'),
       knownRegistry: () => true,
+      fetchVerdict: () => undefined,
       blobs: () => Promise.resolve(stream(Buffer.from('over a socket'))),
       sendBuffers: new SendBuffers(),
     });

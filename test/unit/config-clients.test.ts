@@ -3,10 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { exposureWarnings, isLoopback } from '../../src/config/exposure.js';
+import { exposureWarnings, isLoopback } from '../../src/access/exposure.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { renderConfig } from '../../src/config/mask.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { thrownAs } from './support.js';
 
 const load = (text: string): ReturnType<typeof loadConfigText> => loadConfigText(text, {}, 'test.yaml', path.resolve('/srv/pullgate'));
@@ -15,10 +15,10 @@ const WITH_CREDENTIALS = 'registries:\n  docker.io: {}\n  ghcr.io: { auth: { typ
 describe('clients.loginThrottle and clients.connections', () => {
   it('reads durations and limits, and config check prints them', () => {
     const config = load(
-      'registries:\n  docker.io: {}\nclients:\n  loginThrottle: { failures: 3, lockout: 2s, maxLockout: 1h }\n  connections: { max: 64, headersTimeout: 5s, keepAlive: 10s, idle: "0" }\n',
+      'registries:\n  docker.io: {}\nclients:\n  loginThrottle: { failures: 3, lockout: 2s, maxLockout: 1h }\n  connections: { max: 64, perAddress: 32, headersTimeout: 5s, keepAlive: 10s, idle: "0" }\n',
     );
     expect(config.clients.loginThrottle).toEqual({ failures: 3, lockoutMs: 2_000, maxLockoutMs: 3_600_000 });
-    expect(config.clients.connections).toEqual({ max: 64, headersTimeoutMs: 5_000, keepAliveMs: 10_000, idleMs: 0 });
+    expect(config.clients.connections).toEqual({ max: 64, perAddress: 32, headersTimeoutMs: 5_000, keepAliveMs: 10_000, idleMs: 0 });
     const printed = renderConfig(config);
     expect(printed).toContain('maxLockout: 1h');
     expect(printed).toContain('headersTimeout: 5s');

@@ -5,7 +5,7 @@ import type { Config, RegistryConfig } from '../../src/config/config.js';
 import { DEFAULT_CONFIG_PATH, loadConfigText, parseListen } from '../../src/config/load.js';
 import { renderConfig } from '../../src/config/mask.js';
 import { configWarnings } from '../../src/config/warnings.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { thrownAs } from './support.js';
 
 const BASE = path.resolve('/srv/pullgate');
@@ -33,7 +33,7 @@ describe('loadConfigText: defaults', () => {
     expect(config.listen).toEqual({ host: '127.0.0.1', port: 5000 });
     expect(config.storage).toEqual({ path: path.join(BASE, 'data'), maxSizeBytes: 20 * 1024 ** 3 });
     expect(config.cache).toEqual({ tagTtlMs: 300_000, staleIfErrorMs: 86_400_000 });
-    expect(config.upstream).toEqual({ timeoutMs: 30_000, maxRedirects: 5 });
+    expect(config.upstream).toEqual({ timeoutMs: 30_000, deadlineMs: 30_000, maxRedirects: 5 });
     expect(config.defaultRegistry).toBe('docker.io');
     expect(config.clients).toEqual({
       anonymous: undefined,
@@ -41,7 +41,7 @@ describe('loadConfigText: defaults', () => {
       groups: new Map(),
       access: undefined,
       loginThrottle: { failures: 5, lockoutMs: 1_000, maxLockoutMs: 900_000 },
-      connections: { max: 1024, headersTimeoutMs: 20_000, keepAliveMs: 75_000, idleMs: 60_000 },
+      connections: { max: 1024, perAddress: 128, headersTimeoutMs: 20_000, keepAliveMs: 75_000, idleMs: 60_000 },
     });
     expect(config.log).toEqual({ level: 'info' });
     expect(config.aliases.size).toBe(0);

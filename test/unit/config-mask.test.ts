@@ -47,7 +47,7 @@ describe('renderConfig', () => {
       listen: '127.0.0.1:5000',
       storage: { path: path.join(BASE, 'data'), maxSize: '20.0GiB' },
       cache: { tagTTL: '5m', staleIfError: '1d' },
-      upstream: { timeout: '30s', maxRedirects: 5 },
+      upstream: { timeout: '30s', deadline: '30s', maxRedirects: 5 },
       defaultRegistry: 'docker.io',
       registries: {
         'docker.io': {

@@ -3,8 +3,8 @@ import { describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/config.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { renderConfig } from '../../src/config/mask.js';
-import { ConfigError } from '../../src/errors.js';
-import { storeSpecs } from '../../src/storage/factory.js';
+import { ConfigError } from '../../src/core/errors.js';
+import { sharedStoreSpec } from '../../src/storage/factory.js';
 import { thrownAs } from './support.js';
 
 const BASE = path.resolve('/srv/pullgate');
@@ -17,7 +17,7 @@ describe('config: storage.s3', () => {
   it('is absent by default: only the local tier', () => {
     const config = load('');
     expect(config.storage.s3).toBeUndefined();
-    expect(storeSpecs(config.storage).shared).toBeUndefined();
+    expect(sharedStoreSpec(config.storage)).toBeUndefined();
     expect(renderConfig(config)).not.toContain('s3:');
   });
 
@@ -32,7 +32,8 @@ describe('config: storage.s3', () => {
       redirect: false,
       maxAgeMs: 30 * 24 * 3600 * 1000,
     });
-    expect(storeSpecs(config.storage)).toEqual({ local: { kind: 'filesystem', path: path.join(BASE, 'data') }, shared: { kind: 's3', ...config.storage.s3 } });
+    expect(config.storage.path).toBe(path.join(BASE, 'data'));
+    expect(sharedStoreSpec(config.storage)).toEqual({ kind: 's3', ...config.storage.s3 });
     expect(renderConfig(config)).toContain('bucket: pullgate');
     expect(renderConfig(config)).toContain('maxAge: 30d');
   });

@@ -11,7 +11,7 @@ import { RktLookup } from '../../src/auth/sources/rkt.js';
 import { isAcrHost } from '../../src/auth/sources/acr.js';
 import { isGoogleHost } from '../../src/auth/sources/gcp.js';
 import type { RegistryConfig } from '../../src/config/config.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 const dirs: string[] = [];

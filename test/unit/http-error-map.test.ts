@@ -14,7 +14,7 @@ import {
   UpstreamProtocolError,
   UpstreamRateLimited,
   UpstreamUnavailable,
-} from '../../src/errors.js';
+} from '../../src/core/errors.js';
 import { ERROR_CODES, errorBody, toOciError, type ErrorCode } from '../../src/http/error-map.js';
 
 const DIGEST_A = `sha256:${'a'.repeat(64)}`;

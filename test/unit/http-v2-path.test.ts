@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Unsupported } from '../../src/errors.js';
+import { Unsupported } from '../../src/core/errors.js';
 import { READ_ONLY_MESSAGE, parseV2Path } from '../../src/http/v2-path.js';
 import { thrownAs } from './support.js';
 

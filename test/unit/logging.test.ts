@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BufferedLog, type FlushableDestination, type StartTimer } from '../../src/logging.js';
+import { BufferedLog, type FlushableDestination, type StartTimer } from '../../src/core/logging.js';
 
 /** A destination that buffers like SonicBoom: lines reach `written` only on a flush. */
 class FakeBufferedDestination implements FlushableDestination {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LoginThrottle, throttleKey } from '../../src/auth/login-throttle.js';
+import { LoginThrottle, throttleKey } from '../../src/client-auth/login-throttle.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 
 const SETTINGS = { failures: 5, lockoutMs: 1_000, maxLockoutMs: 60_000 };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ManifestRejected, NotFound } from '../../src/errors.js';
+import { ManifestRejected, NotFound } from '../../src/core/errors.js';
 import { MAX_MANIFEST_BYTES, validateManifest } from '../../src/proxy/manifest-validate.js';
 import { thrownAs } from './support.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InvalidName, InvalidReference } from '../../src/errors.js';
+import { InvalidName, InvalidReference } from '../../src/core/errors.js';
 import {
   MAX_NAME_LENGTH,
   assertDigest,

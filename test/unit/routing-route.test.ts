@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { RegistryConfig } from '../../src/config/config.js';
-import { InvalidName, NoDefaultRegistry, RegistryNotConfigured } from '../../src/errors.js';
+import { InvalidName, NoDefaultRegistry, RegistryNotConfigured } from '../../src/core/errors.js';
 import { route, type RoutingTable } from '../../src/routing/route.js';
 import { thrownAs } from './support.js';
 

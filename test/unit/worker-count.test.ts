@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { cgroupCpuLimit, cgroupMemoryWorkers, cgroupV1CpuLimit, chooseWorkers, type CoreProbe } from '../../src/cli/worker-count.js';
 import type { Config } from '../../src/config/config.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError } from '../../src/core/errors.js';
 
 const local: Pick<Config, 'cluster' | 'storage'> = { cluster: undefined, storage: { path: '/data', maxSizeBytes: 1 << 30, s3: undefined } };
 

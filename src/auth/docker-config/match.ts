@@ -1,4 +1,4 @@
-import { DOCKER_HUB, isDockerHubName } from '../../docker-hub.js';
+import { DOCKER_HUB, isDockerHubName } from '../../core/docker-hub.js';
 
 /** The key docker cli stores Hub logins under, and the server URL it gives credential helpers. */
 export const DOCKER_HUB_SERVER = 'https://index.docker.io/v1/';

@@ -1,9 +1,10 @@
 import type { Dispatcher } from 'undici';
-import type { Clock } from '../../deps.js';
+import type { Clock } from '../../core/deps.js';
 import { jwtExpiry } from '../jwt.js';
 import { CachedToken } from './cached-token.js';
 import { fetchJson, numberField, stringField } from './http-json.js';
 import type { Found, Lookup, Target } from './lookup.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 /** Azure Container Registry hosts, public and sovereign clouds. */
 const ACR_HOST = /^[a-z0-9]+\.azurecr\.(?:io|cn|us|de)(?::\d+)?$/i;
@@ -58,9 +59,9 @@ async function aadToken(env: NodeJS.ProcessEnv, clock: Clock, dispatcher: Dispat
  */
 export class AcrLookup implements Lookup {
   readonly name: string;
-  private readonly refresh: CachedToken<string>;
+  private readonly refresh: CachedToken;
 
-  constructor(host: string, registryUrl: string, env: NodeJS.ProcessEnv, clock: Clock, dispatcher: Dispatcher | undefined) {
+  constructor(host: string, registryUrl: string, env: NodeJS.ProcessEnv, clock: Clock, dispatcher: Dispatcher | undefined, hostTokens?: HostTokens) {
     const how = env.AZURE_TENANT_ID && env.AZURE_CLIENT_ID && env.AZURE_CLIENT_SECRET ? 'client credentials' : 'managed identity';
     this.name = `Azure AD (${how}) → ${host}/oauth2/exchange`;
     this.refresh = new CachedToken(async () => {
@@ -73,7 +74,7 @@ export class AcrLookup implements Lookup {
       const refreshToken = stringField(answer.body, 'refresh_token');
       if (answer.status !== 200 || refreshToken === undefined) throw new Error(`${host}/oauth2/exchange answered ${answer.status} without a refresh token`);
       return { value: refreshToken, expiresAt: jwtExpiry(refreshToken) ?? Math.min(aad.expiresAt, clock.now() + 3 * 3_600_000) };
-    }, clock);
+    }, clock, hostTokens && { tokens: hostTokens, key: `acr ${host} ${registryUrl}` });
   }
 
   async find(_target: Target, notes: string[]): Promise<Found | undefined> {

@@ -1,12 +1,13 @@
 import type { Dispatcher } from 'undici';
-import type { Clock } from '../../deps.js';
-import { IdentityRefused, UpstreamProtocolError, UpstreamUnavailable } from '../../errors.js';
+import type { Clock } from '../../core/deps.js';
+import { IdentityRefused, UpstreamProtocolError, UpstreamUnavailable } from '../../core/errors.js';
 import { jwtClaims, jwtExpiry } from '../jwt.js';
 import { CachedToken } from './cached-token.js';
 import { fetchJson, stringField } from './http-json.js';
 import type { RegistryConfig } from '../../config/config.js';
 import type { Found, KeychainDeps, Lookup, Target } from './lookup.js';
 import { noTokenSourceHint, oidcTokenSource, type OidcTokenSource } from './oidc-token.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 /** Chainguard's issuer, whose STS exchanges workload OIDC tokens for registry tokens. */
 export const CHAINGUARD_ISSUER = 'https://issuer.enforce.dev';
@@ -45,7 +46,7 @@ function claim(claims: Record<string, unknown> | undefined, name: string): strin
 export class ChainguardLookup implements Lookup {
   readonly name: string;
   private readonly source: OidcTokenSource | undefined;
-  private readonly cached: CachedToken<string>;
+  private readonly cached: CachedToken;
   private readonly issuer: string;
   /** Exchanges sent to the issuer, for tests and the doctor. */
   exchanges = 0;
@@ -56,11 +57,12 @@ export class ChainguardLookup implements Lookup {
     env: NodeJS.ProcessEnv,
     private readonly clock: Clock,
     private readonly dispatcher: Dispatcher | undefined,
+    hostTokens?: HostTokens,
   ) {
     this.issuer = options.issuer.replace(/\/+$/, '');
     this.source = oidcTokenSource(registry, { token: options.token, tokenFile: options.tokenFile, audience: options.audience ?? this.issuer }, env, dispatcher);
     this.name = `Chainguard identity ${options.identity} (${this.source?.name ?? 'no OIDC token source'} → ${new URL(this.issuer).host}/sts/exchange)`;
-    this.cached = new CachedToken(() => this.exchange(), clock);
+    this.cached = new CachedToken(() => this.exchange(), clock, hostTokens && { tokens: hostTokens, key: `chainguard ${registry} ${options.identity} ${this.issuer}` });
   }
 
   private async exchange(): Promise<{ value: string; expiresAt: number }> {
@@ -160,5 +162,5 @@ export function chainguardLookup(registry: RegistryConfig, deps: KeychainDeps): 
     token: configured ? auth.token : undefined,
     tokenFile: configured ? auth.tokenFile : undefined,
   };
-  return new ChainguardLookup(registry.key, options, deps.env, deps.clock, deps.dispatcher);
+  return new ChainguardLookup(registry.key, options, deps.env, deps.clock, deps.dispatcher, deps.hostTokens);
 }

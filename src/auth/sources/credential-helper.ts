@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import type { Clock } from '../../deps.js';
+import type { Clock } from '../../core/deps.js';
 import type { Secret } from '../credential.js';
 import { isRecord } from '../../util/is-record.js';
 

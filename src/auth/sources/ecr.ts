@@ -1,7 +1,11 @@
-import type { Clock } from '../../deps.js';
+import type { Clock } from '../../core/deps.js';
 import { decodeAuthField } from '../docker-config/parse.js';
 import { CachedToken } from './cached-token.js';
+import type { EcrApi, EcrToken } from './ecr-api.js';
 import type { Found, Lookup, Target } from './lookup.js';
+import type { HostTokens } from '../../core/host-tokens.js';
+
+export type { EcrApi, EcrToken };
 
 /** An ECR registry host: account, region, and whether it is a FIPS endpoint. */
 export interface EcrHost {
@@ -25,14 +29,6 @@ export function parseEcrHost(host: string): EcrHost | undefined {
   return { account: match[1] ?? '', region: match[3] ?? '', fips: match[2] !== undefined };
 }
 
-/** An ECR authorization token: base64 of `AWS:<password>`, and when it expires (epoch ms). */
-export interface EcrToken {
-  token: string;
-  expiresAt: number;
-}
-
-/** GetAuthorizationToken for a private registry (region set) or ECR Public (`public: true`, us-east-1). */
-export type EcrApi = (request: { region: string; fips: boolean; public: boolean; env: NodeJS.ProcessEnv }) => Promise<EcrToken>;
 
 /** Static keys when the injected env has them; otherwise undefined, so the SDK's default chain (profiles, SSO, IMDS …) applies. */
 function staticCredentials(env: NodeJS.ProcessEnv): { accessKeyId: string; secretAccessKey: string; sessionToken?: string } | undefined {
@@ -81,13 +77,14 @@ export const sdkEcrApi: EcrApi = async ({ region, fips, public: isPublic, env })
  */
 export class EcrLookup implements Lookup {
   readonly name: string;
-  private readonly token: CachedToken<string>;
+  private readonly token: CachedToken;
 
   constructor(
     private readonly host: string,
     api: EcrApi,
     env: NodeJS.ProcessEnv,
     clock: Clock,
+    hostTokens?: HostTokens,
   ) {
     const parsed = parseEcrHost(host);
     const region = parsed?.region ?? 'us-east-1';
@@ -96,7 +93,7 @@ export class EcrLookup implements Lookup {
     this.token = new CachedToken(async () => {
       const answer = await api({ region, fips: parsed?.fips ?? false, public: isPublic, env });
       return { value: answer.token, expiresAt: answer.expiresAt };
-    }, clock);
+    }, clock, hostTokens && { tokens: hostTokens, key: `ecr ${host}` });
   }
 
   async find(_target: Target, notes: string[]): Promise<Found | undefined> {

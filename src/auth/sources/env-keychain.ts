@@ -1,4 +1,4 @@
-import { ConfigError } from '../../errors.js';
+import { ConfigError } from '../../core/errors.js';
 import type { Secret } from '../credential.js';
 import { bestMatch } from '../docker-config/match.js';
 import { describeSecret } from './describe.js';

@@ -1,9 +1,10 @@
 import type { Dispatcher } from 'undici';
-import type { Clock } from '../../deps.js';
+import type { Clock } from '../../core/deps.js';
 import { SecretFile } from '../secret-file.js';
 import { CachedToken } from './cached-token.js';
 import { fetchJson, numberField, stringField } from './http-json.js';
 import type { Found, Lookup, Target } from './lookup.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 /** gcr.io and its regional hosts, and Artifact Registry's `<location>-docker.pkg.dev`. */
 const GOOGLE_HOST = /^(?:(?:[a-z0-9-]+\.)?gcr\.io|[a-z0-9-]+-docker\.pkg\.dev)(?::\d+)?$/i;
@@ -24,10 +25,10 @@ export function isGoogleHost(host: string): boolean {
 export class GcpLookup implements Lookup {
   readonly name: string;
   private readonly keyFile: SecretFile | undefined;
-  private readonly metadata: CachedToken<string>;
+  private readonly metadata: CachedToken;
   private readonly metadataHost: string;
 
-  constructor(env: NodeJS.ProcessEnv, clock: Clock, dispatcher: Dispatcher | undefined) {
+  constructor(env: NodeJS.ProcessEnv, clock: Clock, dispatcher: Dispatcher | undefined, hostTokens?: HostTokens) {
     const keyPath = env.GOOGLE_APPLICATION_CREDENTIALS;
     this.keyFile = keyPath ? new SecretFile(keyPath) : undefined;
     this.metadataHost = env.GCE_METADATA_HOST || METADATA_HOST;
@@ -37,7 +38,7 @@ export class GcpLookup implements Lookup {
       const token = stringField(answer.body, 'access_token');
       if (answer.status !== 200 || token === undefined) throw new Error(`metadata server answered ${answer.status} without an access token`);
       return { value: token, expiresAt: clock.now() + (numberField(answer.body, 'expires_in') ?? 300) * 1000 };
-    }, clock);
+    }, clock, hostTokens && { tokens: hostTokens, key: `gcp metadata ${this.metadataHost}` });
   }
 
   async find(_target: Target, notes: string[]): Promise<Found | undefined> {

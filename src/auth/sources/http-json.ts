@@ -1,6 +1,6 @@
 import { request, type Dispatcher } from 'undici';
 import { isRecord } from '../../util/is-record.js';
-import { USER_AGENT } from '../../version.js';
+import { USER_AGENT } from '../../core/version.js';
 
 /** Time limit for a cloud identity call (metadata server, AAD, ACR exchange). */
 export const IDENTITY_TIMEOUT_MS = 10_000;

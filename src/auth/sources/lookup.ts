@@ -1,9 +1,10 @@
 import type { Dispatcher } from 'undici';
-import type { Clock } from '../../deps.js';
-import { PullgateError } from '../../errors.js';
+import type { Clock } from '../../core/deps.js';
+import { PullgateError } from '../../core/errors.js';
 import { ANONYMOUS_SECRET, credential, type Credential, type CredentialOrigin, type CredentialSource, type Secret } from '../credential.js';
 import type { HelperRunner } from './credential-helper.js';
-import type { EcrApi } from './ecr.js';
+import type { EcrApi } from './ecr-api.js';
+import type { HostTokens } from '../../core/host-tokens.js';
 
 /** Credentials one place holds for a registry, with a description of that place (never the secret). */
 export interface Found {
@@ -43,6 +44,8 @@ export interface KeychainDeps {
   ecrApi?: EcrApi;
   /** rkt auth directories; `/etc/rkt/auth.d` and `/usr/lib/rkt/auth.d` when absent. */
   rktDirs?: string[];
+  /** The host's shared tokens (the workers of `serve --workers`): cloud and identity tokens are fetched once for all. */
+  hostTokens?: HostTokens;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { IdentityRefused } from '../../errors.js';
+import { IdentityRefused } from '../../core/errors.js';
 import { SecretFile } from '../secret-file.js';
 import { fetchJson, stringField } from './http-json.js';
 
