@@ -119,7 +119,9 @@ describe('the listener: Node-level errors, timeouts and the connection limit', (
       expect(ok(text)).toBe(image.manifest.toString());
     }
     expect(ociError(await exchange(port, 'GET http://x/v2/%zz/manifests/1 HTTP/1.1\r\nHost: x\r\n\r\n'))).toEqual({ status: 400, code: 'NAME_INVALID', contentType: json });
-    expect(ociError(await exchange(port, 'GET http://x HTTP/1.1\r\nHost: x\r\n\r\n'))).toEqual({ status: 404, code: 'NOT_FOUND', contentType: json });
+    expect(ociError(await exchange(port, 'GET http://x/nowhere HTTP/1.1\r\nHost: x\r\n\r\n'))).toEqual({ status: 404, code: 'NOT_FOUND', contentType: json });
+    // An authority with no path is `/`: the status page (HTML), reached like any other path.
+    expect(await exchange(port, 'GET http://x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 [\s\S]*content-type: text\/html/i);
     for (const target of ['*', 'v2/', 'http://user:pw@x/v2/', 'http:///v2/', 'ftp://x/v2/', 'x']) {
       expect(ociError(await exchange(port, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`)), target).toMatchObject({ status: 400, contentType: json });
     }

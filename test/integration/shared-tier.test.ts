@@ -242,9 +242,11 @@ describe('local disk in front of a shared store', () => {
     expect(requests(upstream, before)).toEqual([]);
     const ready = await get(`${a.base}/readyz`);
     expect(ready.status).toBe(200);
+    // With something to report, the body also says how each upstream is doing (this one answered).
     expect(JSON.parse(ready.body.toString())).toEqual({
       status: 'shared store unreachable',
       shared: { location: 'unreachable', reachable: false, reason: 'connect ECONNREFUSED 127.0.0.1:7480' },
+      upstreams: { 'reg.example': { state: 'ok', since: expect.any(String) as unknown } },
     });
   });
 
