@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../errors.js';
 import { readAt } from './chunk-source.js';
+import type { FillSource } from './fill-source.js';
 import { digestAlgorithm } from '../routing/reference.js';
 import { YoungSweep } from './young-sweep.js';
 
@@ -91,7 +92,7 @@ export function writeFully(fd: number, buffers: Buffer[], position: number, call
  * (bounded memory, backpressure on upstream). Readers that left before then read the file up to
  * where it was good. With no reader left, an uncached fill stops fetching.
  */
-export class BlobFill {
+export class BlobFill implements FillSource {
   readonly hash: Hash;
   written = 0;
   /** Bytes [0, fileBytes) are in the temp file; later ones, once writing it failed, only in the ring. */
@@ -236,6 +237,8 @@ export class BlobFill {
       this.writing = false;
       if (err === null) this.fileBytes = end;
       else this.stopCaching(err);
+      // Followers on other workers read the temp file only: its growth (or a failure to write it) is progress to them.
+      this.progress();
       // Ring space freed by the write (or, uncached now, held only for readers): a waiting upstream may go on.
       this.moved();
       if (!this.writeToFile(this.flushing || this.waitingForRoom !== undefined)) for (const done of this.writesDone.splice(0)) done();

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import type { BlobFill } from '../cache/blob-fill.js';
 import type { ChunkSource } from '../cache/chunk-source.js';
 import type { Route } from '../routing/route.js';
 
@@ -40,9 +41,19 @@ export interface BlobAnswer {
   length: number;
   contentRange: string | undefined;
   body: ChunkSource | Readable | undefined;
-  /** Where the bytes come from: upstream, this cache, another client's fill, the shared store, or (cluster) the digest's owner. */
-  source: 'upstream' | 'cache' | 'coalesced' | 'shared' | 'peer';
+  /**
+   * Where the bytes come from: upstream, this cache, another client's fill, the shared store, or (cluster)
+   * the digest's owner — streamed from another replica ('peer'), or read from the fill of another worker
+   * of this host, from the shared disk ('worker').
+   */
+  source: 'upstream' | 'cache' | 'coalesced' | 'shared' | 'peer' | 'worker';
 }
+
+/**
+ * The owner's answer to a follower on its host: the blob is stored, or here is the fill (started or joined)
+ * whose temp file the follower can read, or the fill is not written to disk (the follower asks for its bytes).
+ */
+export type OwnedFill = { kind: 'cached' } | { kind: 'uncached' } | { kind: 'fill'; fill: BlobFill };
 
 export interface JsonAnswer {
   body: Buffer;

@@ -1,0 +1,22 @@
+import { randomBytes } from 'node:crypto';
+import { linkSync } from 'node:fs';
+import type { BlobFill } from './blob-fill.js';
+
+/**
+ * A new name (a hard link, next to it in `tmp/`) for the temp file of a running cached fill, for one
+ * follower on another worker of this host to open and then remove: the owner may rename or discard its
+ * own name at any time once the blob is verified, but the follower's name stays until it has opened the
+ * file (a follower that dies first leaves it to the start-up sweep of `tmp/`). Undefined when the fill
+ * has no temp file to share: not cached, finished, or a file system without hard links.
+ */
+export function linkForFollower(fill: BlobFill): string | undefined {
+  const temp = fill.tempPath;
+  if (temp === undefined || !fill.caching || fill.state === 'failed') return undefined;
+  const name = `${temp}.follower-${randomBytes(6).toString('hex')}`;
+  try {
+    linkSync(temp, name);
+    return name;
+  } catch {
+    return undefined;
+  }
+}
