@@ -246,6 +246,14 @@ export class BlobFill implements FillSource {
     return true;
   }
 
+  /**
+   * Writes the bytes the temp file lacks now rather than at the next full batch: a follower on another
+   * worker reads only the file, and its client gets no response headers before its first bytes are there.
+   */
+  flushToFile(): void {
+    this.writeToFile(true);
+  }
+
   /** Resolves once no write of the temp file is in flight. */
   private writesSettled(): Promise<void> {
     if (!this.writing) return Promise.resolve();

@@ -69,7 +69,7 @@ export class RemoteFill implements FillSource {
     this.written = size;
     this.state = 'verified';
     this.progress();
-    this.release();
+    this.releaseReports();
     this.ended();
   }
 
@@ -79,7 +79,7 @@ export class RemoteFill implements FillSource {
     this.state = 'failed';
     this.error = err;
     this.progress();
-    this.release();
+    this.releaseReports();
     this.ended();
   }
 
@@ -138,6 +138,16 @@ export class RemoteFill implements FillSource {
     this.wake = undefined;
     this.nextProgress = undefined;
     wake();
+  }
+
+  /**
+   * The reports have ended: their hold on the file goes. With no reader yet it goes a turn later, since the
+   * request that asked for this fill attaches its reader just after getting it, and the reports can end
+   * (a small blob) in the same chunk that named the file.
+   */
+  private releaseReports(): void {
+    if (this.cursors.size > 0) this.release();
+    else setImmediate(() => this.release());
   }
 
   private release(): void {

@@ -30,6 +30,8 @@ export async function reportFill(fill: BlobFill, sink: ProgressSink, storedNow: 
     if (fill.state === 'failed') return sink.end(encodeProgress(failed(fill)));
     if (fill.state === 'verified' && fill.fileBytes === fill.written) return sink.end(encodeProgress({ kind: 'verified', size: fill.written }));
     if (!fill.caching) return sink.end(encodeProgress({ kind: 'failed', reason: `the owner stopped writing blob ${fill.digest} to disk after ${fill.fileBytes} bytes` }));
+    // The follower's client has no headers before its first bytes: those need not wait for a full batch.
+    if (reported === 0 && fill.fileBytes === 0 && fill.written > 0) fill.flushToFile();
     if (fill.fileBytes > reported) {
       reported = fill.fileBytes;
       sink.write(encodeProgress({ kind: 'bytes', count: reported }));

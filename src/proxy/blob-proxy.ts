@@ -134,7 +134,9 @@ export class BlobProxy {
       await this.confirmAccess(req);
       return { kind: 'cached' };
     }
-    let fill = this.cache.inflight(digest) ?? (await this.starting.get(digest));
+    // No await unless a start is pending: between this check and `starting.set` no other request may start a fill.
+    const pending = this.starting.get(digest);
+    let fill = this.cache.inflight(digest) ?? (pending === undefined ? undefined : await pending);
     if (fill instanceof BlobFill) {
       if (fill.registry !== route.registry || fill.repository !== route.repository) {
         await this.confirmAccess(req);
