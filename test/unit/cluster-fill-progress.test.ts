@@ -8,10 +8,12 @@ import { Agent, request } from 'undici';
 import { BlobFill } from '../../src/cache/blob-fill.js';
 import { RemoteFill } from '../../src/cache/remote-fill.js';
 import { TailReader } from '../../src/cache/tail-reader.js';
+import { ClusterNode } from '../../src/cluster/cluster-node.js';
 import { followReports } from '../../src/cluster/fill-follower.js';
 import { encodeProgress, ProgressLines } from '../../src/cluster/fill-progress.js';
 import { PeerClient } from '../../src/cluster/peer-client.js';
 import { PEER_FILL_PREFIX, PeerListener, peerBlobPath } from '../../src/cluster/peer-listener.js';
+import { ownerOf } from '../../src/cluster/rendezvous.js';
 import { createLogger } from '../../src/deps.js';
 import { OwnerUnavailable } from '../../src/errors.js';
 import { SendBuffers } from '../../src/http/send-chunks.js';
@@ -276,5 +278,60 @@ describe('the fill endpoint between two workers', () => {
     expect(denied).toBeInstanceOf(OwnerUnavailable);
     expect((denied as Error).message).toMatch(/403/);
     expect(served.asked).toEqual(['team/app']);
+  });
+});
+
+describe('a worker whose owner on this host cannot share its fill on disk', () => {
+  async function pair(fills: () => OwnedFill): Promise<{ follower: ClusterNode; digest: string; bytes: Buffer; blobAsks: () => number }> {
+    const dir = tempDir();
+    const sockets = [path.join(dir, 'worker-0.sock'), path.join(dir, 'worker-1.sock')].map((socket) => `unix:${socket}`);
+    const bytes = randomBytes(300 * KiB);
+    // A digest-shaped key owned by worker 0 (rendezvous hashing over the two sockets).
+    let digest = '';
+    for (let i = 0; digest === '' || ownerOf(digest, sockets) !== sockets[0]; i++) digest = `sha256:${createHash('sha256').update(`key-${i}`).digest('hex')}`;
+    let asks = 0;
+    const nodes = sockets.map((self) => new ClusterNode({ listen: { host: '127.0.0.1', port: 0 }, peers: sockets.map((address) => ({ kind: 'static', address })), secret, self }, { clock: new FakeClock(), logger: createLogger('silent') }, { timeoutMs: 5_000 }));
+    for (const node of nodes) {
+      cleanups.push(() => node.close());
+      await node.start(
+        {
+          blobs: () => {
+            asks++;
+            const body = new PassThrough();
+            body.end(bytes);
+            return Promise.resolve({ status: 200, length: bytes.length, contentRange: undefined, body, source: 'cache' });
+          },
+          fills: () => Promise.resolve(fills()),
+          stored: () => false,
+        },
+        { knownRegistry: () => true, fetchVerdict: () => undefined },
+        new SendBuffers(),
+      );
+    }
+    const follower = nodes[1];
+    if (follower === undefined) throw new Error('no follower');
+    return { follower, digest, bytes, blobAsks: () => asks };
+  }
+
+  async function read(body: NodeJS.ReadableStream): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const chunk of body) parts.push(chunk as Buffer);
+    return Buffer.concat(parts);
+  }
+
+  it('falls back to the byte stream when the owner\'s fill is not written to disk (disk full: memory only)', async () => {
+    const { follower, digest, bytes, blobAsks } = await pair(() => ({ kind: 'uncached' }));
+    const answer = await follower.fromOwner('reg.example', 'team/app', digest);
+    if (answer?.kind !== 'bytes') throw new Error(`expected bytes, got ${answer?.kind ?? 'nothing'}`);
+    expect((await read(answer.blob.body)).equals(bytes)).toBe(true);
+    expect(blobAsks()).toBe(1);
+  });
+
+  it('falls back to the byte stream when the owner says stored but this worker\'s index does not have it', async () => {
+    const { follower, digest, bytes, blobAsks } = await pair(() => ({ kind: 'cached' }));
+    const answer = await follower.fromOwner('reg.example', 'team/app', digest);
+    if (answer?.kind !== 'bytes') throw new Error(`expected bytes, got ${answer?.kind ?? 'nothing'}`);
+    expect((await read(answer.blob.body)).equals(bytes)).toBe(true);
+    expect(blobAsks()).toBe(1);
   });
 });
