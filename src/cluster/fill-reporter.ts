@@ -3,11 +3,10 @@ import { linkForFollower } from '../cache/fill-handoff.js';
 import { describeError } from '../errors.js';
 import { encodeProgress, type ProgressEvent } from './fill-progress.js';
 
-/** Where the reports go: a line at a time, then the end; `closed` resolves when the follower is gone. */
+/** Where the reports go: a line at a time, then the end; `isClosed` says when the follower is gone. */
 export interface ProgressSink {
   write(line: string): void;
   end(line: string): void;
-  readonly closed: Promise<void>;
   readonly isClosed: () => boolean;
 }
 
@@ -36,7 +35,9 @@ export async function reportFill(fill: BlobFill, sink: ProgressSink, storedNow: 
       reported = fill.fileBytes;
       sink.write(encodeProgress({ kind: 'bytes', count: reported }));
     }
-    await Promise.race([fill.progressed(), sink.closed]);
+    // Not raced with `closed`: a fill always progresses to its end (bounded by the upstream timeout), and a
+    // race would add a reaction to `closed` per wake-up, kept until the follower goes.
+    await fill.progressed();
   }
 }
 

@@ -172,14 +172,9 @@ export class PeerListener {
       res.end(encodeProgress({ kind: owned.kind }));
       return;
     }
-    const closed = new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
-    });
     const sink: ProgressSink = {
       write: (line) => res.write(line),
       end: (line) => res.end(line),
-      closed,
       isClosed: () => signal.aborted || res.destroyed,
     };
     await reportFill(owned.fill, sink, () => this.options.stored(owned.fill.digest));
