@@ -1,6 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { linkSync } from 'node:fs';
+import path from 'node:path';
 import type { BlobFill } from './blob-fill.js';
+
+const FOLLOWER_SUFFIX = '.follower-';
+
+/**
+ * True when `file` has the form of a link made by linkForFollower (an absolute path in a `tmp/` directory,
+ * ending in `.follower-<12 hex>`): a follower removes only such a name, whatever a peer tells it.
+ */
+export function isFollowerLink(file: string): boolean {
+  return path.isAbsolute(file) && path.basename(path.dirname(file)) === 'tmp' && /\.follower-[0-9a-f]{12}$/.test(file) && path.normalize(file) === file;
+}
 
 /**
  * A new name (a hard link, next to it in `tmp/`) for the temp file of a running cached fill, for one
@@ -12,7 +23,7 @@ import type { BlobFill } from './blob-fill.js';
 export function linkForFollower(fill: BlobFill): string | undefined {
   const temp = fill.tempPath;
   if (temp === undefined || !fill.caching || fill.state === 'failed') return undefined;
-  const name = `${temp}.follower-${randomBytes(6).toString('hex')}`;
+  const name = `${temp}${FOLLOWER_SUFFIX}${randomBytes(6).toString('hex')}`;
   try {
     linkSync(temp, name);
     return name;

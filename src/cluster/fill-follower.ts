@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { isFollowerLink } from '../cache/fill-handoff.js';
 import { RemoteFill } from '../cache/remote-fill.js';
 import { OwnerUnavailable, UpstreamUnavailable, describeError } from '../errors.js';
 import { ProgressLines, type ProgressEvent } from './fill-progress.js';
@@ -53,6 +54,11 @@ export function followReports(reports: Readable, owner: string, digest: string, 
       if (event.kind !== 'file') {
         answered = false;
         stop(`began its reports with "${event.kind}"`, false);
+        return;
+      }
+      if (!isFollowerLink(event.path)) {
+        answered = false;
+        stop('named a file that is not a follower\'s link to a fill', false);
         return;
       }
       try {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { appendFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -135,7 +135,8 @@ describe('RemoteFill followed by a TailReader (fake progress)', () => {
   it('fails its readers before their last byte when the owner dies mid-fill (its reports end without verified)', async () => {
     const dir = tempDir();
     const bytes = randomBytes(2 * MiB);
-    const file = path.join(dir, 'temp.follower-1');
+    mkdirSync(path.join(dir, 'tmp'));
+    const file = path.join(dir, 'tmp', 'sha256-abc.0123456789ab.follower-0123456789ab');
     writeFileSync(file, bytes);
     const reports = new PassThrough();
     const answer = followReports(reports, 'unix:/owner.sock', sha256(bytes), 'reg.example', 'team/app');
@@ -143,7 +144,7 @@ describe('RemoteFill followed by a TailReader (fake progress)', () => {
     const followed = await answer;
     if (followed.kind !== 'fill') throw new Error(`expected a fill, got ${followed.kind}`);
     // The follower's link is removed once open; the descriptor keeps the file.
-    expect(readdirSync(dir)).toEqual([]);
+    expect(readdirSync(path.join(dir, 'tmp'))).toEqual([]);
     const seen = { bytes: 0 };
     const ranged = { bytes: 0 };
     const wholeRead = outcome(drain(new TailReader(followed.fill, 0, undefined, () => undefined), 128 * KiB, seen));
@@ -163,10 +164,19 @@ describe('RemoteFill followed by a TailReader (fake progress)', () => {
   it('rejects with OwnerUnavailable (not down) when the file it is told of does not open, and (down) when the reports end before a word', async () => {
     const missing = new PassThrough();
     const answer = followReports(missing, 'unix:/owner.sock', `sha256:${'a'.repeat(64)}`, 'reg.example', 'team/app');
-    missing.end(encodeProgress({ kind: 'file', path: '/nonexistent/pullgate/temp', size: 5 }));
+    missing.end(encodeProgress({ kind: 'file', path: '/nonexistent/pullgate/tmp/x.follower-0123456789ab', size: 5 }));
     const err = await answer.catch((e: unknown) => e);
     expect(err).toBeInstanceOf(OwnerUnavailable);
     expect((err as OwnerUnavailable).down).toBe(false);
+    // A name that is not a follower's link is neither opened nor removed, whatever the peer says.
+    const dir = tempDir();
+    const precious = path.join(dir, 'precious');
+    writeFileSync(precious, 'keep me');
+    const odd = new PassThrough();
+    const refused = followReports(odd, 'unix:/owner.sock', `sha256:${'a'.repeat(64)}`, 'reg.example', 'team/app');
+    odd.end(encodeProgress({ kind: 'file', path: precious, size: 7 }));
+    expect(await refused.catch((e: unknown) => e)).toBeInstanceOf(OwnerUnavailable);
+    expect(readdirSync(dir)).toEqual(['precious']);
     const silent = new PassThrough();
     const cut = followReports(silent, 'unix:/owner.sock', `sha256:${'a'.repeat(64)}`, 'reg.example', 'team/app');
     silent.end();
@@ -214,7 +224,8 @@ async function owner(owned: () => OwnedFill, stored = false): Promise<Owner> {
 }
 
 function ownerFill(dir: string, bytes: Buffer, digest = sha256(bytes)): { fill: BlobFill; body: PassThrough; run: Promise<void> } {
-  const fill = new BlobFill(digest, path.join(dir, 'owner.tmp'), bytes.length, 'reg.example', 'team/app');
+  mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  const fill = new BlobFill(digest, path.join(dir, 'tmp', 'owner.tmp'), bytes.length, 'reg.example', 'team/app');
   const body = new PassThrough();
   return { fill, body, run: fill.run(body) };
 }
@@ -236,7 +247,7 @@ describe('the fill endpoint between two workers', () => {
     expect(range?.equals(bytes.subarray(4 * MiB, 5 * MiB + 1))).toBe(true);
     expect(answer.fill.state).toBe('verified');
     // Only the owner's own temp file is left: the follower removed its link once it had it open.
-    expect(readdirSync(dir)).toEqual(['owner.tmp']);
+    expect(readdirSync(path.join(dir, 'tmp'))).toEqual(['owner.tmp']);
     expect(served.asked).toEqual(['team/app']);
   });
 
