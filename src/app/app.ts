@@ -29,7 +29,7 @@ import { UpstreamManifests } from '../proxy/manifests.js';
 import { UpstreamHealth } from '../proxy/upstream-health.js';
 import { Upstreams } from '../upstream/upstreams.js';
 import { Router, type Route } from '../routing/route.js';
-import type { BlobAnswer } from '../proxy/types.js';
+import type { BlobAnswer, OwnedFill } from '../proxy/types.js';
 import { SendBuffers } from '../http/send-chunks.js';
 import { ClusterNode } from '../cluster/cluster-node.js';
 import { sharedTierFor } from '../cache/shared-tier.js';
@@ -128,7 +128,8 @@ export function buildServices(
       const owned = (route: Route, digest: string, signal: AbortSignal): Promise<BlobAnswer> => blobs.get({ route, digest, method: 'GET', range: undefined, signal, fromPeer: true });
       // A peer's request passes the registry's fetch policy as a client's does (the preflight's check).
       const registries = { knownRegistry: (registry: string) => config.registries.has(registry), fetchVerdict: (route: Route) => access.filters.get(route.registry)?.verdict(route.repository) };
-      await cluster.start(owned, registries, sendBuffers);
+      const fills = (route: Route, digest: string, signal: AbortSignal): Promise<OwnedFill> => blobs.ownedFill(route, digest, signal);
+      await cluster.start({ blobs: owned, fills, stored: (digest) => cache.lookup(digest) !== undefined }, registries, sendBuffers);
     },
     close: async () => {
       await cluster?.close();

@@ -4,6 +4,9 @@ import type { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../core/errors.js';
 import { readAt } from './chunk-source.js';
+import type { FillCursor, FillSource, FillState } from './fill-source.js';
+
+export type { FillCursor, FillState };
 import { digestAlgorithm } from '../routing/reference.js';
 import { YoungSweep } from './young-sweep.js';
 
@@ -35,16 +38,6 @@ export class RingPool {
   give(ring: Buffer): void {
     if (ring.length === RECENT_WINDOW && this.spare.length < SPARE_RINGS) this.spare.push(ring);
   }
-}
-
-export type FillState = 'filling' | 'verified' | 'failed';
-
-/** A reader's place in a fill: the next byte it needs, and where it stops (exclusive). */
-export interface FillCursor {
-  position: number;
-  readonly limit: number;
-  /** True when this reader keeps the fill's file descriptor open. */
-  readonly holdsFile: boolean;
 }
 
 /** The bytes a reader asked for are no longer held by the fill (the caller asks the cache again). */
@@ -91,7 +84,7 @@ export function writeFully(fd: number, buffers: Buffer[], position: number, call
  * (bounded memory, backpressure on upstream). Readers that left before then read the file up to
  * where it was good. With no reader left, an uncached fill stops fetching.
  */
-export class BlobFill {
+export class BlobFill implements FillSource {
   readonly hash: Hash;
   written = 0;
   /** Bytes [0, fileBytes) are in the temp file; later ones, once writing it failed, only in the ring. */
@@ -236,11 +229,21 @@ export class BlobFill {
       this.writing = false;
       if (err === null) this.fileBytes = end;
       else this.stopCaching(err);
+      // Followers on other workers read the temp file only: its growth (or a failure to write it) is progress to them.
+      this.progress();
       // Ring space freed by the write (or, uncached now, held only for readers): a waiting upstream may go on.
       this.moved();
       if (!this.writeToFile(this.flushing || this.waitingForRoom !== undefined)) for (const done of this.writesDone.splice(0)) done();
     });
     return true;
+  }
+
+  /**
+   * Writes the bytes the temp file lacks now rather than at the next full batch: a follower on another
+   * worker reads only the file, and its client gets no response headers before its first bytes are there.
+   */
+  flushToFile(): void {
+    this.writeToFile(true);
   }
 
   /** Resolves once no write of the temp file is in flight. */

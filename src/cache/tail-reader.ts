@@ -1,11 +1,13 @@
-import type { BlobFill, FillCursor } from './blob-fill.js';
+import type { FillCursor } from './blob-fill.js';
 import type { ChunkSource } from './chunk-source.js';
+import type { FillSource } from './fill-source.js';
 
 /**
  * Bytes [start, end] of a blob that is still being filled, waiting for the writer as needed. Ends
  * once the fill is verified; rejects (so the client's response is aborted) if the fill fails. Bytes
  * still in the fill's ring are copied from memory, older ones read from the temp file through the
  * fill's own descriptor, which stays open while a reader holds it (a later rename or unlink is harmless).
+ * The fill is any FillSource: this process's own BlobFill, or a RemoteFill that another worker writes.
  * The constructor throws FillNotJoinable when the bytes from `start` are no longer held.
  *
  * A range's last chunk is handed out only once the whole fill is verified, as a whole blob's last
@@ -20,7 +22,7 @@ export class TailReader implements ChunkSource {
   private closed = false;
 
   constructor(
-    private readonly fill: BlobFill,
+    private readonly fill: FillSource,
     start: number,
     /** Inclusive end, or undefined for "to the end of the blob". */
     private readonly end: number | undefined,

@@ -3,7 +3,10 @@ import { Agent, request, type Dispatcher } from 'undici';
 import type { Clock } from '../core/deps.js';
 import { OwnerUnavailable, describeError } from '../core/errors.js';
 import { PEER_HEADER, signPeerRequest } from './peer-auth.js';
-import { peerBlobPath } from './peer-listener.js';
+import { PEER_FILL_PREFIX, peerBlobPath } from './peer-listener.js';
+import type { OwnerBlob } from '../proxy/types.js';
+
+export type { OwnerBlob };
 
 /** A peer that does not accept the connection within this time is taken as down. */
 export const PEER_CONNECT_TIMEOUT_MS = 2_000;
@@ -19,11 +22,6 @@ export interface PeerClientOptions {
   dispatcher?: Dispatcher;
 }
 
-/** A blob as the owner streams it: the body (verified by the caller's fill) and its announced size. */
-export interface OwnerBlob {
-  body: Readable;
-  size: number | undefined;
-}
 
 /**
  * Fetches blobs from the replica (or worker) that owns them, over the owner's internal listener,
@@ -55,7 +53,18 @@ export class PeerClient {
 
   /** Streams (registry, repository, digest) from `member`; throws OwnerUnavailable when it does not answer with the blob. */
   async fetchBlob(member: string, registry: string, repository: string, digest: string): Promise<OwnerBlob> {
-    const path = peerBlobPath(registry, repository, digest);
+    const response = await this.get(member, peerBlobPath(registry, repository, digest), digest);
+    const length = Number(response.headers['content-length']);
+    return { body: response.body, size: Number.isFinite(length) && length >= 0 ? length : undefined };
+  }
+
+  /** The progress reports of `member`'s fill of the digest (fill-progress.ts), as a stream of lines; throws OwnerUnavailable. */
+  async followFill(member: string, registry: string, repository: string, digest: string): Promise<Readable> {
+    return (await this.get(member, peerBlobPath(registry, repository, digest, PEER_FILL_PREFIX), digest)).body;
+  }
+
+  /** A signed GET of `path` on `member`: the response when it is a 200, else OwnerUnavailable. */
+  private async get(member: string, path: string, digest: string): Promise<Dispatcher.ResponseData> {
     const origin = member.startsWith('unix:') ? 'http://localhost' : `http://${member}`;
     let response: Dispatcher.ResponseData;
     try {
@@ -73,8 +82,7 @@ export class PeerClient {
       const text = await response.body.text().catch(() => '');
       throw new OwnerUnavailable(member, `cluster peer ${member} answered ${response.statusCode} for ${digest}: ${text.slice(0, 300)}`, response.statusCode >= 500);
     }
-    const length = Number(response.headers['content-length']);
-    return { body: response.body, size: Number.isFinite(length) && length >= 0 ? length : undefined };
+    return response;
   }
 
   async close(): Promise<void> {

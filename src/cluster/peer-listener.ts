@@ -8,21 +8,32 @@ import type { FetchVerdict } from '../access/fetch-policy.js';
 import { FetchRefused, NotFound, describeError } from '../core/errors.js';
 import { errorBody, toOciError } from '../http/error-map.js';
 import { ChunkSender, type SendBuffers } from '../http/send-chunks.js';
-import type { BlobAnswer } from '../proxy/types.js';
+import type { BlobAnswer, OwnedFill } from '../proxy/types.js';
 import { assertDigest, assertRepositoryName } from '../routing/reference.js';
 import type { Route } from '../routing/route.js';
+import { encodeProgress } from './fill-progress.js';
+import { reportFill, type ProgressSink } from './fill-reporter.js';
 import { PEER_HEADER, verifyPeerRequest } from './peer-auth.js';
 
 /** Path prefix of a blob that a peer asks its owner for: `/cluster/v1/blobs/<registry>/<repository…>/<digest>`. */
 export const PEER_BLOB_PREFIX = '/cluster/v1/blobs/';
 
+/**
+ * Path prefix of a fill's progress that a worker asks the owner on its host for (same form as a blob's):
+ * the follower reads the owner's temp file itself, so the bytes cross one process.
+ */
+export const PEER_FILL_PREFIX = '/cluster/v1/fills/';
+
 /** The path a peer requests for (registry, repository, digest); the registry key is URI-encoded. */
-export function peerBlobPath(registry: string, repository: string, digest: string): string {
-  return `${PEER_BLOB_PREFIX}${encodeURIComponent(registry)}/${repository}/${digest}`;
+export function peerBlobPath(registry: string, repository: string, digest: string, prefix = PEER_BLOB_PREFIX): string {
+  return `${prefix}${encodeURIComponent(registry)}/${repository}/${digest}`;
 }
 
 /** The owner's ordinary blob pipeline (cache, single flight, access checks), never forwarded to another peer. */
 export type OwnerBlobs = (route: Route, digest: string, signal: AbortSignal) => Promise<BlobAnswer>;
+
+/** The owner's single flight for a digest, started or joined without a reader (same checks as OwnerBlobs). */
+export type OwnerFills = (route: Route, digest: string, signal: AbortSignal) => Promise<OwnedFill>;
 
 export interface PeerListenerOptions {
   secret: string;
@@ -36,13 +47,15 @@ export interface PeerListenerOptions {
    */
   fetchVerdict: (route: Route) => FetchVerdict;
   blobs: OwnerBlobs;
+  fills: OwnerFills;
+  /** True when the digest is stored here (a fill that just ended is reported `cached`). */
+  stored: (digest: string) => boolean;
   sendBuffers: SendBuffers;
 }
 
 /** Parses a peer blob path; throws a domain error for anything that is not one. */
-function parseBlobPath(pathname: string, knownRegistry: (registry: string) => boolean): { route: Route; digest: string } {
-  if (!pathname.startsWith(PEER_BLOB_PREFIX)) throw new NotFound('blob', 'no such cluster endpoint');
-  const parts = pathname.slice(PEER_BLOB_PREFIX.length).split('/');
+function parseBlobPath(pathname: string, prefix: string, knownRegistry: (registry: string) => boolean): { route: Route; digest: string } {
+  const parts = pathname.slice(prefix.length).split('/');
   const digest = parts.pop() ?? '';
   const encoded = parts.shift() ?? '';
   let registry: string;
@@ -135,17 +148,36 @@ export class PeerListener {
     res.once('close', () => {
       if (!res.writableFinished) controller.abort(new Error('peer disconnected'));
     });
-    let answer: BlobAnswer;
+    const fills = pathname.startsWith(PEER_FILL_PREFIX);
+    this.options.logger.debug({ path: pathname, endpoint: fills ? 'fills' : 'blobs' }, 'cluster peer request');
+    let answer: BlobAnswer | OwnedFill;
     try {
-      const { route, digest } = parseBlobPath(pathname, this.options.knownRegistry);
+      if (!fills && !pathname.startsWith(PEER_BLOB_PREFIX)) throw new NotFound('blob', 'no such cluster endpoint');
+      const { route, digest } = parseBlobPath(pathname, fills ? PEER_FILL_PREFIX : PEER_BLOB_PREFIX, this.options.knownRegistry);
       const refused = this.options.fetchVerdict(route);
       if (refused !== undefined) throw new FetchRefused(route.registry, route.repository, refused);
-      answer = await this.options.blobs(route, digest, controller.signal);
+      answer = fills ? await this.options.fills(route, digest, controller.signal) : await this.options.blobs(route, digest, controller.signal);
     } catch (err) {
       this.refuse(res, err);
       return;
     }
-    await this.send(res, answer, pathname);
+    if ('kind' in answer) await this.report(res, answer, controller.signal);
+    else await this.send(res, answer, pathname);
+  }
+
+  /** Answers a follower on this host with the fill's progress (fill-reporter.ts), not its bytes. */
+  private async report(res: ServerResponse, owned: OwnedFill, signal: AbortSignal): Promise<void> {
+    res.writeHead(200, { 'content-type': 'application/x-ndjson' });
+    if (owned.kind !== 'fill') {
+      res.end(encodeProgress({ kind: owned.kind }));
+      return;
+    }
+    const sink: ProgressSink = {
+      write: (line) => res.write(line),
+      end: (line) => res.end(line),
+      isClosed: () => signal.aborted || res.destroyed,
+    };
+    await reportFill(owned.fill, sink, () => this.options.stored(owned.fill.digest));
   }
 
   private async send(res: ServerResponse, answer: BlobAnswer, pathname: string): Promise<void> {

@@ -1,6 +1,8 @@
-import { type BlobFill, FillNotJoinable } from '../cache/blob-fill.js';
+import { BlobFill, FillNotJoinable } from '../cache/blob-fill.js';
+import type { FillSource } from '../cache/fill-source.js';
+import { RemoteFill } from '../cache/remote-fill.js';
 import type { Cache } from '../cache/cache.js';
-import type { OwnerSource } from '../cluster/cluster-node.js';
+
 import { TailReader } from '../cache/tail-reader.js';
 import { UpstreamUnavailable } from '../core/errors.js';
 import type { Metrics } from '../core/metrics.js';
@@ -9,7 +11,11 @@ import { failureFor } from '../upstream/status.js';
 import type { Upstreams } from '../upstream/upstreams.js';
 import type { UpstreamBlobs } from './blobs.js';
 import { resolveRange } from './range.js';
-import type { BlobAnswer, BlobRequest } from './types.js';
+import type { BlobAnswer, BlobRequest, OwnedFill, OwnerSource } from './types.js';
+import type { Route } from '../routing/route.js';
+
+/** A fill this process reads: its own, or another worker's on this host. */
+type Fill = BlobFill | RemoteFill;
 
 /**
  * Serves blobs local-first; on a miss streams one upstream fetch to every client asking for the
@@ -21,9 +27,11 @@ export class BlobProxy {
    * Fills whose bytes come from the shared store or from the digest's owner in a cluster, not from upstream
    * (for the access log's source and the metrics); a fill not listed here reads from upstream.
    */
-  private readonly fillOrigins = new WeakMap<BlobFill, 'shared' | 'peer'>();
-  /** Upstream GETs being started, so concurrent misses share one (single flight). */
-  private readonly starting = new Map<string, Promise<BlobFill>>();
+  private readonly fillOrigins = new WeakMap<FillSource, 'shared' | 'peer' | 'worker'>();
+  /** Upstream GETs being started, so concurrent misses share one (single flight); undefined: the owner has it stored. */
+  private readonly starting = new Map<string, Promise<Fill | undefined>>();
+  /** Fills of other workers of this host that this process follows, by digest, for its other clients to join. */
+  private readonly following = new Map<string, RemoteFill>();
 
   constructor(
     private readonly upstreams: Upstreams,
@@ -65,7 +73,7 @@ export class BlobProxy {
         return cached;
       }
     }
-    const running = this.cache.inflight(req.digest);
+    const running = this.cache.inflight(req.digest) ?? this.followed(req.digest, req.route);
     if (req.method === 'HEAD') {
       const sameRepository = running?.registry === req.route.registry && running.repository === req.route.repository;
       if (running?.size !== undefined && sameRepository) return this.fromFill(req, running, 'coalesced');
@@ -75,23 +83,78 @@ export class BlobProxy {
     const pending = this.starting.get(req.digest);
     if (running !== undefined || pending !== undefined) {
       const fill = running ?? (await pending);
-      if (fill === undefined) throw new Error('blob fill vanished');
-      if (fill.registry !== req.route.registry || fill.repository !== req.route.repository) {
-        await this.confirmAccess(req);
-        fill.alsoLink(req.route.registry, req.route.repository);
+      if (fill === undefined) return this.storedByOwner(req);
+      const sameRepository = fill.registry === req.route.registry && fill.repository === req.route.repository;
+      // Another repository's fill on another worker is not joined: that worker checks this repository's access itself.
+      if (fill instanceof BlobFill || sameRepository) {
+        if (fill instanceof BlobFill && !sameRepository) {
+          await this.confirmAccess(req);
+          fill.alsoLink(req.route.registry, req.route.repository);
+        }
+        this.metrics.coalesced.inc();
+        return this.fromFill(req, fill, 'coalesced');
       }
-      this.metrics.coalesced.inc();
-      return this.fromFill(req, fill, 'coalesced');
     }
     this.metrics.misses.blob.inc();
     const start = this.startFill(req);
     this.starting.set(req.digest, start);
     try {
       const fill = await start;
+      if (fill === undefined) return await this.storedByOwner(req);
       return this.fromFill(req, fill, this.fillOrigins.get(fill) ?? 'upstream');
     } finally {
-      this.starting.delete(req.digest);
+      if (this.starting.get(req.digest) === start) this.starting.delete(req.digest);
     }
+  }
+
+  /** The fill of another worker of this host this process follows for (registry, repository), if a reader can still join it. */
+  private followed(digest: string, route: Route): RemoteFill | undefined {
+    const fill = this.following.get(digest);
+    return fill?.joinable() === true && fill.registry === route.registry && fill.repository === route.repository ? fill : undefined;
+  }
+
+  /** The digest's owner on this host said it is stored (and checked this repository's access): read it through the shared index. */
+  private async storedByOwner(req: BlobRequest): Promise<BlobAnswer> {
+    await this.confirmAccess(req);
+    const row = this.cache.lookup(req.digest);
+    const cached = row === undefined ? undefined : this.fromCache(req, row.size);
+    if (cached === undefined) throw new FillNotJoinable(`blob ${req.digest}: the worker that owns it stored it, but its file is not found here`);
+    this.metrics.hits.blob.inc();
+    return cached;
+  }
+
+  /**
+   * For another worker of this host that follows the digest (the peer fill endpoint): this worker's fill of
+   * it, started or joined with the checks a client's request gets, for the follower to read from disk —
+   * or word that it is stored, or that the fill is not written to disk (the follower then asks for bytes).
+   */
+  async ownedFill(route: Route, digest: string, signal: AbortSignal): Promise<OwnedFill> {
+    const req: BlobRequest = { route, digest, method: 'GET', range: undefined, signal, fromPeer: true };
+    if (this.cache.lookup(digest) !== undefined) {
+      await this.confirmAccess(req);
+      return { kind: 'cached' };
+    }
+    // No await unless a start is pending: between this check and `starting.set` no other request may start a fill.
+    const pending = this.starting.get(digest);
+    let fill = this.cache.inflight(digest) ?? (pending === undefined ? undefined : await pending);
+    if (fill instanceof BlobFill) {
+      if (fill.registry !== route.registry || fill.repository !== route.repository) {
+        await this.confirmAccess(req);
+        fill.alsoLink(route.registry, route.repository);
+      }
+      this.metrics.coalesced.inc();
+    } else {
+      this.metrics.misses.blob.inc();
+      const start = this.startFill(req);
+      this.starting.set(digest, start);
+      try {
+        fill = await start;
+      } finally {
+        if (this.starting.get(digest) === start) this.starting.delete(digest);
+      }
+    }
+    if (!(fill instanceof BlobFill)) return { kind: 'uncached' };
+    return fill.caching && fill.tempPath !== undefined ? { kind: 'fill', fill } : { kind: 'uncached' };
   }
 
   /**
@@ -123,7 +186,7 @@ export class BlobProxy {
     if (this.cache.lookup(req.digest) !== undefined) this.cache.link(registry, repository, req.digest);
   }
 
-  private async startFill(req: BlobRequest): Promise<BlobFill> {
+  private async startFill(req: BlobRequest): Promise<Fill | undefined> {
     const { registry, repository } = req.route;
     // A local miss that the shared store holds is read from there once this repository's access is confirmed.
     const shared = await this.cache.fillFromShared(req.digest, registry, repository, () => this.confirmAccess(req));
@@ -131,16 +194,28 @@ export class BlobProxy {
       this.fillOrigins.set(shared, 'shared');
       return shared;
     }
-    // In a cluster the owner fetches once for every replica; its bytes are verified here as upstream's would be.
+    // In a cluster the owner fetches once for every replica. Another worker of this host is followed on the
+    // shared disk (its file, its verification); another replica's bytes are verified here as upstream's would be.
     const owned = req.fromPeer === true ? undefined : await this.owners?.fromOwner(registry, repository, req.digest);
-    if (owned !== undefined) {
+    if (owned?.kind === 'cached') return undefined;
+    if (owned?.kind === 'fill') {
+      const fill = owned.fill;
+      this.fillOrigins.set(fill, 'worker');
+      this.following.set(req.digest, fill);
+      void fill.settled.then(() => {
+        if (this.following.get(req.digest) === fill) this.following.delete(req.digest);
+      });
+      return fill;
+    }
+    if (owned?.kind === 'bytes') {
+      const { body, size } = owned.blob;
       try {
         // 'peer': the owner uploads its own fill to the shared store; the followers do not upload it again.
-        const fill = this.cache.beginFill(req.digest, owned.body, owned.size, registry, repository, 'peer');
+        const fill = this.cache.beginFill(req.digest, body, size, registry, repository, 'peer');
         this.fillOrigins.set(fill, 'peer');
         return fill;
       } catch (err) {
-        owned.body.destroy();
+        body.destroy();
         throw err;
       }
     }
@@ -162,7 +237,7 @@ export class BlobProxy {
     }
   }
 
-  private fromFill(req: BlobRequest, fill: BlobFill, source: 'upstream' | 'coalesced' | 'shared' | 'peer'): BlobAnswer {
+  private fromFill(req: BlobRequest, fill: Fill, source: BlobAnswer['source']): BlobAnswer {
     const size = fill.size;
     const range = size === undefined ? undefined : resolveRange(req.range, size);
     const length = range ? range.end - range.start + 1 : (size ?? Number.NaN);

@@ -43,6 +43,8 @@ async function listener(answer: (route: Route) => BlobAnswer | Promise<BlobAnswe
       asked.push({ route, digest: d });
       return answer(route);
     },
+    fills: () => Promise.resolve({ kind: 'uncached' }),
+    stored: () => false,
     sendBuffers: new SendBuffers(),
   });
   const address = await peer.listen({ host: '127.0.0.1', port: 0 });
@@ -147,6 +149,8 @@ describe('cluster peer listener', () => {
       knownRegistry: () => true,
       fetchVerdict: () => undefined,
       blobs: () => Promise.resolve(stream(Buffer.from('over a socket'))),
+      fills: () => Promise.resolve({ kind: 'uncached' }),
+      stored: () => false,
       sendBuffers: new SendBuffers(),
     });
     const address = await peer.listen({ path: path.join(dir, 'worker-0.sock') });
