@@ -88,7 +88,9 @@ export function buildServices(
     ...(shared === undefined ? {} : { shared }),
   });
   // Read when /metrics is collected: the host's cache size (shared by every worker) and this process's exchanges.
-  metrics.readAtScrape({ cacheBytes: () => cache.sizeBytes, tokenExchanges: () => upstreams.tokens.exchanges, rateLimits: () => upstreams.watch.rateLimits() });
+  metrics.readAtScrape({ cacheBytes: () => cache.sizeBytes, tokenExchanges: () => upstreams.tokens.exchanges, rateLimits: () => upstreams.watch.rateLimits(),
+    endpoints: () => upstreams.endpointStates().map(({ registry, endpoint, breaker }) => ({ registry, endpoint, up: breaker.state === 'up' })),
+  });
   const policy = {
     tagTtlMs: config.cache.tagTtlMs,
     staleIfErrorMs: config.cache.staleIfErrorMs,
