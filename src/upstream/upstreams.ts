@@ -13,6 +13,7 @@ import { EndpointChain, type Endpoint } from './endpoint-chain.js';
 import { exchangeToken } from './token-exchange.js';
 import type { UpstreamOutcomes } from './upstream-outcomes.js';
 import { RegistryWatch } from './registry-watch.js';
+import { RateRation } from './rate-ration.js';
 import type { RecentEvents } from '../util/recent-events.js';
 
 /** The dispatcher for one registry: the shared one, or an Agent with its `ca` / `insecure` TLS settings. */
@@ -92,6 +93,8 @@ export class Upstreams {
   readonly tokens: TokenCache;
   /** What the registries' answers said (health, rate limits), for the status page and the gauges. */
   readonly watch: RegistryWatch;
+  /** When pulls of a registry are rationed (`rateLimit.reserve`, or a 429 holding it). */
+  readonly ration: RateRation;
   private readonly clients = new Map<string, EndpointChain>();
 
   /**
@@ -102,6 +105,8 @@ export class Upstreams {
   constructor(config: Config, deps: Deps, resolve: Resolve = systemResolve, outcomes?: UpstreamOutcomes, recent?: RecentEvents) {
     this.tokens = createTokenCache(config, deps);
     this.watch = new RegistryWatch(deps.clock, recent);
+    const reserves = new Map([...config.registries.values()].flatMap((registry): [string, number][] => (registry.reserve === undefined ? [] : [[registry.key, registry.reserve]])));
+    this.ration = new RateRation(this.watch, reserves, deps.clock, deps.logger);
     for (const registry of config.registries.values()) {
       const breaker = (url: string): EndpointBreaker =>
         new EndpointBreaker(deps.clock, (up, state) => {
