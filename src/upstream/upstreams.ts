@@ -79,6 +79,23 @@ export function mirrorRegistry(registry: RegistryConfig, mirror: MirrorConfig): 
   return { key: new URL(mirror.url).host, url: mirror.url, auth: mirror.auth, realms: [], redirects: [], ca: undefined, insecure: false, repositories: registry.repositories };
 }
 
+/**
+ * The RegistryClient of one mirror of a registry, as the server uses it (and doctor): errors and metrics
+ * name the registry; the credentials are the mirror's own, looked up under its host.
+ */
+export function createMirrorClient(
+  registry: RegistryConfig,
+  mirror: MirrorConfig,
+  config: Config,
+  deps: ClientDeps,
+  tokens: TokenCache,
+  resolve: Resolve = systemResolve,
+  outcomes?: UpstreamOutcomes,
+): RegistryClient {
+  const own = mirrorRegistry(registry, mirror);
+  return createRegistryClient({ ...own, key: registry.key }, config, deps, tokens, resolve, outcomes, undefined, keychainFor(own, deps));
+}
+
 /** One endpoint's state, for the `pullgate_upstream_endpoint_up` gauge, doctor and the status page. */
 export interface EndpointState {
   registry: string;
@@ -117,9 +134,7 @@ export class Upstreams {
         { url: registry.url, client: createRegistryClient(registry, config, deps, this.tokens, resolve, outcomes, this.watch), mirror: false, tags: true, breaker: breaker(registry.url) },
       ];
       for (const mirror of registry.mirrors ?? []) {
-        const own = mirrorRegistry(registry, mirror);
-        // Errors and metrics name the registry; the credentials are the mirror's own, looked up under its host.
-        const client = createRegistryClient({ ...own, key: registry.key }, config, deps, this.tokens, resolve, outcomes, undefined, keychainFor(own, deps));
+        const client = createMirrorClient(registry, mirror, config, deps, this.tokens, resolve, outcomes);
         endpoints.push({ url: mirror.url, client, mirror: true, tags: mirror.tags, breaker: breaker(mirror.url) });
       }
       this.clients.set(registry.key, new EndpointChain(registry, endpoints));

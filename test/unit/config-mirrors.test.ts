@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
 import { loadConfigText } from '../../src/config/load.js';
 import { renderConfig } from '../../src/config/mask.js';
+import { endpointOrder } from '../../src/config/endpoint-order.js';
 
 const BASE = path.resolve('/srv/pullgate');
 const MIRROR_PASSWORD = 'S3cret-mirror-password';
@@ -62,5 +63,14 @@ describe('config: registries.<host>.mirrors and rateLimit', () => {
       { url: 'https://hub-cache.corp.example', auth: { type: 'basic', username: 'me', password: '***' }, tags: true },
     ]);
     expect(rendered.registries['docker.io']?.rateLimit).toEqual({ reserve: 5 });
+  });
+});
+
+describe('config check: endpointOrder', () => {
+  it('lists each registry with mirrors or a reserve, its endpoints in the order they are tried', () => {
+    const config = load(['registries:', '  docker.io:', '    mirrors: [{ url: https://mirror.gcr.io }, { url: https://hub-cache.corp.example, tags: true }]', '    rateLimit: { reserve: 10 }', '  ghcr.io: {}']);
+    expect(endpointOrder(config)).toEqual([
+      'docker.io: tried in order 1. https://registry-1.docker.io (tags and digests), 2. https://mirror.gcr.io (digests only), 3. https://hub-cache.corp.example (tags and digests); 10 pulls of the rate-limit window kept in reserve',
+    ]);
   });
 });
