@@ -8,6 +8,7 @@ import { defaultDeps } from './core/deps.js';
 import { Command } from 'commander';
 import { parseListen, configPath, loadConfigFile } from './config/load.js';
 import { renderConfig } from './config/mask.js';
+import { endpointOrder } from './config/endpoint-order.js';
 import { configWarnings } from './config/warnings.js';
 import { exposureWarnings } from './access/exposure.js';
 import { policyTable, resolveAccess } from './access/resolve.js';
@@ -113,6 +114,7 @@ configCommand
       for (const name of config.unsetVariables) process.stdout.write(`# warning: \${${name}} is unset and has no default\n`);
       for (const warning of configWarnings(config)) process.stdout.write(`# warning: ${warning}\n`);
       for (const warning of exposureWarnings(config)) process.stdout.write(`# WARNING: ${warning}\n`);
+      for (const line of endpointOrder(config)) process.stdout.write(`# ${line}\n`);
       process.stdout.write(renderConfig(config));
       process.stdout.write(policyTable(config, resolveAccess(config)));
     } catch (err) {

@@ -88,7 +88,9 @@ export function buildServices(
     ...(shared === undefined ? {} : { shared }),
   });
   // Read when /metrics is collected: the host's cache size (shared by every worker) and this process's exchanges.
-  metrics.readAtScrape({ cacheBytes: () => cache.sizeBytes, tokenExchanges: () => upstreams.tokens.exchanges, rateLimits: () => upstreams.watch.rateLimits() });
+  metrics.readAtScrape({ cacheBytes: () => cache.sizeBytes, tokenExchanges: () => upstreams.tokens.exchanges, rateLimits: () => upstreams.watch.rateLimits(),
+    endpoints: () => upstreams.endpointStates().map(({ registry, endpoint, breaker }) => ({ registry, endpoint, up: breaker.state === 'up' })),
+  });
   const policy = {
     tagTtlMs: config.cache.tagTtlMs,
     staleIfErrorMs: config.cache.staleIfErrorMs,
@@ -102,7 +104,7 @@ export function buildServices(
   // The status page counts what the proxies answer to clients (cluster peers' requests are their clients' already).
   const traffic = new Traffic(deps.clock);
   const pulls = new PullsInProgress(cache);
-  const counted = countingServices({ manifests: new ManifestProxy(new UpstreamManifests(upstreams), cache, health, metrics, policy, deps.clock), blobs }, traffic, pulls);
+  const counted = countingServices({ manifests: new ManifestProxy(new UpstreamManifests(upstreams), cache, health, metrics, policy, deps.clock, upstreams.ration), blobs }, traffic, pulls);
   const status = new StatusCollector({ config, clock: deps.clock, cache, watch: upstreams.watch, recent, traffic, pulls, cluster: cluster?.membership });
   return {
     config,

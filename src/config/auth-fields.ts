@@ -99,8 +99,7 @@ export const AUTH_TYPE_FIELDS: Record<AuthType, AuthFieldSpec> = {
 };
 
 /** Config problems of one `auth` block: fields its type does not use, and the type's own checks. */
-export function authProblems(key: string, auth: RawAuth): string[] {
-  const where = `registries.${key}.auth`;
+export function authProblems(key: string, auth: RawAuth, where = `registries.${key}.auth`): string[] {
   const spec = AUTH_TYPE_FIELDS[auth.type];
   const unused = Object.keys(auth)
     .filter((field) => field !== 'type' && !spec.fields.includes(field as AuthField))

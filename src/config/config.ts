@@ -41,6 +41,20 @@ export interface RegistryConfig {
   insecure: boolean;
   /** `repositories: { allow, deny }`: what the mirror may fetch from this registry; undefined = everything. */
   repositories?: RepositoryLists | undefined;
+  /** Fallback endpoints tried in order after `url` fails (none when absent). */
+  mirrors?: MirrorConfig[] | undefined;
+  /** `rateLimit.reserve`: pulls of the window kept in reserve; 0 or absent = rationing off. */
+  reserve?: number | undefined;
+}
+
+/** One fallback endpoint of a registry, with its own credentials. */
+export interface MirrorConfig {
+  /** Origin without trailing slash. */
+  url: string;
+  /** Its own auth (the registry's applies to `url` only); `anonymous` when not given. */
+  auth: RawAuth & { type: AuthType };
+  /** Trusted to resolve tags (and tag lists, referrers); otherwise asked for content by digest only. */
+  tags: boolean;
 }
 
 /** `storage.s3` resolved: an S3-compatible bucket shared by every replica. */

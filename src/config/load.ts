@@ -40,21 +40,26 @@ function resolveRegistry(key: string, raw: RawRegistry | null, baseDir: string):
   const auth: RawAuth = entry.auth ?? { type: 'auto' };
   const relative = (file: string | undefined): string | undefined =>
     file === undefined ? undefined : path.resolve(baseDir, file);
+  const resolveAuth = (given: RawAuth): RawAuth => ({
+    ...given,
+    ...(given.passwordFile !== undefined ? { passwordFile: relative(given.passwordFile) } : {}),
+    ...(given.tokenFile !== undefined ? { tokenFile: relative(given.tokenFile) } : {}),
+    ...(given.path !== undefined ? { path: relative(given.path) } : {}),
+    ...(given.rktPaths !== undefined ? { rktPaths: given.rktPaths.map((dir) => path.resolve(baseDir, dir)) } : {}),
+  });
   return {
     key,
     url,
-    auth: {
-      ...auth,
-      ...(auth.passwordFile !== undefined ? { passwordFile: relative(auth.passwordFile) } : {}),
-      ...(auth.tokenFile !== undefined ? { tokenFile: relative(auth.tokenFile) } : {}),
-      ...(auth.path !== undefined ? { path: relative(auth.path) } : {}),
-      ...(auth.rktPaths !== undefined ? { rktPaths: auth.rktPaths.map((dir) => path.resolve(baseDir, dir)) } : {}),
-    },
+    auth: resolveAuth(auth),
     realms: entry.realms ?? [],
     redirects,
     ca: relative(entry.ca),
     insecure: entry.insecure ?? false,
     repositories: entry.repositories,
+    ...(entry.mirrors !== undefined && entry.mirrors.length > 0
+      ? { mirrors: entry.mirrors.map((mirror) => ({ url: mirror.url.replace(/\/$/, ''), auth: resolveAuth(mirror.auth ?? { type: 'anonymous' }), tags: mirror.tags })) }
+      : {}),
+    ...(entry.rateLimit !== undefined && entry.rateLimit.reserve > 0 ? { reserve: entry.rateLimit.reserve } : {}),
   };
 }
 
@@ -64,6 +69,12 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
   const registries = new Map<string, RegistryConfig>();
   for (const [key, entry] of Object.entries(raw.registries)) {
     if (entry?.auth) problems.push(...authProblems(key, entry.auth));
+    (entry?.mirrors ?? []).forEach((mirror, i) => {
+      const where = `registries.${key}.mirrors[${i}]`;
+      if (mirror.auth) problems.push(...authProblems(key, mirror.auth, `${where}.auth`));
+      if (mirror.auth?.type === 'auto') problems.push(`${where}.auth.type: "auto" is for a registry's own url; name the source (docker-config, basic, token …)`);
+      if (mirror.url.replace(/\/$/, '') === applyProfile(key, entry ?? {}).url) problems.push(`${where}.url: is the registry's own url`);
+    });
     for (const list of ['allow', 'deny'] as const) {
       (entry?.repositories?.[list] ?? []).forEach((pattern, i) => {
         const problem = patternProblem(pattern);

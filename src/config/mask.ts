@@ -23,22 +23,30 @@ function renderS3(s3: S3Config): Record<string, unknown> {
   };
 }
 
+/** An `auth` block with its secret fields masked. */
+function maskAuth(given: object): Record<string, unknown> {
+  const auth: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(given)) {
+    auth[field] = SECRET_FIELDS.has(field) && typeof value === 'string' ? maskSecret(value) : value;
+  }
+  return auth;
+}
+
 /** Renders the resolved config as YAML for `pullgate config check`, with every secret masked. */
 export function renderConfig(config: Config): string {
   const registries: Record<string, unknown> = {};
   for (const [key, registry] of config.registries) {
-    const auth: Record<string, unknown> = {};
-    for (const [field, value] of Object.entries(registry.auth)) {
-      auth[field] = SECRET_FIELDS.has(field) && typeof value === 'string' ? maskSecret(value) : value;
-    }
     registries[key] = {
       url: registry.url,
-      auth,
+      auth: maskAuth(registry.auth),
       ...(registry.realms.length > 0 ? { realms: registry.realms } : {}),
       ...(registry.redirects.length > 0 ? { redirects: registry.redirects } : {}),
       ...(registry.ca !== undefined ? { ca: registry.ca } : {}),
       ...(registry.insecure ? { insecure: true } : {}),
       ...(registry.repositories !== undefined ? { repositories: registry.repositories } : {}),
+      // In the order they are tried, after url.
+      ...(registry.mirrors !== undefined ? { mirrors: registry.mirrors.map((mirror) => ({ url: mirror.url, auth: maskAuth(mirror.auth), tags: mirror.tags })) } : {}),
+      ...(registry.reserve !== undefined ? { rateLimit: { reserve: registry.reserve } } : {}),
     };
   }
   return stringify({

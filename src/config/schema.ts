@@ -16,6 +16,17 @@ export interface RawRegistry {
   insecure?: boolean;
   /** What the mirror itself may fetch from this registry: patterns over its repository names. */
   repositories?: { allow?: string[]; deny?: string[] };
+  /** Fallback endpoints tried in order after `url` fails; `auth` applies to `url` only. */
+  mirrors?: RawMirror[];
+  /** `reserve`: pulls of the upstream's rate-limit window kept in reserve (0: rationing off). */
+  rateLimit?: { reserve: number };
+}
+
+/** One fallback endpoint of a registry: content by digest only unless `tags: true`. */
+export interface RawMirror {
+  url: string;
+  auth?: RawAuth;
+  tags: boolean;
 }
 
 /** One rule of `clients.access`: subjects and exactly one of allow/deny (checked in load.ts). */
@@ -74,6 +85,17 @@ const PEER = '^(dns:)?(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$';
 /** A user or group name in clients.groups / clients.access (htpasswd user names: no colon, no spaces). */
 const SUBJECT = '^[^:\\s]+$';
 const DURATION = '^([0-9]+(\\.[0-9]+)?(ms|s|m|h|d))+$|^0$';
+/** The `auth` block of a registry or of one of its mirrors. */
+const AUTH_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type'],
+  properties: {
+    type: { enum: AUTH_TYPES },
+    ...AUTH_FIELD_SCHEMAS,
+  },
+} as const;
+const ENDPOINT_URL = '^https?://[^/?#@]+/?$';
 const SIZE = '^[0-9]+(\\.[0-9]+)?\\s*([kKmMgGtT]i?[bB]|[bB])?$';
 
 /** The one schema of the config file: shapes, defaults and `additionalProperties: false` everywhere. */
@@ -133,7 +155,7 @@ export const CONFIG_SCHEMA = {
         type: ['object', 'null'],
         additionalProperties: false,
         properties: {
-          url: { type: 'string', pattern: '^https?://[^/?#@]+/?$' },
+          url: { type: 'string', pattern: ENDPOINT_URL },
           realms: { type: 'array', items: { type: 'string', pattern: '^https?://' } },
           redirects: { type: 'array', items: { type: 'string', pattern: '^https?://(\\*\\.)?[^*/?#@]+(/[^*?#]*)?$' } },
           ca: { type: 'string', minLength: 1 },
@@ -146,13 +168,26 @@ export const CONFIG_SCHEMA = {
               deny: { type: 'array', items: { type: 'string' } },
             },
           },
-          auth: {
+          auth: AUTH_SCHEMA,
+          mirrors: {
+            type: 'array',
+            maxItems: 8,
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['url'],
+              properties: {
+                url: { type: 'string', pattern: ENDPOINT_URL },
+                auth: AUTH_SCHEMA,
+                tags: { type: 'boolean', default: false },
+              },
+            },
+          },
+          rateLimit: {
             type: 'object',
             additionalProperties: false,
-            required: ['type'],
             properties: {
-              type: { enum: AUTH_TYPES },
-              ...AUTH_FIELD_SCHEMAS,
+              reserve: { type: 'integer', minimum: 0, maximum: 1_000_000, default: 0 },
             },
           },
         },

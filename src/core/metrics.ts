@@ -8,6 +8,8 @@ export interface ScrapeSources {
   tokenExchanges(): number;
   /** Each registry's rate limit as its last answer stated it (Docker Hub's `ratelimit-*` headers). */
   rateLimits(): [registry: string, limit: { limit: number | undefined; remaining: number | undefined }][];
+  /** Each endpoint of each registry (its url, then its mirrors) and whether its circuit breaker lets requests through. */
+  endpoints?(): { registry: string; endpoint: string; up: boolean }[];
 }
 
 /**
@@ -85,6 +87,18 @@ export class Metrics {
     // The worker that asked last saw the fewest left.
     aggregator: 'min',
     collect: () => this.readRateLimits(),
+  });
+
+  readonly endpointUp: Gauge = new Gauge({
+    name: 'pullgate_upstream_endpoint_up',
+    help: 'Whether an upstream endpoint (a registry\'s url or one of its mirrors) is asked (1) or skipped by its circuit breaker (0)',
+    labelNames: ['registry', 'endpoint'],
+    registers: [this.registry],
+    // An endpoint any worker still asks is up.
+    aggregator: 'max',
+    collect: () => {
+      for (const { registry, endpoint, up } of this.sources?.endpoints?.() ?? []) this.endpointUp.set({ registry, endpoint }, up ? 1 : 0);
+    },
   });
 
   constructor() {

@@ -13,6 +13,7 @@ import type { RegistryClient } from '../upstream/registry-client.js';
 import { createRegistryClient, createTokenCache, type ClientDeps } from '../upstream/upstreams.js';
 import { explainDenied, explainNetworkError, explainUnset, sudoWarning, type Explanation } from './explain.js';
 import { parseImageRef } from './image-ref.js';
+import { checkMirrors } from './mirrors.js';
 
 /** What doctor needs: the keychain's deps and the shared undici dispatcher. */
 export type DoctorDeps = ClientDeps;
@@ -141,6 +142,8 @@ export async function runDoctor(image: string, config: Config, deps: DoctorDeps,
   const line = (step: string, text: string): void => write(`${step.padEnd(12)} ${text}`);
   const sudo = sudoWarning(deps.env);
   const steps = new Steps(line, () => deps.clock.now());
+  // Known once routed: the registry's mirrors are asked when its url cannot give the image.
+  let fallback: { registry: RegistryConfig; repository: string; reference: string } | undefined;
   try {
     const ref = parseImageRef(image);
     let target: Route;
@@ -157,6 +160,10 @@ export async function runDoctor(image: string, config: Config, deps: DoctorDeps,
     if (!registry) throw new StepFailed('route', `registry ${target.registry} is not configured`, { cause: 'no such registry', fix: 'add it under registries:' });
     steps.observe({ step: 'route', image, registry: registry.key, url: registry.url, repository: target.repository, reference: ref.reference });
     line('auth', `type ${registry.auth.type}: ${AUTH_TYPE_TABLE[registry.auth.type].description}`);
+    if (registry.mirrors !== undefined) {
+      line('endpoints', `1. ${registry.url} (tags and digests), then ${registry.mirrors.length} mirror(s), each with its own credentials`);
+      fallback = { registry, repository: target.repository, reference: ref.reference };
+    }
     const unset = unsetUnder(config, registry);
     for (const ref of unset) write(`warning      ${ref.path} comes from \${${ref.variable}}, which is unset`);
 
@@ -187,6 +194,7 @@ export async function runDoctor(image: string, config: Config, deps: DoctorDeps,
     drain(head.body);
     if (head.status === 200) {
       line('manifest', `HEAD ${manifestUrl} → 200 ${header(head.headers, 'content-type') ?? ''} ${header(head.headers, 'docker-content-digest') ?? ''}`.trimEnd());
+      if (fallback !== undefined) await checkMirrors(fallback.registry, config, deps, { ...fallback, digest: header(head.headers, 'docker-content-digest') }, line);
       write(`result       ${image} is pullable through pullgate`);
       return true;
     }
@@ -217,6 +225,11 @@ export async function runDoctor(image: string, config: Config, deps: DoctorDeps,
     write(`cause        ${err.explanation.cause}`);
     write(`fix          ${err.explanation.fix}`);
     if (sudo) write(`warning      ${sudo}`);
+    const via = fallback === undefined ? undefined : await checkMirrors(fallback.registry, config, deps, { ...fallback, digest: undefined }, line);
+    if (via !== undefined) {
+      write(`result       ${image} is pullable through pullgate from the mirror ${via} while ${fallback?.registry.url ?? 'its url'} cannot give it`);
+      return true;
+    }
     write(`result       ${image} is NOT pullable through pullgate`);
     return false;
   }

@@ -3,6 +3,7 @@ import type { Clock } from '../core/deps.js';
 import { DigestMismatch, ManifestRejected, UpstreamRateLimited, UpstreamUnavailable } from '../core/errors.js';
 import { failureReason } from '../upstream/upstream-outcomes.js';
 import type { Metrics } from '../core/metrics.js';
+import type { RateRation } from '../upstream/rate-ration.js';
 import { AcceptDecisions, widenAccept } from './accept.js';
 import { DEFAULT_MANIFEST_ACCEPT, type UpstreamManifests } from './manifests.js';
 import type { UpstreamHealth } from './upstream-health.js';
@@ -38,6 +39,8 @@ export class ManifestProxy {
     private readonly metrics: Metrics,
     private readonly policy: ManifestPolicy,
     private readonly clock: Clock,
+    /** Rationing of registries' pulls (`rateLimit.reserve`, a 429); none = never rationed. */
+    private readonly ration?: RateRation,
   ) {}
 
   get(req: ManifestRequest): Promise<ManifestAnswer> {
@@ -111,7 +114,7 @@ export class ManifestProxy {
       const age = this.clock.now() - row.validated_at;
       // A tag imported from a bundle (and not changed upstream since) is served however old: an air-gapped mirror has no upstream.
       const staleAllowed = age < this.policy.tagTtlMs + this.policy.staleIfErrorMs || typeof row.imported_at === 'number';
-      if (staleAllowed && this.health.isDown(registry)) return this.stale(cached, req);
+      if (staleAllowed && (this.health.isDown(registry) || this.ration?.limited(registry) === true)) return this.stale(cached, req);
       try {
         const head = await this.upstream({
           ...req,
@@ -124,6 +127,11 @@ export class ManifestProxy {
           this.cache.putTag(registry, repository, req.reference.value, { ...row, validated_at: this.clock.now() });
           this.metrics.hits.tag.inc();
           return this.answer(cached, req, 'cache');
+        }
+        // Moved upstream, but a GET would spend the allowance kept in reserve: the cached digest it is (tag left unvalidated).
+        if (this.ration?.rationed(registry) === true) {
+          this.ration.heldBack(registry, repository, req.reference.value);
+          return this.stale(cached, req);
         }
       } catch (err) {
         if (!transient(err) || req.signal.aborted) throw err;

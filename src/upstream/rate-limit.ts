@@ -45,3 +45,12 @@ export function rateLimitOf(headers: Headers): RateLimit | undefined {
   if (limit === undefined && remaining === undefined) return undefined;
   return { limit: limit?.count, remaining: remaining?.count, windowSeconds: remaining?.windowSeconds ?? limit?.windowSeconds };
 }
+
+/** `Retry-After` (seconds or an HTTP date) as milliseconds from `now`; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | string[] | undefined, now: number): number | undefined {
+  const text = Array.isArray(value) ? value[0] : value;
+  if (text === undefined) return undefined;
+  if (/^\s*\d{1,9}\s*$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}

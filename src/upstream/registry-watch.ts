@@ -2,7 +2,10 @@ import type { CredentialOrigin } from '../auth/credential.js';
 import type { Clock } from '../core/clock.js';
 import type { RecentEvents } from '../util/recent-events.js';
 import type { Headers } from './http.js';
-import { rateLimitOf, type RateLimit } from './rate-limit.js';
+import { rateLimitOf, retryAfterMs, type RateLimit } from './rate-limit.js';
+
+/** How long a 429 that names neither Retry-After nor a window holds the registry. */
+const LIMITED_DEFAULT_MS = 60_000;
 
 /** What one process last saw of one registry. Times are epoch ms. */
 export interface RegistrySeen {
@@ -35,6 +38,8 @@ function sourceKind(origin: CredentialOrigin): string {
  */
 export class RegistryWatch {
   private readonly seen = new Map<string, RegistrySeen>();
+  /** Registry → until when (epoch ms) its last 429 holds it: the Retry-After, else the rate-limit window, else a minute. */
+  private readonly limited = new Map<string, number>();
 
   constructor(
     private readonly clock: Clock,
@@ -56,6 +61,10 @@ export class RegistryWatch {
     const now = this.clock.now();
     const limit = rateLimitOf(headers);
     if (limit !== undefined) entry.rateLimit = { ...limit, seenAt: now };
+    if (status === 429) {
+      const windowMs = entry.rateLimit?.windowSeconds === undefined ? undefined : entry.rateLimit.windowSeconds * 1000;
+      this.limited.set(registry, now + (retryAfterMs(headers['retry-after'], now) ?? windowMs ?? LIMITED_DEFAULT_MS));
+    }
     if (status >= 500 || status === 429) this.recordFailure(registry, status === 429 ? 'rate limited (429)' : `answered ${status}`);
     else entry.lastSuccess = now;
   }
@@ -75,6 +84,11 @@ export class RegistryWatch {
   /** What was seen of a registry; undefined before its first request. */
   get(registry: string): RegistrySeen | undefined {
     return this.seen.get(registry);
+  }
+
+  /** Until when the registry's last 429 holds it (epoch ms); undefined when none did. */
+  limitedUntil(registry: string): number | undefined {
+    return this.limited.get(registry);
   }
 
   /** Registries with a known rate limit, for the gauges. */

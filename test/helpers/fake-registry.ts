@@ -57,6 +57,8 @@ export interface Faults {
   retryAfter?: string;
   /** Answer manifest requests with these OCI errors (in order, one per request), e.g. ECR's expired-token 403. */
   manifestErrors?: { status: number; code: string; message: string }[];
+  /** Extra headers on every manifest answer (Docker Hub's `ratelimit-*`). */
+  manifestHeaders?: Record<string, string>;
 }
 
 /** Extra endpoints on the fake (ACR's /oauth2/exchange …): path → handler receiving the request body. */
@@ -272,7 +274,7 @@ export class FakeRegistry {
     if (injected) return this.error(res, injected.status, injected.code, injected.message);
     const image = this.images.find((i) => i.repository === repository && (i.tag === reference || i.digest === reference));
     if (!image) return this.error(res, 404, 'MANIFEST_UNKNOWN', 'manifest unknown');
-    res.writeHead(200, { 'content-type': image.mediaType, 'content-length': image.manifest.length, 'docker-content-digest': image.digest });
+    res.writeHead(200, { ...this.faults.manifestHeaders, 'content-type': image.mediaType, 'content-length': image.manifest.length, 'docker-content-digest': image.digest });
     res.end(req.method === 'HEAD' ? undefined : image.manifest);
   }
 
