@@ -19,6 +19,7 @@ import type { Server } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
 import { fastManifestHandler } from '../http/fast-manifests.js';
 import { clientErrorHandler, createListener } from '../http/listener.js';
+import { ConnectionDrain } from '../http/connection-drain.js';
 import { Metrics } from '../core/metrics.js';
 import { LoginThrottled } from '../core/errors.js';
 import { BlobProxy } from '../proxy/blob-proxy.js';
@@ -155,6 +156,8 @@ export interface AppOptions {
   tlsReloadMs?: number;
   /** Put after `req-` in every request id, so processes logging side by side (`serve --workers`) never share one: `w1-` gives `req-w1-2s`. */
   requestIdPrefix?: string | undefined;
+  /** How long a keep-alive connection must be silent during shutdown before it is closed (default DRAIN_QUIET_MS); tests shorten it. */
+  drainQuietMs?: number;
 }
 
 /** Builds the Fastify app (not listening): wiring only. */
@@ -183,6 +186,7 @@ export function buildApp(config: Config, deps: Deps, services: Services & Status
   let server: Server | undefined;
   const tls = options.tls;
   if (config.tls !== undefined && tls?.options === undefined) throw new Error('tls: the certificate files must be loaded (TlsFiles.load) before buildApp');
+  const drain = new ConnectionDrain(options.drainQuietMs);
   const fast = fastManifestHandler({ services, logger, preflight, requestId, open: () => !closing });
   const app = Fastify({
     loggerInstance: logger,
@@ -199,14 +203,16 @@ export function buildApp(config: Config, deps: Deps, services: Services & Status
     ...(tls === undefined ? {} : { https: {} }),
     // The manifest hot path in front of Fastify's handler; timeouts and limits from clients.connections.
     serverFactory: (handler) => {
-      server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options, metrics: services.metrics });
+      server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options, metrics: services.metrics, drain });
       return server;
     },
   });
   app.decorate('pullgate', services);
-  app.addHook('preClose', (done) => {
+  // Requests still arriving on open connections are answered (503, Connection: close) until each connection is
+  // closed between requests; only then does Fastify close the server and the services.
+  app.addHook('preClose', async () => {
     closing = true;
-    done();
+    if (server !== undefined) await drain.drain(server);
   });
   app.addHook('onReady', async () => services.start?.());
   app.addHook('onClose', () => services.close());

@@ -40,7 +40,8 @@ export function harness(
   const deps: Deps = { clock, dispatcher, logger, env: options.env ?? {} };
   const config = loadConfigText(`${yaml}\nstorage: { path: ${JSON.stringify(storage)} }\n`, deps.env, 'test', storage);
   const services = buildServices(config, deps, undefined, options.exposed === undefined ? {} : { exposed: options.exposed });
-  const app = buildApp(config, deps, services, options.app);
+  // Connections left open by a test are closed soon after close() begins, not after the production quiet period.
+  const app = buildApp(config, deps, services, { drainQuietMs: 20, ...options.app });
   return {
     app,
     config,
