@@ -182,8 +182,8 @@ export class Evictor {
         victims.push(row);
         projected -= row.size;
       }
-      // Rows first: from here a request misses and fetches again, and a fill of the same digest starts
-      // long after these unlinks are done. A file whose unlink fails is left for `cache verify` to adopt.
+      // Rows first: from here a request misses and fetches again. A manifest can be stored again before its
+      // unlink runs: removeFiles leaves a file whose row is back, and drops a row whose file it took. A file whose unlink fails is left for `cache verify` to adopt.
       // Another worker reading one of these files keeps its open descriptor: the unlink does not cut it.
       const forgotten = records.forgetAll(victims);
       // While the index cannot be written (a full disk) the files still go, as that frees the space; their
@@ -197,6 +197,34 @@ export class Evictor {
     return true;
   }
 
+  /** True when the digest has a row again, written by this process or another since the pass forgot it. */
+  private storedAgain(digest: string): boolean {
+    try {
+      return this.options.handle.index.blob(digest) !== undefined;
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      return false;
+    }
+  }
+
+  /**
+   * After an unlink: a row written for the digest while the unlink ran (its file written just before) lost
+   * its file to it, and is dropped now rather than found without a file after a restart. (The writer, for its
+   * part, checks its file is still there once its row is in: see StoredManifests.)
+   */
+  private dropRowWithoutFile(digest: string): void {
+    const { handle, store, records } = this.options;
+    if (!handle.isOpen) return;
+    let again: BlobRow | undefined;
+    try {
+      again = handle.index.blob(digest);
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      return;
+    }
+    if (again !== undefined && !store.exists(digest)) records.forget(again);
+  }
+
   /**
    * Unlinks the files of forgotten rows in the thread pool, UNLINK_LANES at a time so that the pool's other
    * threads stay free for the reads of requests served meanwhile; true when storage failed (recorded).
@@ -207,10 +235,17 @@ export class Evictor {
     const lane = async (): Promise<void> => {
       for (let i = next++; i < rows.length; i = next++) {
         const row = rows[i] as BlobRow;
+        // Stored again since its row was forgotten (a manifest is fetched again in milliseconds): the file is
+        // the new one's, and stays.
+        if (this.storedAgain(row.digest)) {
+          outcomes[i] = { status: 'fulfilled', value: undefined };
+          continue;
+        }
         outcomes[i] = await this.options.store.delete(row.digest).then(
           (): PromiseSettledResult<void> => ({ status: 'fulfilled', value: undefined }),
           (reason: unknown): PromiseSettledResult<void> => ({ status: 'rejected', reason }),
         );
+        this.dropRowWithoutFile(row.digest);
       }
     };
     await Promise.all(Array.from({ length: Math.min(UNLINK_LANES, rows.length) }, lane));

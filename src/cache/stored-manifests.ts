@@ -113,6 +113,9 @@ export class StoredManifests {
         guard.removeUnindexed(digest);
         return;
       }
+      // An eviction pass that forgot this digest's old row may have unlinked the file just written (its
+      // unlink was under way): written again, so the row never points at nothing (see Evictor.removeFiles).
+      if (!store.exists(digest) && !guard.recordWrite('manifest', () => store.putBytesSync(digest, manifest.bytes), { digest })) return;
       if (known === undefined) this.options.evictor.recordGrowth();
       notedAt = now;
     } else if (!this.options.records.recordLink(registry, repository, digest)) {
