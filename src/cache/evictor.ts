@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/deps.js';
 import type { Metrics } from '../core/metrics.js';
-import type { BlobRow, RowPosition } from '../storage/cache-index.js';
+import { TOUCH_RESOLUTION_MS, type BlobRow, type RowPosition } from '../storage/cache-index.js';
 import type { LocalContentStore } from '../storage/content-store.js';
 import type { BackgroundWork } from './background-work.js';
 import type { IndexHandle } from './index-handle.js';
@@ -55,7 +55,8 @@ export interface EvictorOptions {
 }
 
 /**
- * Keeps the host's cache within its budget: evicts least-recently-used blobs that nobody is reading, in
+ * Keeps the host's cache within its budget: evicts least-recently-used blobs that nobody is reading (and no
+ * manifest hit within the last minute), in
  * batches, one pass at a time over the index (under a cross-process lease), with WAL checkpoints between batches.
  */
 export class Evictor {
@@ -175,10 +176,11 @@ export class Evictor {
       if (last === undefined) return false;
       after = last;
       const victims: BlobRow[] = [];
+      const now = this.options.clock.now();
       let projected = total;
       for (const row of rows) {
         if (projected <= pass.target) break;
-        if (pins.isPinned(row.digest)) continue;
+        if (pins.isPinned(row.digest) || this.hitLately(row, now)) continue;
         victims.push(row);
         projected -= row.size;
       }
@@ -195,6 +197,18 @@ export class Evictor {
       if (failed || forgotten === undefined) return false;
     }
     return true;
+  }
+
+  /**
+   * True for a manifest this process served from memory within TOUCH_RESOLUTION_MS: its row's access time is
+   * written at most once a minute, so to the LRU order a tag hit 10,000 times a second looks older than a blob
+   * filled seconds ago. Kept: manifests are tiny next to layers, and evicting a hot tag's manifest turns its
+   * next revalidation from a HEAD into a GET (a pull, on Docker Hub).
+   */
+  private hitLately(row: BlobRow, now: number): boolean {
+    if (row.kind !== 'manifest') return false;
+    const held = this.options.handle.manifests.peek(row.digest);
+    return held !== undefined && now - held.hitAt < TOUCH_RESOLUTION_MS;
   }
 
   /** True when the digest has a row again, written by this process or another since the pass forgot it. */

@@ -46,6 +46,7 @@ export class StoredManifests {
     const held = this.memory.get(digest);
     if (held !== undefined) {
       const now = this.clock.now();
+      held.hitAt = now;
       if (now - held.notedAt >= TOUCH_RESOLUTION_MS) {
         held.notedAt = now;
         this.options.accessTimes.recordAccess(digest);
@@ -74,7 +75,8 @@ export class StoredManifests {
       return undefined;
     }
     const manifest = { digest, mediaType: row.media_type ?? 'application/vnd.oci.image.manifest.v1+json', bytes };
-    this.memory.set(digest, { manifest, notedAt: this.options.clock.now() });
+    const now = this.options.clock.now();
+    this.memory.set(digest, { manifest, notedAt: now, hitAt: now });
     this.options.accessTimes.recordAccess(digest);
     return manifest;
   }
@@ -121,6 +123,7 @@ export class StoredManifests {
     } else if (!this.options.records.recordLink(registry, repository, digest)) {
       return;
     }
-    this.memory.set(digest, { manifest, notedAt });
+    // Stored, not served yet: hitAt is set by the first hit (a manifest fetched once is not kept from eviction).
+    this.memory.set(digest, { manifest, notedAt, hitAt: Number.NEGATIVE_INFINITY });
   }
 }
