@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Config } from '../config/config.js';
 import type { Deps } from '../core/deps.js';
 import { registerAccessLog } from '../http/access-log.js';
+import { AccessSampling } from '../http/access-sampling.js';
 import { frameworkErrors, registerErrorHandling } from '../http/error-plugin.js';
 import { registerHealthRoutes } from '../http/health-routes.js';
 import type { Services } from '../http/services.js';
@@ -187,7 +188,8 @@ export function buildApp(config: Config, deps: Deps, services: Services & Status
   const tls = options.tls;
   if (config.tls !== undefined && tls?.options === undefined) throw new Error('tls: the certificate files must be loaded (TlsFiles.load) before buildApp');
   const drain = new ConnectionDrain(options.drainQuietMs);
-  const fast = fastManifestHandler({ services, logger, preflight, requestId, open: () => !closing });
+  const sampling = new AccessSampling(config.log.access);
+  const fast = fastManifestHandler({ services, logger, preflight, requestId, open: () => !closing, sampling });
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -250,7 +252,7 @@ export function buildApp(config: Config, deps: Deps, services: Services & Status
     app.addHook('onClose', () => new Promise<void>((resolve) => (metricsServer === undefined ? resolve() : metricsServer.close(() => resolve()))));
   }
   registerErrorHandling(app);
-  registerAccessLog(app);
+  registerAccessLog(app, sampling);
   registerHealthRoutes(app);
   if (metricsListen === undefined) registerMetricsRoute(app, checkMetrics && ((request) => checkMetrics(request.headers.authorization, request.ip)));
   if (status !== undefined) registerStatusRoutes(app, status, statusAccess(services.exposed ?? !isLoopback(config.listen.host)));
