@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Config } from '../config/config.js';
 import type { Deps } from '../core/deps.js';
 import { registerAccessLog } from '../http/access-log.js';
+import { AccessSampling } from '../http/access-sampling.js';
 import { frameworkErrors, registerErrorHandling } from '../http/error-plugin.js';
 import { registerHealthRoutes } from '../http/health-routes.js';
 import type { Services } from '../http/services.js';
@@ -19,6 +20,7 @@ import type { Server } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
 import { fastManifestHandler } from '../http/fast-manifests.js';
 import { clientErrorHandler, createListener } from '../http/listener.js';
+import { ConnectionDrain } from '../http/connection-drain.js';
 import { Metrics } from '../core/metrics.js';
 import { LoginThrottled } from '../core/errors.js';
 import { BlobProxy } from '../proxy/blob-proxy.js';
@@ -158,6 +160,8 @@ export interface AppOptions {
   tlsReloadMs?: number;
   /** Put after `req-` in every request id, so processes logging side by side (`serve --workers`) never share one: `w1-` gives `req-w1-2s`. */
   requestIdPrefix?: string | undefined;
+  /** How long a keep-alive connection must be silent during shutdown before it is closed (default DRAIN_QUIET_MS); tests shorten it. */
+  drainQuietMs?: number;
 }
 
 /** Builds the Fastify app (not listening): wiring only. */
@@ -186,7 +190,9 @@ export function buildApp(config: Config, deps: Deps, services: Services & Status
   let server: Server | undefined;
   const tls = options.tls;
   if (config.tls !== undefined && tls?.options === undefined) throw new Error('tls: the certificate files must be loaded (TlsFiles.load) before buildApp');
-  const fast = fastManifestHandler({ services, logger, preflight, requestId, open: () => !closing });
+  const drain = new ConnectionDrain(options.drainQuietMs);
+  const sampling = new AccessSampling(config.log.access);
+  const fast = fastManifestHandler({ services, logger, preflight, requestId, open: () => !closing, sampling });
   const app = Fastify({
     loggerInstance: logger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -202,14 +208,16 @@ export function buildApp(config: Config, deps: Deps, services: Services & Status
     ...(tls === undefined ? {} : { https: {} }),
     // The manifest hot path in front of Fastify's handler; timeouts and limits from clients.connections.
     serverFactory: (handler) => {
-      server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options, metrics: services.metrics });
+      server = createListener(handler, { connections: config.clients.connections, logger, clock: deps.clock, fast, open: () => !closing, tls: tls?.options, metrics: services.metrics, drain });
       return server;
     },
   });
   app.decorate('pullgate', services);
-  app.addHook('preClose', (done) => {
+  // Requests still arriving on open connections are answered (503, Connection: close) until each connection is
+  // closed between requests; only then does Fastify close the server and the services.
+  app.addHook('preClose', async () => {
     closing = true;
-    done();
+    if (server !== undefined) await drain.drain(server);
   });
   app.addHook('onReady', async () => services.start?.());
   app.addHook('onClose', () => services.close());
@@ -247,7 +255,7 @@ export function buildApp(config: Config, deps: Deps, services: Services & Status
     app.addHook('onClose', () => new Promise<void>((resolve) => (metricsServer === undefined ? resolve() : metricsServer.close(() => resolve()))));
   }
   registerErrorHandling(app);
-  registerAccessLog(app);
+  registerAccessLog(app, sampling);
   registerHealthRoutes(app);
   if (metricsListen === undefined) registerMetricsRoute(app, checkMetrics && ((request) => checkMetrics(request.headers.authorization, request.ip)));
   if (status !== undefined) registerStatusRoutes(app, status, statusAccess(services.exposed ?? !isLoopback(config.listen.host)));

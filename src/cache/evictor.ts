@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../core/deps.js';
 import type { Metrics } from '../core/metrics.js';
-import type { BlobRow, RowPosition } from '../storage/cache-index.js';
+import { TOUCH_RESOLUTION_MS, type BlobRow, type RowPosition } from '../storage/cache-index.js';
 import type { LocalContentStore } from '../storage/content-store.js';
 import type { BackgroundWork } from './background-work.js';
 import type { IndexHandle } from './index-handle.js';
@@ -55,7 +55,8 @@ export interface EvictorOptions {
 }
 
 /**
- * Keeps the host's cache within its budget: evicts least-recently-used blobs that nobody is reading, in
+ * Keeps the host's cache within its budget: evicts least-recently-used blobs that nobody is reading (and no
+ * manifest hit within the last minute), in
  * batches, one pass at a time over the index (under a cross-process lease), with WAL checkpoints between batches.
  */
 export class Evictor {
@@ -175,15 +176,16 @@ export class Evictor {
       if (last === undefined) return false;
       after = last;
       const victims: BlobRow[] = [];
+      const now = this.options.clock.now();
       let projected = total;
       for (const row of rows) {
         if (projected <= pass.target) break;
-        if (pins.isPinned(row.digest)) continue;
+        if (pins.isPinned(row.digest) || this.hitLately(row, now)) continue;
         victims.push(row);
         projected -= row.size;
       }
-      // Rows first: from here a request misses and fetches again, and a fill of the same digest starts
-      // long after these unlinks are done. A file whose unlink fails is left for `cache verify` to adopt.
+      // Rows first: from here a request misses and fetches again. A manifest can be stored again before its
+      // unlink runs: removeFiles leaves a file whose row is back, and drops a row whose file it took. A file whose unlink fails is left for `cache verify` to adopt.
       // Another worker reading one of these files keeps its open descriptor: the unlink does not cut it.
       const forgotten = records.forgetAll(victims);
       // While the index cannot be written (a full disk) the files still go, as that frees the space; their
@@ -198,6 +200,46 @@ export class Evictor {
   }
 
   /**
+   * True for a manifest this process served from memory within TOUCH_RESOLUTION_MS: its row's access time is
+   * written at most once a minute, so to the LRU order a tag hit 10,000 times a second looks older than a blob
+   * filled seconds ago. Kept: manifests are tiny next to layers, and evicting a hot tag's manifest turns its
+   * next revalidation from a HEAD into a GET (a pull, on Docker Hub).
+   */
+  private hitLately(row: BlobRow, now: number): boolean {
+    if (row.kind !== 'manifest') return false;
+    const held = this.options.handle.manifests.peek(row.digest);
+    return held !== undefined && now - held.hitAt < TOUCH_RESOLUTION_MS;
+  }
+
+  /** True when the digest has a row again, written by this process or another since the pass forgot it. */
+  private storedAgain(digest: string): boolean {
+    try {
+      return this.options.handle.index.blob(digest) !== undefined;
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      return false;
+    }
+  }
+
+  /**
+   * After an unlink: a row written for the digest while the unlink ran (its file written just before) lost
+   * its file to it, and is dropped now rather than found without a file after a restart. (The writer, for its
+   * part, checks its file is still there once its row is in: see StoredManifests.)
+   */
+  private dropRowWithoutFile(digest: string): void {
+    const { handle, store, records } = this.options;
+    if (!handle.isOpen) return;
+    let again: BlobRow | undefined;
+    try {
+      again = handle.index.blob(digest);
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      return;
+    }
+    if (again !== undefined && !store.exists(digest)) records.forget(again);
+  }
+
+  /**
    * Unlinks the files of forgotten rows in the thread pool, UNLINK_LANES at a time so that the pool's other
    * threads stay free for the reads of requests served meanwhile; true when storage failed (recorded).
    */
@@ -207,10 +249,17 @@ export class Evictor {
     const lane = async (): Promise<void> => {
       for (let i = next++; i < rows.length; i = next++) {
         const row = rows[i] as BlobRow;
+        // Stored again since its row was forgotten (a manifest is fetched again in milliseconds): the file is
+        // the new one's, and stays.
+        if (this.storedAgain(row.digest)) {
+          outcomes[i] = { status: 'fulfilled', value: undefined };
+          continue;
+        }
         outcomes[i] = await this.options.store.delete(row.digest).then(
           (): PromiseSettledResult<void> => ({ status: 'fulfilled', value: undefined }),
           (reason: unknown): PromiseSettledResult<void> => ({ status: 'rejected', reason }),
         );
+        this.dropRowWithoutFile(row.digest);
       }
     };
     await Promise.all(Array.from({ length: Math.min(UNLINK_LANES, rows.length) }, lane));

@@ -17,6 +17,11 @@ export interface CachedManifest {
 export interface HeldManifest {
   manifest: CachedManifest;
   notedAt: number;
+  /**
+   * The time of its last hit, at every hit (one field written): eviction passes over a manifest hit within
+   * TOUCH_RESOLUTION_MS, whose row may show an access up to a minute older than a blob filled since.
+   */
+  hitAt: number;
 }
 
 /**

@@ -46,6 +46,7 @@ export class StoredManifests {
     const held = this.memory.get(digest);
     if (held !== undefined) {
       const now = this.clock.now();
+      held.hitAt = now;
       if (now - held.notedAt >= TOUCH_RESOLUTION_MS) {
         held.notedAt = now;
         this.options.accessTimes.recordAccess(digest);
@@ -74,7 +75,8 @@ export class StoredManifests {
       return undefined;
     }
     const manifest = { digest, mediaType: row.media_type ?? 'application/vnd.oci.image.manifest.v1+json', bytes };
-    this.memory.set(digest, { manifest, notedAt: this.options.clock.now() });
+    const now = this.options.clock.now();
+    this.memory.set(digest, { manifest, notedAt: now, hitAt: now });
     this.options.accessTimes.recordAccess(digest);
     return manifest;
   }
@@ -113,11 +115,15 @@ export class StoredManifests {
         guard.removeUnindexed(digest);
         return;
       }
+      // An eviction pass that forgot this digest's old row may have unlinked the file just written (its
+      // unlink was under way): written again, so the row never points at nothing (see Evictor.removeFiles).
+      if (!store.exists(digest) && !guard.recordWrite('manifest', () => store.putBytesSync(digest, manifest.bytes), { digest })) return;
       if (known === undefined) this.options.evictor.recordGrowth();
       notedAt = now;
     } else if (!this.options.records.recordLink(registry, repository, digest)) {
       return;
     }
-    this.memory.set(digest, { manifest, notedAt });
+    // Stored, not served yet: hitAt is set by the first hit (a manifest fetched once is not kept from eviction).
+    this.memory.set(digest, { manifest, notedAt, hitAt: Number.NEGATIVE_INFINITY });
   }
 }

@@ -3,6 +3,9 @@ import type { AuthType, RawAuth } from './schema.js';
 import type { UnsetReference } from './interpolate.js';
 import type { LimitSettings } from './limits.js';
 
+/** `log.access`: which requests get an access-log line (every one, a sample of routine hits, or none of them). */
+export type AccessLogMode = 'all' | 'sampled' | 'misses';
+
 /** `tls:` as resolved: PEM files; `cert` may hold the whole chain, `clientCA` turns on mutual TLS. */
 export interface TlsConfig {
   cert: string;
@@ -105,7 +108,8 @@ export interface Config {
      */
     connections: { max: number; perAddress: number; headersTimeoutMs: number; keepAliveMs: number; idleMs: number };
   };
-  log: { level: string };
+  /** `access`: which requests get an access-log line (see AccessSampling). */
+  log: { level: string; access: AccessLogMode };
   /** `/metrics` requires a client login (`auth`), and/or is served on a listener of its own (`listen`) instead of the main one. */
   metrics: { auth: boolean; listen: { host: string; port: number } | undefined };
   /**

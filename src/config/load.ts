@@ -146,7 +146,7 @@ export function resolveConfig(raw: RawConfig, source: string, baseDir: string, u
         idleMs: parse('clients.connections.idle', () => parseDuration(raw.clients.connections.idle), 60_000),
       },
     },
-    log: { level: raw.log.level },
+    log: { level: raw.log.level, access: raw.log.access },
     metrics: {
       // Compatible default: a mirror that requires logins keeps /metrics behind them.
       auth: raw.metrics.auth ?? raw.clients.anonymous === false,

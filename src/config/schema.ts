@@ -67,7 +67,7 @@ export interface RawConfig {
     limits?: { rate?: number; burst?: number; concurrency?: number; clients: number };
     connections: { max: number; perAddress: number; headersTimeout: string; keepAlive: string; idle: string };
   };
-  log: { level: string };
+  log: { level: string; access: 'all' | 'sampled' | 'misses' };
   /** `/metrics` behind a login, or on a listener of its own. */
   metrics: { auth?: boolean; listen?: string };
   /** Who may see the status page and /api/status on an exposed listener. */
@@ -303,6 +303,7 @@ export const CONFIG_SCHEMA = {
       additionalProperties: false,
       properties: {
         level: { enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info' },
+        access: { enum: ['all', 'sampled', 'misses'], default: 'all' },
       },
     },
   },

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { RequestFacts } from './services.js';
+import type { AccessSampling } from './access-sampling.js';
 
 /** Characters of a User-Agent kept in the log: enough for docker's and containerd's, not a client's whole payload. */
 export const USER_AGENT_MAX = 256;
@@ -64,12 +65,17 @@ export function accessRecord(
   };
 }
 
-/** One log line per request: method, path, endpoint, user, user agent, upstream registry, status, why it was denied, bytes, duration. */
-export function registerAccessLog(app: FastifyInstance): void {
+/**
+ * One log line per request (or, per `log.access`, per miss, refusal or error and a sample of hits): method, path,
+ * endpoint, user, user agent, upstream registry, status, why it was denied, bytes, duration.
+ */
+export function registerAccessLog(app: FastifyInstance, sampling: AccessSampling): void {
   app.decorateRequest('facts', null);
   app.addHook('onResponse', async (request, reply) => {
+    const weight = sampling.weight(reply.statusCode, request.facts?.source, reply.raw.writableFinished);
+    if (weight === 0) return;
     request.log.info(
-      accessRecord(
+      withWeight(weight, accessRecord(
         request.method,
         request.url,
         request.facts,
@@ -78,8 +84,13 @@ export function registerAccessLog(app: FastifyInstance): void {
         reply.raw.writableFinished,
         reply.elapsedTime,
         request.headers['user-agent'],
-      ),
+      )),
       'request',
     );
   });
+}
+
+/** The record with `sampled: N` when it stands for N routine hits (`log.access: sampled`). */
+export function withWeight(weight: number, record: AccessRecord): AccessRecord & { sampled?: number } {
+  return weight === 1 ? record : { ...record, sampled: weight };
 }

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import { parseManifestReference } from '../routing/reference.js';
-import { accessRecord } from './access-log.js';
+import { accessRecord, withWeight } from './access-log.js';
+import type { AccessSampling } from './access-sampling.js';
 import type { Preflight } from './preflight.js';
 import type { ManifestAnswer } from '../proxy/types.js';
 import { ManifestHeaderMemo } from './manifest-headers.js';
@@ -12,6 +13,8 @@ export interface FastManifestOptions {
   logger: FastifyBaseLogger;
   /** The checks every /v2/ request passes (the same object the ordinary routes use). */
   preflight: Preflight;
+  /** Which requests are logged (`log.access`); the same object the ordinary path uses. */
+  sampling: AccessSampling;
   /** The request id for the log line, from the same sequence Fastify uses. */
   requestId: () => string;
   /** False once the server is closing, so Fastify answers (503) from then on. */
@@ -28,7 +31,7 @@ export interface FastManifestOptions {
  * body and the access-log line are the ones the ordinary path would produce.
  */
 export function fastManifestHandler(options: FastManifestOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { services, logger, preflight, requestId, open } = options;
+  const { services, logger, preflight, requestId, open, sampling } = options;
   const manifests = services.manifests;
   if (manifests.fresh === undefined) return () => false;
   const fresh = manifests.fresh.bind(manifests);
@@ -61,8 +64,10 @@ export function fastManifestHandler(options: FastManifestOptions): (req: Incomin
     const id = requestId();
     const size = answer.size;
     res.once('close', () => {
+      const weight = sampling.weight(200, facts.source, res.writableFinished);
+      if (weight === 0) return;
       logger.info(
-        { reqId: id, ...accessRecord(method, url, facts, 200, size, res.writableFinished, performance.now() - started, req.headers['user-agent']) },
+        { reqId: id, ...withWeight(weight, accessRecord(method, url, facts, 200, size, res.writableFinished, performance.now() - started, req.headers['user-agent'])) },
         'request',
       );
     });

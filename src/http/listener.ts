@@ -10,6 +10,7 @@ import { AddressConnections } from '../access/client-limits.js';
 import type { Metrics } from '../core/metrics.js';
 import { PerKeyInterval } from '../util/per-key-interval.js';
 import { errorBody, type ErrorCode } from './error-map.js';
+import type { ConnectionDrain } from './connection-drain.js';
 
 /** A request's whole body must arrive within this (or headersTimeout, if longer); pull requests have none. */
 const REQUEST_TIMEOUT_FLOOR_MS = 60_000;
@@ -34,6 +35,8 @@ export interface ListenerOptions {
   tls?: SecureContextOptions | undefined;
   /** Counts connections refused (pullgate_connections_refused_total); absent in tests of the listener alone. */
   metrics?: Metrics | undefined;
+  /** Tracks connections so that shutting down closes them between requests; absent in tests of the listener alone. */
+  drain?: ConnectionDrain | undefined;
 }
 
 /** A complete HTTP/1.1 response with an OCI JSON error body that closes the connection, for raw sockets. */
@@ -105,7 +108,7 @@ export function clientErrorHandler(logger: FastifyBaseLogger): (err: NodeJS.Errn
  * OCI JSON for the answers Node would otherwise write itself (CONNECT, `Expect`, shutting down).
  */
 export function createListener(handler: (req: IncomingMessage, res: ServerResponse) => void, options: ListenerOptions): Server {
-  const { connections, logger, clock, fast, open, tls, metrics } = options;
+  const { connections, logger, clock, fast, open, tls, metrics, drain } = options;
   const httpOptions: ServerOptions = {
     headersTimeout: connections.headersTimeoutMs,
     requestTimeout: Math.max(connections.headersTimeoutMs, REQUEST_TIMEOUT_FLOOR_MS),
@@ -115,6 +118,7 @@ export function createListener(handler: (req: IncomingMessage, res: ServerRespon
     requireHostHeader: false,
   };
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
+    drain?.noteRequest(req, res);
     if (!open()) {
       sendError(res, 503, 'UNAVAILABLE', 'pullgate is shutting down; retry shortly', req.method);
       return;
@@ -158,6 +162,8 @@ export function createListener(handler: (req: IncomingMessage, res: ServerRespon
     const admission = perAddress.admit(socket.remoteAddress ?? 'unknown');
     if (admission.ok) {
       socket.once('close', admission.release);
+      // With TLS, requests arrive on the TLSSocket over this one: that is tracked once its handshake is done.
+      if (tls === undefined) drain?.track(socket);
       return;
     }
     socket.destroy();
@@ -166,6 +172,7 @@ export function createListener(handler: (req: IncomingMessage, res: ServerRespon
       logger.warn({ address: admission.key, perAddress: connections.perAddress }, 'connection refused: clients.connections.perAddress open connections from this address');
     }
   });
+  if (tls !== undefined && drain !== undefined) server.on('secureConnection', (socket: Socket) => drain.track(socket));
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     socket.end(rawErrorResponse(405, 'UNSUPPORTED', 'CONNECT is not supported: pullgate is a registry mirror, not a proxy'), () => socket.destroy());
   });

@@ -30,7 +30,7 @@ export interface Harness {
  */
 export function harness(
   yaml: string,
-  options: { clock?: FakeClock; env?: NodeJS.ProcessEnv; exposed?: boolean; storage?: string; app?: AppOptions } = {},
+  options: { clock?: FakeClock; env?: NodeJS.ProcessEnv; exposed?: boolean; storage?: string; maxSize?: string; app?: AppOptions } = {},
 ): Harness {
   const storage = options.storage ?? mkdtempSync(path.join(tmpdir(), 'pullgate-test-'));
   const clock = options.clock ?? new FakeClock();
@@ -38,9 +38,11 @@ export function harness(
   const logger = createLogger('debug', { write: (line: string) => logs.push(line) });
   const dispatcher = new Agent({ keepAliveTimeout: 1000 });
   const deps: Deps = { clock, dispatcher, logger, env: options.env ?? {} };
-  const config = loadConfigText(`${yaml}\nstorage: { path: ${JSON.stringify(storage)} }\n`, deps.env, 'test', storage);
+  const maxSize = options.maxSize === undefined ? '' : `, maxSize: ${options.maxSize}`;
+  const config = loadConfigText(`${yaml}\nstorage: { path: ${JSON.stringify(storage)}${maxSize} }\n`, deps.env, 'test', storage);
   const services = buildServices(config, deps, undefined, options.exposed === undefined ? {} : { exposed: options.exposed });
-  const app = buildApp(config, deps, services, options.app);
+  // Connections left open by a test are closed soon after close() begins, not after the production quiet period.
+  const app = buildApp(config, deps, services, { drainQuietMs: 20, ...options.app });
   return {
     app,
     config,

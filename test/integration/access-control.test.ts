@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ClientAuth } from '../../src/client-auth/client-auth.js';
 import { Htpasswd } from '../../src/client-auth/htpasswd.js';
 import { exposureWarnings } from '../../src/access/exposure.js';
+import { AccessSampling } from '../../src/http/access-sampling.js';
 import { fastManifestHandler } from '../../src/http/fast-manifests.js';
 import { Preflight } from '../../src/http/preflight.js';
 import { FakeRegistry, makeImage, type FakeImage } from '../helpers/fake-registry.js';
@@ -268,7 +269,7 @@ describe('one preflight for the hot path and the ordinary path', () => {
     cleanups.push(() => auth.close());
     for (const user of Object.keys(USERS) as User[]) await auth.verify(login(user));
     const preflight = new Preflight({ router: services.router, access: services.access, auth, metrics: services.metrics, challengeBase: true });
-    const fast = fastManifestHandler({ services, logger: pg.deps.logger, preflight, requestId: () => 'hot', open: () => true });
+    const fast = fastManifestHandler({ services, logger: pg.deps.logger, preflight, requestId: () => 'hot', open: () => true, sampling: new AccessSampling('all') });
     const hotOnly = createServer((req, res) => {
       if (!fast(req, res)) res.writeHead(FELL_THROUGH).end();
     });

@@ -1,6 +1,7 @@
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { USER_AGENT_MAX } from '../../src/http/access-log.js';
+import { ACCESS_SAMPLE_EVERY } from '../../src/http/access-sampling.js';
 import { FakeRegistry, makeImage } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { harness, type Harness } from '../helpers/harness.js';
@@ -97,5 +98,47 @@ describe('the access log', () => {
       .filter((line) => line.msg !== 'request' && line.code !== undefined)
       .map((line) => `${line.code} ${line.msg}`);
     expect(messages).toEqual(['UNAVAILABLE upstream failed', 'DENIED request refused', 'TAG_INVALID request invalid']);
+  });
+
+  it('log.access: misses logs the upstream fill and the errors, and no cache hit', async () => {
+    const { pg } = await setup('log: { access: misses }\n');
+    const base = await pg.listen();
+    const statuses: number[] = [];
+    // A miss (ordinary path), two hits (hot path), an invalid tag, a route that does not exist and /v2/.
+    for (const url of ['/v2/team/app/manifests/1', '/v2/team/app/manifests/1', '/v2/team/app/manifests/1', '/v2/team/app/manifests/-bad', '/nothing', '/v2/']) {
+      const res = await request(`${base}${url}`);
+      await res.body.dump();
+      statuses.push(res.statusCode);
+    }
+    expect(statuses).toEqual([200, 200, 200, 400, 404, 200]);
+    await new Promise((resolve) => setImmediate(resolve));
+    const logged = lines(pg).filter((line) => line.msg === 'request');
+    expect(logged.map((line) => `${line.status} ${line.path}`)).toEqual(['200 /v2/team/app/manifests/1', '400 /v2/team/app/manifests/-bad', '404 /nothing']);
+  });
+
+  it('log.access: sampled logs one routine hit in ACCESS_SAMPLE_EVERY with the figure it stands for, and every miss', async () => {
+    const { pg } = await setup('log: { access: sampled }\n');
+    const base = await pg.listen();
+    const hits = 2 * ACCESS_SAMPLE_EVERY + 1;
+    for (let i = 0; i < hits; i++) {
+      const res = await request(`${base}/v2/team/app/manifests/1`);
+      await res.body.dump();
+      expect(res.statusCode).toBe(200);
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    const logged = lines(pg).filter((line) => line.msg === 'request') as (Line & { source?: string; sampled?: number })[];
+    // The fill (a miss, unsampled), then the 1st and the 101st of the 200 hits that followed.
+    expect(logged.map((line) => [line.source, line.sampled])).toEqual([
+      ['upstream', undefined],
+      ['cache', ACCESS_SAMPLE_EVERY],
+      ['cache', ACCESS_SAMPLE_EVERY],
+    ]);
+  });
+
+  it('log.access: all (the default) logs every request', async () => {
+    const { pg } = await setup();
+    expect(pg.config.log.access).toBe('all');
+    for (let i = 0; i < 3; i++) expect((await pg.app.inject({ url: '/v2/team/app/manifests/1' })).statusCode).toBe(200);
+    expect(lines(pg).filter((line) => line.msg === 'request')).toHaveLength(3);
   });
 });

@@ -8,6 +8,7 @@ import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Htpasswd } from '../../src/client-auth/htpasswd.js';
 import { ClientAuth } from '../../src/client-auth/client-auth.js';
+import { AccessSampling } from '../../src/http/access-sampling.js';
 import { fastManifestHandler } from '../../src/http/fast-manifests.js';
 import { Preflight } from '../../src/http/preflight.js';
 import { FakeRegistry, makeImage } from '../helpers/fake-registry.js';
@@ -35,7 +36,7 @@ async function setup(extraYaml = '', clock = new FakeClock()): Promise<{ fake: F
 async function hotPathOnly(pg: Harness, auth?: ClientAuth): Promise<string> {
   const services = pg.app.pullgate;
   const preflight = new Preflight({ router: services.router, access: services.access, auth, metrics: services.metrics, challengeBase: false });
-  const fast = fastManifestHandler({ services, logger: pg.deps.logger, preflight, requestId: () => 'req-hot', open: () => true });
+  const fast = fastManifestHandler({ services, logger: pg.deps.logger, preflight, requestId: () => 'req-hot', open: () => true, sampling: new AccessSampling('all') });
   const server = createServer((req, res) => {
     if (fast(req, res)) return;
     res.writeHead(FELL_THROUGH).end();

@@ -43,7 +43,7 @@ describe('loadConfigText: defaults', () => {
       loginThrottle: { failures: 5, lockoutMs: 1_000, maxLockoutMs: 900_000 },
       connections: { max: 1024, perAddress: 128, headersTimeoutMs: 20_000, keepAliveMs: 75_000, idleMs: 60_000 },
     });
-    expect(config.log).toEqual({ level: 'info' });
+    expect(config.log).toEqual({ level: 'info', access: 'all' });
     expect(config.aliases.size).toBe(0);
     expect(config.source).toBe(SOURCE);
     expect(config.unsetVariables).toEqual([]);
@@ -167,6 +167,12 @@ describe('loadConfigText: environment', () => {
 });
 
 describe('loadConfigText: errors name the path', () => {
+  it('log.access takes all, sampled or misses, and names log.access otherwise', () => {
+    for (const access of ['all', 'sampled', 'misses']) expect(load(`${MINIMAL}log: { access: ${access} }\n`).log.access).toBe(access);
+    const err = loadError(`${MINIMAL}log: { access: loud }\n`);
+    expect(err.message).toContain('config: log.access: must be one of');
+  });
+
   it('an unknown auth type names registries.ghcr.io.auth.type', () => {
     const err = loadError('registries:\n  docker.io: {}\n  ghcr.io:\n    auth: {type: oauth}\n');
     expect(err.message).toContain('config: registries.ghcr.io.auth.type: must be one of');
