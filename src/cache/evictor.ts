@@ -193,7 +193,8 @@ export class Evictor {
       const gone = forgotten ?? victims;
       result.evicted += gone.length;
       for (const row of gone) result.freed += row.size;
-      const failed = await this.removeFiles(gone);
+      // Only rows this pass deleted can have come back; with the index unwritable every row is still there.
+      const failed = await this.removeFiles(gone, forgotten !== undefined);
       if (failed || forgotten === undefined) return false;
     }
     return true;
@@ -242,8 +243,10 @@ export class Evictor {
   /**
    * Unlinks the files of forgotten rows in the thread pool, UNLINK_LANES at a time so that the pool's other
    * threads stay free for the reads of requests served meanwhile; true when storage failed (recorded).
+   * `rowsForgotten`: false while the index could not be written (a full disk), when every row is still
+   * there and none can have come back: the files go regardless, as that frees the space.
    */
-  private async removeFiles(rows: readonly BlobRow[]): Promise<boolean> {
+  private async removeFiles(rows: readonly BlobRow[], rowsForgotten: boolean): Promise<boolean> {
     const outcomes: PromiseSettledResult<void>[] = new Array<PromiseSettledResult<void>>(rows.length);
     let next = 0;
     const lane = async (): Promise<void> => {
@@ -251,7 +254,7 @@ export class Evictor {
         const row = rows[i] as BlobRow;
         // Stored again since its row was forgotten (a manifest is fetched again in milliseconds): the file is
         // the new one's, and stays.
-        if (this.storedAgain(row.digest)) {
+        if (rowsForgotten && this.storedAgain(row.digest)) {
           outcomes[i] = { status: 'fulfilled', value: undefined };
           continue;
         }
@@ -259,7 +262,7 @@ export class Evictor {
           (): PromiseSettledResult<void> => ({ status: 'fulfilled', value: undefined }),
           (reason: unknown): PromiseSettledResult<void> => ({ status: 'rejected', reason }),
         );
-        this.dropRowWithoutFile(row.digest);
+        if (rowsForgotten) this.dropRowWithoutFile(row.digest);
       }
     };
     await Promise.all(Array.from({ length: Math.min(UNLINK_LANES, rows.length) }, lane));

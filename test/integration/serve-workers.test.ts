@@ -261,7 +261,11 @@ describe('pullgate serve --workers', () => {
     expect(replacedInMs).toBeLessThan(30_000);
     expect(after.length).toBeGreaterThan(5);
     expect(after.filter((probe) => probe.status !== 200).map((probe) => ({ ...probe, startedAt: probe.startedAt - killedAt }))).toEqual([]);
-    expect(lost.length).toBeLessThanOrEqual(1);
+    // Lost: only connections the primary handed to the victim before it knew of the death (node:cluster cannot
+    // take those back); the surviving worker took its share of the same window, so at most about half are lost.
+    const window = probes.filter((probe) => probe.startedAt < deathKnownAt && probe.startedAt >= killedAt - 1_000);
+    for (const probe of lost) expect(probe.startedAt).toBeGreaterThanOrEqual(killedAt - 1_000);
+    expect(lost.length).toBeLessThanOrEqual(Math.ceil(window.length / 2) + 1);
 
     // Both workers serve again, the layer from the cache, and the host counts the restart.
     for (let i = 0; i < 6; i++) expect((await getAlone(`http://127.0.0.1:${port}/v2/team/app/blobs/${digest}`)).body.equals(bytes)).toBe(true);
