@@ -14,10 +14,10 @@ for (const file of process.argv.slice(2)) {
   const report = JSON.parse(readFileSync(file, 'utf8'));
   passed += report.numPassedTests;
   failed += report.numFailedTests;
-  // A suite that fails outside its tests (a hook timing out, an import error) fails no test but fails the run.
-  failedSuites += report.numFailedTestSuites - (report.testResults ?? []).filter((r) => r.assertionResults?.some((a) => a.status === 'failed')).length;
+  // A test file that fails outside its tests (a hook timing out, an import error) fails no test but fails the run.
+  failedSuites += (report.testResults ?? []).filter((r) => r.status === 'failed' && !(r.assertionResults ?? []).some((a) => a.status === 'failed')).length;
   skipped += report.numPendingTests + report.numTodoTests;
 }
-const suites = failedSuites > 0 ? `, ${failedSuites} suite${failedSuites === 1 ? '' : 's'} failed outside a test` : '';
+const suites = failedSuites > 0 ? `, ${failedSuites} file${failedSuites === 1 ? '' : 's'} failed outside a test` : '';
 console.log(`tests: ${passed} passed, ${failed} failed, ${skipped} skipped${suites}`);
 process.exit(failed > 0 || failedSuites > 0 || passed === 0 ? 1 : 0);
