@@ -53,6 +53,8 @@ export interface Faults {
   redirectBlobsTo?: string;
   /** Send only the first 64 KiB of blob bodies until released, to test coalescing and crashes. */
   holdBlobs?: Promise<void>;
+  /** Answer manifest requests only once this settles (nothing is sent before), to hold a response under way. */
+  holdManifests?: Promise<void>;
   /** Retry-After value sent with 429. */
   retryAfter?: string;
   /** Answer manifest requests with these OCI errors (in order, one per request), e.g. ECR's expired-token 403. */
@@ -274,6 +276,15 @@ export class FakeRegistry {
     if (injected) return this.error(res, injected.status, injected.code, injected.message);
     const image = this.images.find((i) => i.repository === repository && (i.tag === reference || i.digest === reference));
     if (!image) return this.error(res, 404, 'MANIFEST_UNKNOWN', 'manifest unknown');
+    const hold = this.faults.holdManifests;
+    if (hold !== undefined) {
+      void hold.then(() => this.sendManifest(req, res, image));
+      return;
+    }
+    this.sendManifest(req, res, image);
+  }
+
+  private sendManifest(req: IncomingMessage, res: ServerResponse, image: FakeImage): void {
     res.writeHead(200, { ...this.faults.manifestHeaders, 'content-type': image.mediaType, 'content-length': image.manifest.length, 'docker-content-digest': image.digest });
     res.end(req.method === 'HEAD' ? undefined : image.manifest);
   }

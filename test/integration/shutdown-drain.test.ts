@@ -126,7 +126,9 @@ describe('shutting down with keep-alive connections open', () => {
     const port = Number(new URL(await pg.listen()).port);
     const socket = await open(port);
     const outcome = untilClosed(socket);
-    // A cold tag: the answer waits on the upstream, so it is under way when the close begins.
+    // A cold tag whose upstream answer is held: the response is under way (nothing sent yet) when the close begins.
+    let release = (): void => undefined;
+    fake.faults.holdManifests = new Promise<void>((resolve) => (release = resolve));
     socket.write(REQUEST);
     await new Promise<void>((resolve) => {
       const wait = (): void => {
@@ -135,7 +137,11 @@ describe('shutting down with keep-alive connections open', () => {
       };
       wait();
     });
-    await pg.close().then(() => (closed = true));
+    const closing = pg.close().then(() => (closed = true));
+    // The close has begun (the listener stops accepting at once); now the upstream answers.
+    await new Promise((resolve) => setImmediate(resolve));
+    release();
+    await closing;
     const { text, error } = await outcome;
     expect(error).toBeUndefined();
     const [response] = responses(text);
