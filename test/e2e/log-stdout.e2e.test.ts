@@ -6,7 +6,7 @@ import { REPO_ROOT } from '../../support/pullgate.js';
 
 describe('the buffered stdout log (built pullgate)', () => {
   it('writes every line whole, multi-byte characters intact, and flushes what is buffered when the process exits', async () => {
-    const logging = pathToFileURL(join(REPO_ROOT, 'dist', 'logging.js')).href;
+    const logging = pathToFileURL(join(REPO_ROOT, 'dist', 'core', 'logging.js')).href;
     // More lines than one buffered write holds (4 KiB), then a natural exit with lines still buffered.
     const script = [
       `const { createLogger } = await import(${JSON.stringify(logging)});`,
