@@ -1,15 +1,13 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { removeImage } from '../../src/cache/remove-image.js';
 import { FakeRegistry, makeImage, sha256, type FakeImage } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';
 import { harness, type Harness } from '../helpers/harness.js';
+import { runCliFromSource, type CliRun } from '../helpers/cli-from-source.js';
 
-const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
@@ -178,18 +176,7 @@ describe('cache rm', () => {
   });
 });
 
-function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
-    cwd: ROOT,
-    env: { ...process.env, PULLGATE_CONFIG: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
+/** Runs the CLI from source with the caller's environment, minus PULLGATE_CONFIG. */
+function run(args: string[]): Promise<CliRun> {
+  return runCliFromSource(args, { ...process.env, PULLGATE_CONFIG: '' });
 }

@@ -1,13 +1,11 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { FakeRegistry, makeImage } from '../helpers/fake-registry.js';
 import { FakeClock } from '../helpers/fake-clock.js';
+import { runCliFromSource, type CliRun } from '../helpers/cli-from-source.js';
 
-const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-doctor-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const cleanups: (() => Promise<void>)[] = [];
@@ -16,28 +14,11 @@ afterEach(async () => {
   while (cleanups.length > 0) await cleanups.pop()?.();
 });
 
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
+/** Runs `pullgate doctor` from source (tsx) with a clean environment (no docker config, no PULLGATE_*). */
+function doctor(args: string[], env: Record<string, string> = {}): Promise<CliRun> {
+  return runCliFromSource(['doctor', ...args], { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...env });
 }
 
-/** Runs `pullgate doctor` from source (tsx) with a clean environment (no docker config, no PULLGATE_*). */
-function doctor(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), 'doctor', ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
-}
 
 async function registry(): Promise<FakeRegistry> {
   const fake = await new FakeRegistry({ kind: 'bearer', users: { alice: SECRET }, anonymous: false, expiresIn: 300, crossScope403: false }, new FakeClock()).start();

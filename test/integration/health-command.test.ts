@@ -1,35 +1,22 @@
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkHealth, healthTarget } from '../../src/cli/health-command.js';
 import { loadConfigText } from '../../src/config/load.js';
 import { makeCa, makeLeaf } from '../helpers/certs.js';
 import { harness, type Harness } from '../helpers/harness.js';
+import { runCliFromSource, type CliRun } from '../helpers/cli-from-source.js';
 
-const ROOT = path.resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 const dir = mkdtempSync(path.join(tmpdir(), 'pullgate-health-'));
 
 /** Runs `pullgate health` from source (tsx), as the container's HEALTHCHECK runs the built CLI. */
-function run(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli.ts'), ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH, HOME: dir, PULLGATE_CONFIG: '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('close', (status) => resolve({ status, stdout, stderr }));
-  });
+function run(args: string[]): Promise<CliRun> {
+  return runCliFromSource(args, { PATH: process.env.PATH, HOME: dir, PULLGATE_CONFIG: '' });
 }
+
 
 function configFile(name: string, yaml: string): string {
   const file = path.join(dir, name);
