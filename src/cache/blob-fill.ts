@@ -5,6 +5,7 @@ import { finished } from 'node:stream/promises';
 import { DigestMismatch, UpstreamUnavailable, describeError } from '../core/errors.js';
 import { readAt } from './chunk-source.js';
 import type { FillCursor, FillSource, FillState } from './fill-source.js';
+import { ProgressSignal } from './progress-signal.js';
 
 export type { FillCursor, FillState };
 import { digestAlgorithm } from '../routing/reference.js';
@@ -230,7 +231,7 @@ export class BlobFill implements FillSource {
       if (err === null) this.fileBytes = end;
       else this.stopCaching(err);
       // Followers on other workers read the temp file only: its growth (or a failure to write it) is progress to them.
-      this.progress();
+      this.progress.notify();
       // Ring space freed by the write (or, uncached now, held only for readers): a waiting upstream may go on.
       this.moved();
       if (!this.writeToFile(this.flushing || this.waitingForRoom !== undefined)) for (const done of this.writesDone.splice(0)) done();
@@ -295,7 +296,7 @@ export class BlobFill implements FillSource {
       offset += data.length;
     }
     this.written += length;
-    this.progress();
+    this.progress.notify();
   }
 
   /**
@@ -411,7 +412,7 @@ export class BlobFill implements FillSource {
       // Readers get the last byte now (from the ring); the rest of the file write and durability
       // (fdatasync before the rename) are the store's business and need not delay the clients.
       this.state = 'verified';
-      this.progress();
+      this.progress.notify();
       this.flushing = true;
       this.writeToFile(true);
       await this.writesSettled();
@@ -469,27 +470,15 @@ export class BlobFill implements FillSource {
 
   /** Resolves at the fill's next progress (bytes readable, verified or failed): one promise shared by every waiting reader. */
   progressed(): Promise<void> {
-    this.nextProgress ??= new Promise((resolve) => {
-      this.wake = resolve;
-    });
-    return this.nextProgress;
+    return this.progress.wait();
   }
 
-  private nextProgress: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
-
-  private progress(): void {
-    const wake = this.wake;
-    if (wake === undefined) return;
-    this.wake = undefined;
-    this.nextProgress = undefined;
-    wake();
-  }
+  private readonly progress = new ProgressSignal();
 
   private fail(err: Error): void {
     if (this.state !== 'filling') return;
     this.state = 'failed';
     this.error = err;
-    this.progress();
+    this.progress.notify();
   }
 }

@@ -2,6 +2,7 @@ import { closeSync, openSync, unlinkSync } from 'node:fs';
 import { type FillCursor, type FillState, FillNotJoinable } from './blob-fill.js';
 import { readAt } from './chunk-source.js';
 import type { FillSource } from './fill-source.js';
+import { ProgressSignal } from './progress-signal.js';
 
 /**
  * A blob another worker of this host is filling, read from that worker's temp file as its progress is
@@ -20,8 +21,7 @@ export class RemoteFill implements FillSource {
   /** Holders of the descriptor: the progress reports until they end, and each reader. */
   private holds = 1;
   private readonly cursors = new Set<FillCursor>();
-  private nextProgress: Promise<void> | undefined;
-  private wake: (() => void) | undefined;
+  private readonly progress = new ProgressSignal();
   private ended: () => void = () => undefined;
   /** Resolves once the fill is verified or failed. */
   readonly settled = new Promise<void>((resolve) => {
@@ -55,7 +55,7 @@ export class RemoteFill implements FillSource {
   fileHas(count: number): void {
     if (this.state !== 'filling' || count <= this.written) return;
     this.written = this.size === undefined ? count : Math.min(count, this.size);
-    this.progress();
+    this.progress.notify();
   }
 
   /** The owner verified the blob: `size` bytes, all of them in the file. */
@@ -68,7 +68,7 @@ export class RemoteFill implements FillSource {
     this.size = size;
     this.written = size;
     this.state = 'verified';
-    this.progress();
+    this.progress.notify();
     this.releaseReports();
     this.ended();
   }
@@ -78,7 +78,7 @@ export class RemoteFill implements FillSource {
     if (this.state !== 'filling') return;
     this.state = 'failed';
     this.error = err;
-    this.progress();
+    this.progress.notify();
     this.releaseReports();
     this.ended();
   }
@@ -126,18 +126,7 @@ export class RemoteFill implements FillSource {
   }
 
   progressed(): Promise<void> {
-    this.nextProgress ??= new Promise((resolve) => {
-      this.wake = resolve;
-    });
-    return this.nextProgress;
-  }
-
-  private progress(): void {
-    const wake = this.wake;
-    if (wake === undefined) return;
-    this.wake = undefined;
-    this.nextProgress = undefined;
-    wake();
+    return this.progress.wait();
   }
 
   /**

@@ -12,7 +12,7 @@ const OCI_INDEX = 'application/vnd.oci.image.index.v1+json';
 
 /** Relays tag lists (pagination rewritten to the client's name) and referrers indexes (from the fallback tag when upstream has no referrers API). */
 export class UpstreamListings {
-  /** For the referrers fallback tag, fetched as any tag is. */
+  /** For the referrers fallback tag, fetched like every other tag. */
   private readonly manifests: UpstreamManifests;
 
   constructor(private readonly upstreams: Upstreams) {

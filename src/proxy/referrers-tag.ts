@@ -28,7 +28,7 @@ function indexAnswer(manifests: unknown[], filtered: boolean): JsonAnswer {
  * Answers `GET referrers/<digest>` from the `<alg>-<hex>` fallback tag when upstream has no referrers
  * API (as zot and the OCI clients do): that tag's image index is the list, filtered by
  * `artifactType` here, and a subject with no such tag has no referrers (an empty index). The tag is
- * fetched as any tag is (validated, within upstream.deadline), but not cached: referrers change.
+ * fetched like every other tag (validated, within upstream.deadline), but not cached: referrers change.
  */
 export async function referrersFromTag(manifests: UpstreamManifests, route: Route, digest: string, artifactType: string | null, signal: AbortSignal): Promise<JsonAnswer> {
   const filtered = artifactType !== null;
